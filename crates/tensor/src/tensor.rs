@@ -133,6 +133,12 @@ impl Tensor {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
 
+    /// How many tensors (views included) share this tensor's storage: a way
+    /// for tests to show that no stale handle keeps a buffer alive.
+    pub fn storage_handles(&self) -> usize {
+        Arc::strong_count(&self.storage)
+    }
+
     /// The elements as one slice, when the view is contiguous.
     pub fn as_slice(&self) -> Option<&[f32]> {
         self.is_contiguous()

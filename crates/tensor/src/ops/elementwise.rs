@@ -362,13 +362,6 @@ macro_rules! binary_operator {
                 Tensor::$method(self, rhs)
             }
         }
-        impl $trait<Tensor> for Tensor {
-            type Output = Tensor;
-            #[track_caller]
-            fn $method(self, rhs: Tensor) -> Tensor {
-                Tensor::$method(&self, &rhs)
-            }
-        }
         impl $trait<f32> for &Tensor {
             type Output = Tensor;
             fn $method(self, rhs: f32) -> Tensor {

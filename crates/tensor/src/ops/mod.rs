@@ -1,5 +1,6 @@
 //! Tensor operations: elementwise maths, reductions, matmul and convolution helpers.
 
+mod concat;
 pub mod conv;
 mod elementwise;
 mod matmul;

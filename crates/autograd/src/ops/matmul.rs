@@ -1,0 +1,117 @@
+//! Matrix products. Their backward is two GEMM calls on transposed *views*
+//! that accumulate straight into the gradient buffers (β = 1): no transposed
+//! copies, no extra additions.
+//!
+//! For `C = A·B` with upstream gradient `G = ∂L/∂C`:
+//! `∂L/∂A = G·Bᵀ` and `∂L/∂B = Aᵀ·G` (each `C[i,j] = Σₚ A[i,p]·B[p,j]`, so
+//! `∂C[i,j]/∂A[i,p] = B[p,j]` and `∂C[i,j]/∂B[p,j] = A[i,p]`).
+
+use ember_tensor::Tensor;
+
+use crate::graph::{record, Grads};
+use crate::Var;
+
+impl Var {
+    /// The matrix product `(m, k)·(k, n) → (m, n)`, or batched
+    /// `(b, m, k)·(b, k, n) → (b, m, n)`; a 2-D operand is shared across the batch.
+    ///
+    /// ```
+    /// use ember_autograd::Var;
+    /// use ember_tensor::Tensor;
+    ///
+    /// let x = Var::constant(Tensor::from_vec(vec![1.0, 2.0], &[1, 2]));
+    /// let w = Var::parameter(Tensor::from_vec(vec![3.0, 4.0], &[2, 1]));
+    /// let y = x.matmul(&w); // 1·3 + 2·4
+    /// y.backward();
+    /// assert_eq!(y.item(), 11.0);
+    /// assert_eq!(w.grad().unwrap().to_vec(), vec![1.0, 2.0]); // xᵀ·1
+    /// ```
+    ///
+    /// # Panics
+    /// If the shapes do not multiply; the message names both.
+    #[track_caller]
+    pub fn matmul(&self, other: &Var) -> Var {
+        let (a, b) = (self.value(), other.value());
+        let value = a.matmul(&b);
+        record(
+            "matmul",
+            value,
+            &[self, other],
+            move |g, grads: &mut Grads<'_>| matmul_backward(&a, &b, g, grads),
+        )
+    }
+
+    /// A fully connected layer in one op: `x·wᵀ + bias`, with `x (batch, in)`,
+    /// `w (out, in)` (PyTorch's layout) and `bias (out)`.
+    ///
+    /// The bias is written first and the product accumulated onto it by the
+    /// GEMM (β = 1), so the forward makes one output buffer and no temporary.
+    ///
+    /// # Panics
+    /// If the shapes do not fit; the message names them.
+    #[track_caller]
+    pub fn linear(&self, weight: &Var, bias: Option<&Var>) -> Var {
+        let (x, w) = (self.value(), weight.value());
+        assert!(
+            x.ndim() == 2 && w.ndim() == 2 && x.shape()[1] == w.shape()[1],
+            "linear: input {:?} does not fit weight {:?} (need (batch, in) and (out, in))",
+            x.shape(),
+            w.shape()
+        );
+        let (batch, out) = (x.shape()[0], w.shape()[0]);
+        let mut value = match bias {
+            Some(b) => {
+                let b = b.value();
+                assert!(
+                    b.shape() == [out],
+                    "linear: bias {:?} does not fit weight {:?} (need (out,))",
+                    b.shape(),
+                    w.shape()
+                );
+                b.broadcast_to(&[batch, out]).contiguous()
+            }
+            None => Tensor::zeros(&[batch, out]),
+        };
+        let beta = if bias.is_some() { 1.0 } else { 0.0 };
+        value.gemm_assign(1.0, &x, &w.t(), beta);
+        let inputs: Vec<&Var> = match bias {
+            Some(b) => vec![self, weight, b],
+            None => vec![self, weight],
+        };
+        record("linear", value, &inputs, move |g, grads: &mut Grads<'_>| {
+            // y = x·wᵀ: ∂x = g·w, ∂w = gᵀ·x, ∂bias = Σ_batch g.
+            grads.add_matmul(0, 1.0, g, &w);
+            grads.add_matmul(1, 1.0, &g.t(), &x);
+            if grads.wants(2) {
+                grads.add(2, g.sum_axis(0, false));
+            }
+        })
+    }
+}
+
+fn matmul_backward(a: &Tensor, b: &Tensor, g: &Tensor, grads: &mut Grads<'_>) {
+    match (a.ndim(), b.ndim()) {
+        // Shared 2-D B under a batched A: ∂B = Σ_batch Aᵦᵀ·Gᵦ, one GEMM over
+        // the batch folded into rows.
+        (3, 2) => {
+            grads.add_matmul(0, 1.0, g, &b.t());
+            if grads.wants(1) {
+                let rows = a.shape()[0] * a.shape()[1];
+                let a2 = a.reshape(&[rows, a.shape()[2]]);
+                let g2 = g.reshape(&[rows, g.shape()[2]]);
+                grads.add_matmul(1, 1.0, &a2.t(), &g2);
+            }
+        }
+        // Shared 2-D A under a batched B: ∂A = Σ_batch Gᵦ·Bᵦᵀ.
+        (2, 3) => {
+            if grads.wants(0) {
+                grads.add(0, g.matmul(&b.t()).sum_axis(0, false));
+            }
+            grads.add_matmul(1, 1.0, &a.t(), g);
+        }
+        _ => {
+            grads.add_matmul(0, 1.0, g, &b.t());
+            grads.add_matmul(1, 1.0, &a.t(), g);
+        }
+    }
+}

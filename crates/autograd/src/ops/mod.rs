@@ -1,0 +1,7 @@
+//! The differentiable ops. Each op's backward sits right under its forward.
+
+mod elementwise;
+mod matmul;
+mod reduce;
+mod shape;
+mod softmax_xent;

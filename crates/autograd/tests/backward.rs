@@ -1,0 +1,154 @@
+//! The backward pass itself: hand-derived gradients, accumulation, no_grad,
+//! memory, and clear panics on misuse.
+
+use ember_autograd::{no_grad, Var};
+use ember_tensor::Tensor;
+
+fn t(values: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_vec(values.to_vec(), shape)
+}
+
+#[test]
+fn hand_derived_chain_rule() {
+    // f(x, y) = (x·y + x)² at x = 2, y = 3: u = 8, f = 64.
+    // ∂f/∂x = 2u·(y + 1) = 64, ∂f/∂y = 2u·x = 32.
+    let x = Var::parameter(Tensor::scalar(2.0));
+    let y = Var::parameter(Tensor::scalar(3.0));
+    let u = &(&x * &y) + &x;
+    let f = &u * &u;
+    f.backward();
+    assert_eq!(f.item(), 64.0);
+    assert_eq!(x.grad().unwrap().item(), 64.0);
+    assert_eq!(y.grad().unwrap().item(), 32.0);
+}
+
+#[test]
+fn hand_derived_cross_entropy() {
+    // Logits (0, ln 3) for target 1: p = (1/4, 3/4), loss = −ln(3/4),
+    // ∂/∂logits = p − onehot = (1/4, −1/4).
+    let logits = Var::parameter(t(&[0.0, 3f32.ln()], &[1, 2]));
+    let loss = logits.cross_entropy(&[1]);
+    loss.backward();
+    assert!((loss.item() + 0.75f32.ln()).abs() < 1e-6);
+    let g = logits.grad().unwrap().to_vec();
+    assert!((g[0] - 0.25).abs() < 1e-6 && (g[1] + 0.25).abs() < 1e-6);
+}
+
+#[test]
+fn hand_derived_matmul() {
+    // y = sum(x·w): ∂/∂w[p, j] = Σᵢ x[i, p]; ∂/∂x[i, p] = Σⱼ w[p, j].
+    let x = Var::parameter(t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]));
+    let w = Var::parameter(t(&[1.0, 10.0, 100.0, 1000.0], &[2, 2]));
+    x.matmul(&w).sum().backward();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![4.0, 4.0, 6.0, 6.0]);
+    assert_eq!(x.grad().unwrap().to_vec(), vec![11.0, 1100.0, 11.0, 1100.0]);
+}
+
+#[test]
+fn gradients_accumulate_until_zeroed() {
+    let w = Var::parameter(t(&[1.0, 2.0], &[2]));
+    for _ in 0..3 {
+        (&w * 2.0).sum().backward();
+    }
+    assert_eq!(w.grad().unwrap().to_vec(), vec![6.0, 6.0]);
+    w.zero_grad();
+    assert!(w.grad().is_none());
+    (&w * &w).sum().backward();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![2.0, 4.0]);
+}
+
+#[test]
+fn matmul_backward_accumulates_into_existing_gradients() {
+    let x = Var::constant(t(&[1.0, 2.0], &[1, 2]));
+    let w = Var::parameter(t(&[0.5, -0.5], &[2, 1]));
+    x.matmul(&w).sum().backward();
+    x.matmul(&w).sum().backward();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![2.0, 4.0]);
+}
+
+#[test]
+fn shared_subexpressions_sum_their_gradients() {
+    // y = a·a + a: ∂y/∂a = 2a + 1.
+    let a = Var::parameter(t(&[3.0], &[1]));
+    let b = &a * &a;
+    let y = (&b + &a).sum();
+    y.backward();
+    assert_eq!(a.grad().unwrap().to_vec(), vec![7.0]);
+}
+
+#[test]
+fn no_grad_records_nothing_and_restores() {
+    let w = Var::parameter(t(&[1.0], &[1]));
+    let y = no_grad(|| {
+        let inner = ember_autograd::NoGradGuard::new();
+        drop(inner);
+        assert!(
+            !ember_autograd::is_grad_enabled(),
+            "nested guards restore the outer state"
+        );
+        &w * 3.0
+    });
+    assert!(!y.requires_grad() && y.is_leaf());
+    assert!(ember_autograd::is_grad_enabled());
+    let z = (&w * 3.0).sum();
+    assert!(z.requires_grad());
+}
+
+#[test]
+fn detach_stops_gradients() {
+    let w = Var::parameter(t(&[2.0], &[1]));
+    let y = (&w.detach() * &w).sum(); // ∂/∂w = detached value = 2
+    y.backward();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![2.0]);
+}
+
+#[test]
+#[should_panic(expected = "backward: called on a non-scalar of shape [2, 2]")]
+fn backward_on_non_scalar_panics() {
+    let w = Var::parameter(Tensor::ones(&[2, 2]));
+    (&w * 2.0).backward();
+}
+
+#[test]
+#[should_panic(expected = "matmul: cannot multiply shapes [2, 3] and [2, 3]")]
+fn shape_mismatch_names_the_op_and_shapes() {
+    let w = Var::parameter(Tensor::ones(&[2, 3]));
+    w.matmul(&w);
+}
+
+#[test]
+#[should_panic(expected = "already used by an earlier backward()")]
+fn second_backward_through_a_freed_graph_panics() {
+    let w = Var::parameter(Tensor::ones(&[2]));
+    let y = (&w * &w).sum();
+    y.backward();
+    y.backward();
+}
+
+#[test]
+fn intermediate_buffers_are_freed_after_backward_and_drop() {
+    // Two honest measures: the number of live graph nodes on this thread, and
+    // the handles to the parameter's storage (only its Var and our probe).
+    let w = Var::parameter(Tensor::ones(&[8, 4]));
+    let b = Var::parameter(Tensor::zeros(&[4]));
+    let baseline = ember_autograd::live_vars();
+    for step in 0..10_000 {
+        let x = Var::constant(Tensor::full(&[3, 8], step as f32 * 1e-4));
+        let h = x.matmul(&w).add(&b).relu().sum();
+        h.backward();
+        drop(h);
+        drop(x);
+        w.zero_grad();
+        b.zero_grad();
+        assert_eq!(
+            ember_autograd::live_vars(),
+            baseline,
+            "step {step}: graph nodes leaked"
+        );
+        assert_eq!(
+            w.value().storage_handles(),
+            2,
+            "step {step}: a stale handle keeps w alive"
+        );
+    }
+}
