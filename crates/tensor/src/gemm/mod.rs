@@ -19,6 +19,31 @@
 //! );
 //! assert_eq!(c, [17.0, 23.0, 39.0, 53.0]);
 //! ```
+//!
+//! ## How it works (see `docs/gemm.md`)
+//! - `loops.rs`: the BLIS loop nest JC → PC → IC → JR → IR, threaded over IC/JR.
+//! - `blocking.rs`: block sizes and the thread split; `pack.rs`: packing into
+//!   aligned, reused panels; `small.rs`: the path for products too small to pack.
+//! - `kernel/`: the micro-kernel contract, its body written once over a vector
+//!   trait, and the scalar, AVX2+FMA and AVX-512 instances.
+//!
+//! The kernel is picked once per process: the best one the CPU supports, or the
+//! one named by the environment variable `EMBER_GEMM_KERNEL`
+//! (`scalar`, `avx2` or `avx512`), which panics if the CPU cannot run it.
+//! [`gemm_with_kernel`] forces one per call (for tests and benchmarks).
+
+mod blocking;
+mod kernel;
+mod loops;
+#[cfg(test)]
+mod naive;
+mod pack;
+mod small;
+#[cfg(test)]
+mod tests;
+
+use kernel::MicroKernel;
+use loops::{COut, Product};
 
 /// How many threads a GEMM may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,9 +146,25 @@ impl<'a> MatRef<'a> {
         }
     }
 
-    #[inline]
+    #[cfg(test)]
     fn at(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.row_stride + j * self.col_stride]
+    }
+
+    /// The `rows × cols` sub-view starting at `(i0, j0)`; it must fit inside.
+    fn block(self, i0: usize, j0: usize, rows: usize, cols: usize) -> MatRef<'a> {
+        debug_assert!(i0 + rows <= self.rows && j0 + cols <= self.cols);
+        let start = if rows == 0 || cols == 0 {
+            0
+        } else {
+            i0 * self.row_stride + j0 * self.col_stride
+        };
+        MatRef {
+            data: &self.data[start..],
+            rows,
+            cols,
+            ..self
+        }
     }
 }
 
@@ -166,22 +207,181 @@ impl<'a> MatMut<'a> {
     pub fn cols(&self) -> usize {
         self.cols
     }
+
+    /// The transposed view (no copy).
+    pub fn t(self) -> MatMut<'a> {
+        MatMut {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    /// Whether two distinct `(i, j)` may address the same element (a zero
+    /// stride, or rows overlapping columns): such a C is written sequentially.
+    fn aliases_itself(&self) -> bool {
+        let mut dims = [(self.row_stride, self.rows), (self.col_stride, self.cols)];
+        dims.sort_unstable();
+        let [(s1, e1), (s2, e2)] = dims;
+        (e1 > 1 && s1 == 0) || (e2 > 1 && s2 < s1 * e1)
+    }
 }
 
-/// The name of the micro-kernel this process uses.
+/// A micro-kernel (instruction set) the GEMM can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Portable code, no SIMD intrinsics: runs everywhere.
+    Scalar,
+    /// x86-64 AVX2 with FMA: a 6×16 tile of 256-bit vectors.
+    Avx2,
+    /// x86-64 AVX-512F: a 12×32 tile of 512-bit vectors.
+    Avx512,
+}
+
+impl Kernel {
+    /// Every kernel, slowest first.
+    pub const ALL: [Kernel; 3] = [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512];
+
+    /// The name `EMBER_GEMM_KERNEL` and [`kernel_name`] use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Scalar => "scalar",
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU can run the kernel (detected at run time).
+    pub fn is_supported(self) -> bool {
+        MicroKernel::new(self).is_some()
+    }
+
+    /// The kernels this CPU can run, slowest first.
+    pub fn supported() -> Vec<Kernel> {
+        Kernel::ALL
+            .into_iter()
+            .filter(|k| k.is_supported())
+            .collect()
+    }
+
+    /// The kernel [`gemm`] uses in this process: `EMBER_GEMM_KERNEL` if set,
+    /// else the best supported one.
+    ///
+    /// # Panics
+    /// If `EMBER_GEMM_KERNEL` names an unknown kernel or one the CPU lacks.
+    pub fn selected() -> Kernel {
+        kernel::selected().kind
+    }
+}
+
+/// The name of the micro-kernel [`gemm`] uses in this process
+/// (`"scalar"`, `"avx2"` or `"avx512"`).
+///
+/// # Panics
+/// If `EMBER_GEMM_KERNEL` names an unknown kernel or one the CPU lacks.
 pub fn kernel_name() -> &'static str {
-    "naive"
+    Kernel::selected().name()
 }
 
-/// Computes `C ← αAB + βC`. With `β = 0`, C is only written, never read.
+/// Which way a GEMM call went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Nothing to multiply (an empty C, `k = 0` or `α = 0`): C was only scaled by β.
+    ScaleOnly,
+    /// The small-problem path: operands read in place, no blocking.
+    Small,
+    /// The packed, blocked loop nest.
+    Packed,
+}
+
+/// What a [`gemm_with_kernel`] call actually did: lets tests prove that the
+/// kernel they forced really ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmRun {
+    /// The kernel the micro-tiles ran on.
+    pub kernel: Kernel,
+    /// The path taken.
+    pub route: Route,
+    /// How many micro-kernel calls were made.
+    pub tiles: usize,
+    /// How many threads the work was split over (1 below the size threshold).
+    pub threads: usize,
+    /// Whether C was computed as `Cᵀ = BᵀAᵀ` (to suit C's layout or the tile shape).
+    pub transposed: bool,
+}
+
+/// Computes `C ← αAB + βC`. With `β = 0`, C is only written, never read, so
+/// NaN there does not leak; with `α = 0`, A and B are not read.
+///
+/// Results are bit-identical for every [`Parallelism`]: threads split rows and
+/// columns of C, never the K dimension.
 ///
 /// # Panics
 /// If the shapes do not agree: A is m×k, B must be k×n and C m×n.
 #[track_caller]
 pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>, par: Parallelism) {
+    check_shapes("gemm", &a, &b, &c);
+    run(
+        kernel::selected(),
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+        par,
+        Plan::default(),
+    );
+}
+
+/// [`gemm`] on a chosen micro-kernel, reporting what ran.
+///
+/// ```
+/// use ember_tensor::gemm::{gemm_with_kernel, Kernel, MatMut, MatRef, Parallelism};
+///
+/// let (a, b, mut c) = ([2.0; 6], [3.0; 6], [0.0; 4]);
+/// let run = gemm_with_kernel(
+///     Kernel::Scalar,
+///     1.0,
+///     MatRef::new(&a, 2, 3, 3, 1),
+///     MatRef::new(&b, 3, 2, 2, 1),
+///     0.0,
+///     MatMut::new(&mut c, 2, 2, 2, 1),
+///     Parallelism::Sequential,
+/// );
+/// assert_eq!(c, [18.0; 4]);
+/// assert_eq!(run.kernel, Kernel::Scalar);
+/// assert!(run.tiles > 0);
+/// ```
+///
+/// # Panics
+/// If the shapes do not agree (as [`gemm`]), or the CPU cannot run `kernel`.
+#[track_caller]
+pub fn gemm_with_kernel(
+    kernel: Kernel,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+    par: Parallelism,
+) -> GemmRun {
+    check_shapes("gemm_with_kernel", &a, &b, &c);
+    let kern = MicroKernel::new(kernel).unwrap_or_else(|| {
+        panic!(
+            "gemm_with_kernel: this CPU cannot run the {} kernel",
+            kernel.name()
+        )
+    });
+    run(&kern, alpha, a, b, beta, c, par, Plan::default())
+}
+
+#[track_caller]
+fn check_shapes(op: &str, a: &MatRef<'_>, b: &MatRef<'_>, c: &MatMut<'_>) {
     assert!(
         a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
-        "gemm: A is {}×{}, B is {}×{}, C is {}×{}: need A m×k, B k×n, C m×n",
+        "{op}: A is {}×{}, B is {}×{}, C is {}×{}: need A m×k, B k×n, C m×n",
         a.rows,
         a.cols,
         b.rows,
@@ -189,19 +389,105 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>, 
         c.rows,
         c.cols
     );
-    let _ = par;
+}
+
+/// Overrides of the automatic choices, so tests can reach every path with
+/// small matrices.
+#[derive(Clone, Copy, Debug, Default)]
+struct Plan {
+    route: Option<Route>,
+    threads: Option<usize>,
+}
+
+/// Picks the orientation, path and thread count, then runs.
+#[allow(clippy::too_many_arguments)] // the gemm signature plus the plan
+fn run(
+    kern: &MicroKernel,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+    par: Parallelism,
+    plan: Plan,
+) -> GemmRun {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let mut report = GemmRun {
+        kernel: kern.kind,
+        route: Route::ScaleOnly,
+        tiles: 0,
+        threads: 1,
+        transposed: false,
+    };
+    if m == 0 || n == 0 || k == 0 || alpha == 0.0 {
+        scale(c, beta);
+        return report;
+    }
+    // Cᵀ = BᵀAᵀ when that suits C's layout or wastes fewer padded tile slots.
+    let (a, b, c) = if transpose_pays(kern, m, n, &c) {
+        report.transposed = true;
+        (b.t(), a.t(), c.t())
+    } else {
+        (a, b, c)
+    };
+    let budget = match par {
+        Parallelism::Sequential => 1,
+        Parallelism::Threads(t) => t.min(rayon::current_num_threads()),
+    };
+    report.threads = if c.aliases_itself() {
+        1
+    } else {
+        plan.threads
+            .unwrap_or_else(|| blocking::threads_for(m, n, k, budget))
+    };
+    let product = Product {
+        alpha,
+        a,
+        b,
+        beta,
+        c: COut {
+            ptr: c.data.as_mut_ptr(),
+            rs: c.row_stride,
+            cs: c.col_stride,
+        },
+    };
+    let small = report.threads == 1 && small::fits(kern, a.rows, b.cols, a.cols);
+    if plan.route.map_or(small, |r| r == Route::Small) {
+        report.route = Route::Small;
+        report.tiles = small::run(kern, &product);
+    } else {
+        report.route = Route::Packed;
+        report.tiles = loops::packed(kern, &product, report.threads);
+    }
+    report
+}
+
+/// `C ← βC`, without reading C when β = 0.
+fn scale(c: MatMut<'_>, beta: f32) {
+    if beta == 1.0 {
+        return;
+    }
     for i in 0..c.rows {
         for j in 0..c.cols {
-            let mut acc = 0.0f32;
-            for p in 0..a.cols {
-                acc += a.at(i, p) * b.at(p, j);
-            }
             let at = i * c.row_stride + j * c.col_stride;
-            c.data[at] = if beta == 0.0 {
-                alpha * acc
-            } else {
-                alpha * acc + beta * c.data[at]
-            };
+            c.data[at] = if beta == 0.0 { 0.0 } else { beta * c.data[at] };
         }
+    }
+}
+
+/// Whether to compute `Cᵀ = BᵀAᵀ` instead: the kernel writes rows of C best,
+/// so a column-major C is transposed; otherwise transpose only when it wastes
+/// clearly fewer padded slots of the MR × NR tiles (a skinny N = 10 fills 10 of
+/// 16 columns but, as Cᵀ, 10 of 12 rows).
+fn transpose_pays(kern: &MicroKernel, m: usize, n: usize, c: &MatMut<'_>) -> bool {
+    let used = |rows: usize, cols: usize| {
+        (rows * cols) as f64
+            / (rows.next_multiple_of(kern.mr) * cols.next_multiple_of(kern.nr)) as f64
+    };
+    let (keep, swap) = (used(m, n), used(n, m));
+    match (c.col_stride == 1, c.row_stride == 1) {
+        (true, false) => swap > keep * 1.15,
+        (false, true) => swap * 1.15 >= keep,
+        _ => swap > keep,
     }
 }

@@ -1,0 +1,74 @@
+//! The portable kernel: plain `f32` lanes. It runs everywhere and is the
+//! fallback when no SIMD ISA is detected.
+
+use super::{tile_body, MicroKernel, Simd, Tile};
+use crate::gemm::Kernel;
+
+// SAFETY: plain f32 arithmetic needs no ISA; load/store read or write one
+// float, which the trait's contract guarantees is valid.
+unsafe impl Simd for f32 {
+    const LANES: usize = 1;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        0.0
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        x
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees `p` points at a valid float.
+        unsafe { *p }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees `p` points at a valid float.
+        unsafe { *p = self }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // Unfused: a software fma would be far slower on CPUs without one.
+        self * b + c
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        self * b
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        self + b
+    }
+}
+
+/// 4×4: 16 accumulators fit the 16 registers of x86-64 SSE and leave the
+/// optimiser room; it is the fallback, not the fast path.
+const MR: usize = 4;
+const NV: usize = 4;
+
+/// # Safety
+/// `t` satisfies the micro-kernel contract for packed operands.
+unsafe fn packed(t: &Tile) {
+    // SAFETY: forwarded from the caller; scalar code needs no ISA.
+    unsafe { tile_body::<f32, MR, NV>(t, 1, MR, NV) }
+}
+
+/// # Safety
+/// `t` satisfies the micro-kernel contract with its own strides.
+unsafe fn strided(t: &Tile) {
+    // SAFETY: forwarded from the caller; scalar code needs no ISA.
+    unsafe { tile_body::<f32, MR, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
+}
+
+pub(super) fn kernel() -> MicroKernel {
+    MicroKernel {
+        kind: Kernel::Scalar,
+        mr: MR,
+        nr: NV,
+        kc: 256, // A and B micro-panels: 8 KiB in L1d
+        mc: 128, // A block: 128 KiB, a quarter of L2
+        nc: 4096,
+        packed,
+        strided,
+    }
+}

@@ -1,0 +1,184 @@
+//! The BLIS loop nest around the micro-kernel, and its threading.
+//!
+//! ```text
+//! JC: for each NC-wide block of B's columns          (B block lives in L3)
+//!   PC: for each KC-deep slice of K                  (pack B block: KC × NC)
+//!     IC: for each MC-tall block of A's rows         (pack A block: MC × KC, in L2)
+//!       JR: for each NR-wide micro-panel of B        (B micro-panel stays in L1)
+//!         IR: for each MR-tall micro-panel of A      (micro-kernel: MR × NR of C)
+//! ```
+//!
+//! Threads split the IC and JR loops (rows and columns of C), never K: each
+//! element of C is computed by exactly one thread with the same sequence of
+//! operations, so the result is bit-identical for any thread count.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::blocking;
+use super::kernel::{MicroKernel, Tile};
+use super::pack::{pack_a, pack_b, with_buf, A_BUF, B_BUF};
+use super::MatRef;
+
+/// Where C lives: a raw pointer so that threads can write disjoint tiles.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct COut {
+    pub ptr: *mut f32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+// SAFETY: `COut` is only shared between the tasks of one GEMM, which write
+// disjoint tiles of C (or run sequentially when C's view aliases itself).
+unsafe impl Send for COut {}
+// SAFETY: as above.
+unsafe impl Sync for COut {}
+
+/// One product `C ← αAB + βC` with C given as a raw view of `a.rows × b.cols`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Product<'a> {
+    pub alpha: f32,
+    pub a: MatRef<'a>,
+    pub b: MatRef<'a>,
+    pub beta: f32,
+    pub c: COut,
+}
+
+/// Runs the packed loop nest on up to `threads` threads; returns the number of
+/// micro-kernel calls.
+pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usize {
+    let (m, k, n) = (p.a.rows, p.a.cols, p.b.cols);
+    let (nr, kc, nc) = (kern.nr, blocking::kc(kern, k), blocking::nc(kern, n));
+    let tiles = AtomicUsize::new(0);
+    // JC: blocks of NC columns.
+    for jc in (0..n).step_by(nc) {
+        let ncb = nc.min(n - jc);
+        let panels = ncb.div_ceil(nr);
+        let (tm, tn) = blocking::grid(kern, m, ncb, threads);
+        // PC: slices of KC along K; only the first applies the caller's β.
+        for pc in (0..k).step_by(kc) {
+            let kcb = kc.min(k - pc);
+            let beta = if pc == 0 { p.beta } else { 1.0 };
+            with_buf(&B_BUF, panels * nr * kcb, |bbuf| {
+                pack_b_block(bbuf, p.b.block(pc, jc, kcb, ncb), nr, threads);
+                let bbuf = &*bbuf;
+                let task = |rows: Range<usize>, cols: Range<usize>| {
+                    let block = Block {
+                        jc,
+                        pc,
+                        kcb,
+                        ncb,
+                        beta,
+                    };
+                    let done = ic_loop(kern, p, bbuf, &block, rows, cols);
+                    tiles.fetch_add(done, Ordering::Relaxed);
+                };
+                let row_bands: Vec<_> = blocking::split(m.div_ceil(kern.mr), tm)
+                    .map(|r| (r.start * kern.mr)..(r.end * kern.mr).min(m))
+                    .collect();
+                let col_bands: Vec<_> = blocking::split(panels, tn).collect();
+                if threads == 1 {
+                    task(0..m, 0..panels);
+                } else {
+                    rayon::scope(|s| {
+                        for rows in &row_bands {
+                            for cols in &col_bands {
+                                let (rows, cols) = (rows.clone(), cols.clone());
+                                s.spawn(move |_| task(rows, cols));
+                            }
+                        }
+                    });
+                }
+            });
+        }
+    }
+    tiles.into_inner()
+}
+
+/// Packs a B block, its panels shared out between `threads`.
+fn pack_b_block(dst: &mut [f32], b: MatRef<'_>, nr: usize, threads: usize) {
+    let panels = b.cols.div_ceil(nr);
+    let per_panel = nr * b.rows;
+    if threads == 1 || panels < 2 {
+        pack_b(dst, b, nr);
+        return;
+    }
+    let chunk = panels.div_ceil(threads);
+    rayon::scope(|s| {
+        for (q, part) in dst[..panels * per_panel]
+            .chunks_mut(chunk * per_panel)
+            .enumerate()
+        {
+            let j0 = q * chunk * nr;
+            let cols = (chunk * nr).min(b.cols - j0);
+            let view = b.block(0, j0, b.rows, cols);
+            s.spawn(move |_| pack_b(part, view, nr));
+        }
+    });
+}
+
+/// The current (JC, PC) block, as seen by the inner loops.
+struct Block {
+    jc: usize,
+    pc: usize,
+    kcb: usize,
+    ncb: usize,
+    beta: f32,
+}
+
+/// IC → JR → IR over C's `rows` and B's micro-panels `cols` for one packed B block.
+fn ic_loop(
+    kern: &MicroKernel,
+    p: &Product<'_>,
+    bbuf: &[f32],
+    blk: &Block,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) -> usize {
+    let (mr, nr, kcb) = (kern.mr, kern.nr, blk.kcb);
+    if rows.is_empty() || cols.is_empty() {
+        return 0;
+    }
+    let mc = blocking::mc(kern, rows.len());
+    let mut tiles = 0;
+    with_buf(&A_BUF, mc.div_ceil(mr) * mr * kcb, |abuf| {
+        // IC: blocks of MC rows, packed into this thread's buffer.
+        for ic in rows.clone().step_by(mc) {
+            let mcb = mc.min(rows.end - ic);
+            pack_a(abuf, p.a.block(ic, blk.pc, mcb, kcb), mr);
+            // JR: micro-panels of NR columns (each stays in L1 across IR).
+            for jr in cols.clone() {
+                let j = blk.jc + jr * nr;
+                let n_live = nr.min(blk.jc + blk.ncb - j);
+                let b = bbuf[jr * nr * kcb..].as_ptr();
+                // IR: micro-panels of MR rows.
+                for ir in 0..mcb.div_ceil(mr) {
+                    let i = ic + ir * mr;
+                    let tile = Tile {
+                        k: kcb,
+                        a: abuf[ir * mr * kcb..].as_ptr(),
+                        a_rs: 1,
+                        a_cs: mr,
+                        b,
+                        b_rs: nr,
+                        // SAFETY: (i, j) is inside C (i < m, j < n), and the
+                        // view of C was checked against its slice.
+                        c: unsafe { p.c.ptr.add(i * p.c.rs + j * p.c.cs) },
+                        c_rs: p.c.rs,
+                        c_cs: p.c.cs,
+                        m: mr.min(ic + mcb - i),
+                        n: n_live,
+                        alpha: p.alpha,
+                        beta: blk.beta,
+                    };
+                    // SAFETY: the A and B panels are packed and zero-padded to
+                    // full MR × kcb and kcb × NR, the live corner is inside C,
+                    // and this task alone writes these rows × columns.
+                    unsafe { (kern.packed)(&tile) };
+                    tiles += 1;
+                }
+            }
+        }
+    });
+    tiles
+}

@@ -1,0 +1,84 @@
+//! The small-problem path: for products so small that packing costs more
+//! than it saves, the micro-kernel reads A, and B when its rows are
+//! contiguous, in place. Only ragged edges (a last panel of fewer than MR rows
+//! or NR columns) are packed, because the kernel reads full panels.
+
+use super::kernel::{MicroKernel, Tile};
+use super::loops::Product;
+use super::pack::{pack_a, pack_b, with_buf, A_BUF, B_BUF};
+
+/// Products up to this many multiply-adds (m·n·k) skip the blocked path: at
+/// 64³ packing both operands would cost a sizeable share of the run.
+const SMALL_MAX: usize = 96 * 96 * 96;
+
+/// Whether `m × k · k × n` takes this path: one K slice, and small.
+pub(crate) fn fits(kern: &MicroKernel, m: usize, n: usize, k: usize) -> bool {
+    k <= kern.kc && m.saturating_mul(n).saturating_mul(k) <= SMALL_MAX
+}
+
+/// Runs the product on the calling thread; returns the number of micro-kernel calls.
+pub(crate) fn run(kern: &MicroKernel, p: &Product<'_>) -> usize {
+    let (m, k, n) = (p.a.rows, p.a.cols, p.b.cols);
+    let (mr, nr) = (kern.mr, kern.nr);
+    let b_direct = p.b.col_stride == 1;
+    let (full_m, full_n) = (m - m % mr, n - n % nr);
+    let b_len = if b_direct {
+        nr * k
+    } else {
+        n.div_ceil(nr) * nr * k
+    };
+    let mut tiles = 0;
+    with_buf(&B_BUF, b_len, |bbuf| {
+        if !b_direct {
+            pack_b(bbuf, p.b, nr);
+        } else if full_n < n {
+            pack_b(bbuf, p.b.block(0, full_n, k, n - full_n), nr);
+        }
+        with_buf(&A_BUF, mr * k, |a_edge| {
+            if full_m < m {
+                pack_a(a_edge, p.a.block(full_m, 0, m - full_m, k), mr);
+            }
+            for j in (0..n).step_by(nr) {
+                let (b, b_rs) = if !b_direct {
+                    (bbuf[j * k..].as_ptr(), nr)
+                } else if j < full_n {
+                    // SAFETY: column j < n of row 0 is inside B's slice.
+                    (unsafe { p.b.data.as_ptr().add(j) }, p.b.row_stride)
+                } else {
+                    (bbuf.as_ptr(), nr)
+                };
+                for i in (0..m).step_by(mr) {
+                    let (a, a_rs, a_cs) = if i < full_m {
+                        // SAFETY: row i < m of column 0 is inside A's slice.
+                        let a = unsafe { p.a.data.as_ptr().add(i * p.a.row_stride) };
+                        (a, p.a.row_stride, p.a.col_stride)
+                    } else {
+                        (a_edge.as_ptr(), 1, mr)
+                    };
+                    let tile = Tile {
+                        k,
+                        a,
+                        a_rs,
+                        a_cs,
+                        b,
+                        b_rs,
+                        // SAFETY: (i, j) is inside C, whose view was checked.
+                        c: unsafe { p.c.ptr.add(i * p.c.rs + j * p.c.cs) },
+                        c_rs: p.c.rs,
+                        c_cs: p.c.cs,
+                        m: mr.min(m - i),
+                        n: nr.min(n - j),
+                        alpha: p.alpha,
+                        beta: p.beta,
+                    };
+                    // SAFETY: full panels are read in place (MR rows < m, NR
+                    // contiguous columns < n, k steps, all inside the views);
+                    // ragged ones come packed and zero-padded.
+                    unsafe { (kern.strided)(&tile) };
+                    tiles += 1;
+                }
+            }
+        });
+    });
+    tiles
+}

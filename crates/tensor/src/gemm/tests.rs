@@ -1,0 +1,451 @@
+//! Every supported kernel, forced in turn, against the f64 reference over
+//! sizes, boundaries, layouts, α and β; plus thread-count invariance and
+//! agreement with `matrixmultiply`.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::kernel::MicroKernel;
+use super::{gemm_with_kernel, naive, run, Kernel, MatMut, MatRef, Parallelism, Plan, Route};
+
+/// How a matrix sits in its buffer.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    RowMajor,
+    ColMajor,
+    /// Row-major with 3 spare floats after each row.
+    Padded,
+    /// Neither stride is 1: every other float, rows apart by an odd gap.
+    Gapped,
+}
+
+const LAYOUTS: [Layout; 4] = [
+    Layout::RowMajor,
+    Layout::ColMajor,
+    Layout::Padded,
+    Layout::Gapped,
+];
+
+/// A matrix in a buffer, possibly with gaps the GEMM must not touch.
+struct Mat {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl Mat {
+    fn new(rows: usize, cols: usize, layout: Layout, fill: f32) -> Mat {
+        let (rs, cs) = match layout {
+            Layout::RowMajor => (cols, 1),
+            Layout::ColMajor => (1, rows),
+            Layout::Padded => (cols + 3, 1),
+            Layout::Gapped => (2 * cols + 1, 2),
+        };
+        let len = if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        };
+        Mat {
+            data: vec![fill; len],
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+
+    fn random(rows: usize, cols: usize, layout: Layout, rng: &mut ChaCha8Rng) -> Mat {
+        let mut m = Mat::new(rows, cols, layout, f32::NAN);
+        for i in 0..rows {
+            for j in 0..cols {
+                m.data[i * m.rs + j * m.cs] = rng.gen_range(-1.0..1.0);
+            }
+        }
+        m
+    }
+
+    fn view(&self) -> MatRef<'_> {
+        MatRef::new(&self.data, self.rows, self.cols, self.rs, self.cs)
+    }
+
+    fn view_mut(&mut self) -> MatMut<'_> {
+        MatMut::new(&mut self.data, self.rows, self.cols, self.rs, self.cs)
+    }
+
+    fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.rs + j * self.cs]
+    }
+
+    fn in_view(&self, index: usize) -> bool {
+        (0..self.rows).any(|i| (0..self.cols).any(|j| i * self.rs + j * self.cs == index))
+    }
+}
+
+/// One GEMM case.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    m: usize,
+    n: usize,
+    k: usize,
+    layouts: [Layout; 3],
+    alpha: f32,
+    beta: f32,
+    route: Option<Route>,
+    threads: Option<usize>,
+}
+
+const SENTINEL: f32 = 12345.0;
+
+/// Runs `case` on `kernel` and checks C against the reference, that β = 0
+/// ignores a NaN-filled C, that nothing outside C's view was written, and that
+/// the forced kernel really ran.
+fn check(kernel: Kernel, case: Case, rng: &mut ChaCha8Rng) {
+    let Case { m, n, k, .. } = case;
+    let a = Mat::random(m, k, case.layouts[0], rng);
+    let b = Mat::random(k, n, case.layouts[1], rng);
+    let mut c = Mat::new(m, n, case.layouts[2], SENTINEL);
+    for i in 0..m {
+        for j in 0..n {
+            let v = if case.beta == 0.0 {
+                f32::NAN
+            } else {
+                rng.gen_range(-1.0..1.0)
+            };
+            c.data[i * c.rs + j * c.cs] = v;
+        }
+    }
+    let mut want = Mat {
+        data: c.data.clone(),
+        ..Mat::new(m, n, case.layouts[2], 0.0)
+    };
+    naive::gemm(
+        case.alpha,
+        a.view(),
+        b.view(),
+        case.beta,
+        &mut want.view_mut(),
+    );
+
+    let kern = MicroKernel::new(kernel).expect("only supported kernels are tested");
+    let plan = Plan {
+        route: case.route,
+        threads: case.threads,
+    };
+    let c_before = c.data.clone();
+    let report = run(
+        &kern,
+        case.alpha,
+        a.view(),
+        b.view(),
+        case.beta,
+        c.view_mut(),
+        Parallelism::Sequential,
+        plan,
+    );
+
+    assert_eq!(report.kernel, kernel, "{case:?}");
+    if m * n * k > 0 && case.alpha != 0.0 {
+        let min_tiles = if report.transposed {
+            n.div_ceil(kern.mr) * m.div_ceil(kern.nr)
+        } else {
+            m.div_ceil(kern.mr) * n.div_ceil(kern.nr)
+        };
+        assert!(
+            report.tiles >= min_tiles,
+            "{kernel:?} did not run every tile: {report:?} for {case:?}"
+        );
+        if let Some(route) = case.route {
+            assert_eq!(report.route, route, "{case:?}");
+        }
+    }
+    for i in 0..m {
+        for j in 0..n {
+            let scale: f32 = (0..k).map(|p| (a.at(i, p) * b.at(p, j)).abs()).sum::<f32>()
+                * case.alpha.abs()
+                + if case.beta == 0.0 {
+                    0.0
+                } else {
+                    (case.beta * c_before[i * c.rs + j * c.cs]).abs()
+                };
+            let tol = 4.0 * f32::EPSILON * (k as f32 + 2.0) * scale + 1e-30;
+            let (got, exp) = (c.at(i, j), want.at(i, j));
+            assert!(
+                (got - exp).abs() <= tol,
+                "{kernel:?}: C[{i},{j}] = {got}, expected {exp} (tol {tol}) for {case:?}"
+            );
+        }
+    }
+    for (index, (&now, &before)) in c.data.iter().zip(&c_before).enumerate() {
+        if before == SENTINEL && !c.in_view(index) {
+            assert_eq!(now, SENTINEL, "wrote outside C at {index} for {case:?}");
+        }
+    }
+}
+
+fn routes(kern: &MicroKernel, k: usize) -> Vec<Option<Route>> {
+    if k <= kern.kc {
+        vec![Some(Route::Small), Some(Route::Packed)]
+    } else {
+        vec![Some(Route::Packed)]
+    }
+}
+
+/// All kernels this CPU can run: the forced-kernel tests below cover each.
+fn kernels() -> Vec<Kernel> {
+    let ks = Kernel::supported();
+    assert!(ks.contains(&Kernel::Scalar));
+    ks
+}
+
+#[test]
+fn small_sizes_every_kernel_every_route() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for kernel in kernels() {
+        let kern = MicroKernel::new(kernel).unwrap();
+        let mut count = 0usize;
+        for m in 0..=33 {
+            for n in 0..=33 {
+                for k in 0..=33 {
+                    // A deterministic sample of about one combination in 11.
+                    if (m * 7 + n * 13 + k * 3) % 11 != 0 {
+                        continue;
+                    }
+                    count += 1;
+                    let layouts = [
+                        LAYOUTS[count % 4],
+                        LAYOUTS[(count / 4) % 4],
+                        LAYOUTS[(count / 16) % 4],
+                    ];
+                    let alpha = [1.0, -0.5, 0.0][count % 3];
+                    let beta = [0.0, 1.0, 2.5][(count / 3) % 3];
+                    for route in routes(&kern, k) {
+                        let case = Case {
+                            m,
+                            n,
+                            k,
+                            layouts,
+                            alpha,
+                            beta,
+                            route,
+                            threads: Some(1 + count % 3),
+                        };
+                        check(kernel, case, &mut rng);
+                    }
+                }
+            }
+        }
+        assert!(count > 3000);
+    }
+}
+
+#[test]
+fn block_boundaries_primes_layouts_alpha_beta() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    for kernel in kernels() {
+        let kern = MicroKernel::new(kernel).unwrap();
+        let (mr, nr, kc, mc) = (kern.mr, kern.nr, kern.kc, kern.mc);
+        let shapes = [
+            (mr - 1, nr + 1, kc + 1),
+            (mr + 1, nr - 1, kc - 1),
+            (mc + 1, nr, 17),
+            (mc - 1, 2 * nr + 1, 31),
+            (mr, nr, 2 * kc + 1),
+            (37, 41, 43),
+            (97, 13, 101),
+            (1, 67, 59),
+            (61, 1, 53),
+            (128, 10, 71),
+        ];
+        let mut count = 0;
+        for (m, n, k) in shapes {
+            for la in LAYOUTS {
+                for lb in LAYOUTS {
+                    count += 1;
+                    let case = Case {
+                        m,
+                        n,
+                        k,
+                        layouts: [la, lb, LAYOUTS[count % 4]],
+                        alpha: [1.0, -0.5, 0.0][count % 3],
+                        beta: [0.0, 1.0, 2.5][(count / 3) % 3],
+                        route: None,
+                        threads: Some(1 + count % 2),
+                    };
+                    check(kernel, case, &mut rng);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn beta_zero_ignores_nan_and_alpha_zero_scales() {
+    for kernel in kernels() {
+        let a = [f32::NAN; 6];
+        let b = [1.0; 6];
+        let mut c = [3.0; 4];
+        // α = 0: A (NaN) is not read, C ← βC.
+        let run = gemm_with_kernel(
+            kernel,
+            0.0,
+            MatRef::new(&a, 2, 3, 3, 1),
+            MatRef::new(&b, 3, 2, 2, 1),
+            2.0,
+            MatMut::new(&mut c, 2, 2, 2, 1),
+            Parallelism::Sequential,
+        );
+        assert_eq!(c, [6.0; 4]);
+        assert_eq!(run.route, Route::ScaleOnly);
+        let a = [1.0; 6];
+        let mut c = [f32::NAN; 4];
+        gemm_with_kernel(
+            kernel,
+            1.0,
+            MatRef::new(&a, 2, 3, 3, 1),
+            MatRef::new(&b, 3, 2, 2, 1),
+            0.0,
+            MatMut::new(&mut c, 2, 2, 2, 1),
+            Parallelism::Sequential,
+        );
+        assert_eq!(c, [3.0; 4]);
+    }
+}
+
+#[test]
+fn unsupported_kernels_refuse_to_build() {
+    for kernel in Kernel::ALL {
+        assert_eq!(MicroKernel::new(kernel).is_some(), kernel.is_supported());
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert_eq!(
+            Kernel::Avx512.is_supported(),
+            is_x86_feature_detected!("avx512f")
+        );
+        assert_eq!(
+            Kernel::Avx2.is_supported(),
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+        );
+    }
+}
+
+#[test]
+fn kernel_choice_from_the_environment_value() {
+    use super::kernel::choose;
+    assert_eq!(choose(Some("scalar")), Kernel::Scalar);
+    assert_eq!(choose(None), *Kernel::supported().last().unwrap());
+    let unknown = std::panic::catch_unwind(|| choose(Some("sse9")));
+    assert!(unknown.is_err());
+    for kernel in Kernel::ALL {
+        let result = std::panic::catch_unwind(|| choose(Some(kernel.name())));
+        assert_eq!(result.is_ok(), kernel.is_supported(), "{kernel:?}");
+    }
+}
+
+/// `(m, k, n)` with A and B possibly transposed.
+fn big_case(m: usize, k: usize, n: usize, ta: bool, tb: bool, seed: u64) -> (Mat, Mat) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let la = if ta {
+        Layout::ColMajor
+    } else {
+        Layout::RowMajor
+    };
+    let lb = if tb {
+        Layout::ColMajor
+    } else {
+        Layout::RowMajor
+    };
+    (
+        Mat::random(m, k, la, &mut rng),
+        Mat::random(k, n, lb, &mut rng),
+    )
+}
+
+#[test]
+fn threads_are_bit_identical() {
+    for kernel in kernels() {
+        for (m, k, n, ta, tb) in [
+            (301, 263, 290, false, false),
+            (128, 300, 10, false, true),
+            (50, 530, 260, true, false),
+        ] {
+            let (a, b) = big_case(m, k, n, ta, tb, 3);
+            let mut outs = Vec::new();
+            for threads in [1, 2, 3] {
+                let mut c = Mat::new(m, n, Layout::RowMajor, 0.5);
+                let run = gemm_with_kernel(
+                    kernel,
+                    0.75,
+                    a.view(),
+                    b.view(),
+                    1.5,
+                    c.view_mut(),
+                    Parallelism::Threads(threads),
+                );
+                if threads > 1 && rayon::current_num_threads() > 1 && m * n * k > 1 << 20 {
+                    assert!(run.threads > 1, "{run:?}");
+                }
+                outs.push(c.data);
+            }
+            assert!(
+                outs[0] == outs[1] && outs[0] == outs[2],
+                "{kernel:?} {m}×{k}×{n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn agrees_with_matrixmultiply() {
+    for (i, (m, k, n, ta, tb)) in [
+        (517, 300, 263, false, false),
+        (64, 1000, 129, true, false),
+        (257, 129, 700, false, true),
+        (128, 512, 10, true, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (a, b) = big_case(m, k, n, ta, tb, 10 + i as u64);
+        let mut want = vec![0.0f32; m * n];
+        // SAFETY: the pointers and strides describe the buffers exactly.
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.data.as_ptr(),
+                a.rs as isize,
+                a.cs as isize,
+                b.data.as_ptr(),
+                b.rs as isize,
+                b.cs as isize,
+                0.0,
+                want.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+        let mut c = Mat::new(m, n, Layout::RowMajor, f32::NAN);
+        super::gemm(
+            1.0,
+            a.view(),
+            b.view(),
+            0.0,
+            c.view_mut(),
+            Parallelism::Threads(2),
+        );
+        let worst = c
+            .data
+            .iter()
+            .zip(&want)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        // Entries are sums of k products of numbers in (-1, 1).
+        assert!(worst <= 1e-5 * k as f32, "{m}×{k}×{n}: max diff {worst}");
+    }
+}
