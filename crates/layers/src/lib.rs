@@ -3,16 +3,56 @@
 //! The building blocks people assemble into models, and what a training loop
 //! needs around them.
 //!
-//! - [`Module`]: the trait every layer implements (forward, named parameters,
-//!   train/eval).
+//! ```
+//! use ember_autograd::Var;
+//! use ember_layers::{Linear, Module, ReLU, Sequential};
+//! use ember_tensor::Tensor;
+//! use rand::SeedableRng;
+//!
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+//! let model = Sequential::new()
+//!     .add(Linear::new(4, 8, &mut rng)) // truncated normal, std 1/√4; bias 0.1 (a ReLU follows)
+//!     .add(ReLU)
+//!     .add(Linear::new(8, 3, &mut rng)); // bias 0
+//! let x = Var::constant(Tensor::ones(&[5, 4]));
+//! let loss = model.forward(&x).cross_entropy(&[0, 1, 2, 0, 1]);
+//! loss.backward();
+//! assert!(model.parameters().iter().all(|(_, p)| p.grad().is_some()));
+//! ```
+//!
+//! ## Map of the crate
+//! - [`Module`]: the trait every layer implements (forward, named
+//!   parameters, train/eval); [`Sequential`] chains modules.
+//! - Layers: [`Linear`], `Conv2d`, `MaxPool2d`, [`Flatten`],
+//!   [`Dropout`], [`BatchNorm1d`], [`BatchNorm2d`], and activations
+//!   ([`ReLU`], [`LeakyReLU`], [`Sigmoid`], [`Tanh`], [`GELU`], [`Softmax`]).
 //! - [`init`]: pluggable weight initializers (the [`init::Initializer`]
-//!   trait, Ember's default truncated normal, variance scaling, orthogonal).
+//!   trait, Ember's default truncated normal, variance scaling, orthogonal);
+//!   [`LayerInit`] picks them per layer or model-wide.
+//!
+//! ## Ember's initialization defaults
+//! Weights: a truncated normal with std 1/√fan_in, cut at ±2σ (TensorFlow's
+//! MNIST recipe). Biases: zero, except [`RELU_BIAS`] = 0.1 for a layer whose
+//! output feeds a ReLU, so that no unit starts dead. Both can be overridden
+//! per layer or for the whole model with [`LayerInit`].
 #![forbid(unsafe_code)]
 
+mod activation;
+mod batchnorm;
+mod dropout;
 pub mod init;
+mod layer_init;
+mod linear;
 mod module;
+mod sequential;
 
+pub use activation::{Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, GELU};
+pub use batchnorm::{BatchNorm1d, BatchNorm2d};
+pub use dropout::Dropout;
+pub use layer_init::{BiasInit, LayerInit};
+pub use linear::Linear;
 pub use module::{Module, Named};
+pub use sequential::Sequential;
 
 /// The bias a layer starts with when its output feeds a ReLU and no bias
 /// initializer was chosen: small and positive, so that no unit starts dead.

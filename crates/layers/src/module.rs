@@ -60,6 +60,17 @@ pub trait Module {
     /// start it at [`crate::RELU_BIAS`] so that no unit starts dead.
     fn feeds_relu(&self) {}
 
+    /// Whether this layer is a ReLU (so the layer before it gets a positive bias).
+    fn is_relu(&self) -> bool {
+        false
+    }
+
+    /// Re-seeds any randomness the layer uses while running (dropout masks).
+    /// Training loops call it at each epoch with a seed derived from the run's
+    /// seed and the epoch, so a run resumed at an epoch boundary draws the
+    /// same masks as one that never stopped.
+    fn reseed(&self, _seed: u64) {}
+
     /// A short description for summaries, like `Linear(784 → 512)`.
     fn describe(&self) -> String {
         "Module".to_string()

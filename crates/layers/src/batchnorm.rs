@@ -1,0 +1,193 @@
+//! Batch normalization over features (1-D) and channels (2-D).
+
+use std::cell::Cell;
+
+use ember_autograd::{no_grad, Var};
+use ember_tensor::Tensor;
+
+use crate::{Module, Named};
+
+/// The shared core: normalizes a `(rows, features)` batch per feature.
+struct Norm {
+    features: usize,
+    weight: Var,
+    bias: Var,
+    running_mean: Var,
+    running_var: Var,
+    num_batches_tracked: Var,
+    momentum: f32,
+    eps: f32,
+    training: Cell<bool>,
+}
+
+impl Norm {
+    fn new(features: usize) -> Norm {
+        Norm {
+            features,
+            weight: Var::parameter(Tensor::ones(&[features])),
+            bias: Var::parameter(Tensor::zeros(&[features])),
+            running_mean: Var::constant(Tensor::zeros(&[features])),
+            running_var: Var::constant(Tensor::ones(&[features])),
+            num_batches_tracked: Var::constant(Tensor::scalar(0.0)),
+            momentum: 0.1,
+            eps: 1e-5,
+            training: Cell::new(true),
+        }
+    }
+
+    /// `x (rows, features)` → normalized, scaled and shifted.
+    #[track_caller]
+    fn forward_2d(&self, op: &str, x: &Var) -> Var {
+        let shape = x.shape();
+        assert!(
+            shape.len() == 2 && shape[1] == self.features,
+            "{op}: input {shape:?} does not have {} features",
+            self.features
+        );
+        let (centered, inv_std) = if self.training.get() {
+            let mean = x.mean_axis(0, true);
+            let centered = x.sub(&mean);
+            let var = centered.mul(&centered).mean_axis(0, true);
+            self.update_running(&mean.value(), &var.value(), shape[0]);
+            (centered, var.add_scalar(self.eps).powf(-0.5))
+        } else {
+            let mean = Var::constant(self.running_mean.value());
+            let inv = self.running_var.value().add_scalar(self.eps).powf(-0.5);
+            (x.sub(&mean), Var::constant(inv))
+        };
+        centered.mul(&inv_std).mul(&self.weight).add(&self.bias)
+    }
+
+    /// Running statistics as PyTorch keeps them: the variance is unbiased.
+    fn update_running(&self, mean: &Tensor, var: &Tensor, rows: usize) {
+        no_grad(|| {
+            let m = self.momentum;
+            let unbiased = rows as f32 / (rows.max(2) - 1) as f32;
+            let mean = mean.reshape(&[self.features]);
+            let var = var.reshape(&[self.features]).mul_scalar(unbiased);
+            let rm = self
+                .running_mean
+                .value()
+                .mul_scalar(1.0 - m)
+                .add(&mean.mul_scalar(m));
+            let rv = self
+                .running_var
+                .value()
+                .mul_scalar(1.0 - m)
+                .add(&var.mul_scalar(m));
+            self.running_mean.set_value(rm);
+            self.running_var.set_value(rv);
+            self.num_batches_tracked
+                .set_value(self.num_batches_tracked.value().add_scalar(1.0));
+        });
+    }
+
+    fn parameters(&self) -> Vec<Named> {
+        vec![
+            ("weight".into(), self.weight.clone()),
+            ("bias".into(), self.bias.clone()),
+        ]
+    }
+
+    fn buffers(&self) -> Vec<Named> {
+        vec![
+            ("running_mean".into(), self.running_mean.clone()),
+            ("running_var".into(), self.running_var.clone()),
+            (
+                "num_batches_tracked".into(),
+                self.num_batches_tracked.clone(),
+            ),
+        ]
+    }
+}
+
+/// Batch normalization of features: `(batch, features) → (batch, features)`.
+///
+/// In training, each feature is normalized with the batch's mean and
+/// (biased) variance, then scaled by `weight` and shifted by `bias`; running
+/// estimates (momentum 0.1, unbiased variance, as in PyTorch) are updated and
+/// used instead in evaluation. ε = 1e-5.
+///
+/// ```
+/// use ember_autograd::Var;
+/// use ember_layers::{BatchNorm1d, Module};
+/// use ember_tensor::Tensor;
+///
+/// let bn = BatchNorm1d::new(2);
+/// let x = Var::constant(Tensor::from_vec(vec![1.0, 10.0, 3.0, 30.0], &[2, 2]));
+/// let y = bn.forward(&x).value().to_vec();
+/// assert!((y[0] + 1.0).abs() < 1e-3 && (y[2] - 1.0).abs() < 1e-3);
+/// ```
+pub struct BatchNorm1d {
+    norm: Norm,
+}
+
+impl BatchNorm1d {
+    /// Normalization of `features` features.
+    pub fn new(features: usize) -> BatchNorm1d {
+        BatchNorm1d {
+            norm: Norm::new(features),
+        }
+    }
+}
+
+impl Module for BatchNorm1d {
+    fn forward(&self, input: &Var) -> Var {
+        self.norm.forward_2d("BatchNorm1d", input)
+    }
+    fn parameters(&self) -> Vec<Named> {
+        self.norm.parameters()
+    }
+    fn buffers(&self) -> Vec<Named> {
+        self.norm.buffers()
+    }
+    fn set_training(&self, training: bool) {
+        self.norm.training.set(training);
+    }
+    fn describe(&self) -> String {
+        format!("BatchNorm1d({})", self.norm.features)
+    }
+}
+
+/// Batch normalization of channels: `(N, C, H, W) → (N, C, H, W)`, with
+/// statistics over N, H and W for each channel. Otherwise as [`BatchNorm1d`].
+pub struct BatchNorm2d {
+    norm: Norm,
+}
+
+impl BatchNorm2d {
+    /// Normalization of `channels` channels.
+    pub fn new(channels: usize) -> BatchNorm2d {
+        BatchNorm2d {
+            norm: Norm::new(channels),
+        }
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn forward(&self, input: &Var) -> Var {
+        let s = input.shape();
+        assert!(
+            s.len() == 4 && s[1] == self.norm.features,
+            "BatchNorm2d: input {s:?} is not (N, {}, H, W)",
+            self.norm.features
+        );
+        let rows = input
+            .permute(&[0, 2, 3, 1])
+            .reshape(&[s[0] * s[2] * s[3], s[1]]);
+        let y = self.norm.forward_2d("BatchNorm2d", &rows);
+        y.reshape(&[s[0], s[2], s[3], s[1]]).permute(&[0, 3, 1, 2])
+    }
+    fn parameters(&self) -> Vec<Named> {
+        self.norm.parameters()
+    }
+    fn buffers(&self) -> Vec<Named> {
+        self.norm.buffers()
+    }
+    fn set_training(&self, training: bool) {
+        self.norm.training.set(training);
+    }
+    fn describe(&self) -> String {
+        format!("BatchNorm2d({})", self.norm.features)
+    }
+}
