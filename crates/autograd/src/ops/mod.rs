@@ -1,5 +1,6 @@
 //! The differentiable ops. Each op's backward sits right under its forward.
 
+mod bce;
 mod elementwise;
 mod matmul;
 mod reduce;
