@@ -252,7 +252,17 @@ impl Downloader {
             Err(ureq::Error::Status(code, response)) => {
                 return Err(format!("HTTP {code} {}", response.status_text()));
             }
-            Err(ureq::Error::Transport(t)) => return Err(format!("transport error: {t}")),
+            Err(ureq::Error::Transport(t)) => {
+                // ureq's Display repeats the URL, which the attempt already records.
+                let mut reason = format!("transport error: {}", t.kind());
+                if let Some(message) = t.message() {
+                    reason = format!("{reason}: {message}");
+                }
+                if let Some(source) = std::error::Error::source(&t) {
+                    reason = format!("{reason}: {source}");
+                }
+                return Err(reason);
+            }
         };
         let length = response
             .header("Content-Length")

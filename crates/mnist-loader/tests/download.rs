@@ -226,13 +226,22 @@ fn every_mirror_failing_names_each_url_and_reason() {
     let dir = tempfile::tempdir().unwrap();
     let sha = Checksum::Sha256Decompressed(hex(&Sha256::digest(&good)));
 
-    let d = downloader(&server, &["corrupt", "missing", "cut"], sha.clone());
+    // A port nothing listens on (bound, then released) for a transport error.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut mirrors: Vec<String> = ["corrupt", "missing", "cut"]
+        .map(|p| server.url(p))
+        .to_vec();
+    mirrors.push(format!("http://{closed}/"));
+    let d = downloader(&server, &[], sha.clone()).mirrors(mirrors);
     let err = d.fetch(&d_file(&sha), dir.path()).unwrap_err();
     let MnistError::DownloadFailed { file, attempts } = &err else {
         panic!("expected DownloadFailed, got {err}");
     };
     assert_eq!(file, NAME);
-    assert_eq!(attempts.len(), 3);
+    assert_eq!(attempts.len(), 4);
     assert_eq!(attempts[0].url, format!("{}{NAME}", server.url("corrupt")));
     assert!(
         attempts[0].reason.contains("checksum mismatch"),
@@ -248,6 +257,11 @@ fn every_mirror_failing_names_each_url_and_reason() {
         attempts[2].reason.contains("mid-body") || attempts[2].reason.contains("body ended"),
         "{}",
         attempts[2].reason
+    );
+    assert!(
+        attempts[3].reason.starts_with("transport error"),
+        "{}",
+        attempts[3].reason
     );
     // Nothing half-written is left where the loader would find it.
     assert!(!dir.path().join(NAME).exists());
