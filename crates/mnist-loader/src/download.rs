@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{MirrorAttempt, MnistError, Result};
 use crate::idx::{io_error, maybe_gunzip};
-use crate::mnist::{locate, Dataset, Located};
+use crate::mnist::{locate, Dataset, Located, Mnist};
 
 /// MNIST mirrors, tried in order: the ones torchvision and TensorFlow Datasets use.
 pub const MNIST_MIRRORS: [&str; 3] = [
@@ -309,6 +309,50 @@ impl Downloader {
 /// Shorthand for `Downloader::new(dataset).fetch_into(dir)`.
 pub fn download(dataset: Dataset, dir: impl AsRef<Path>) -> Result<Located> {
     Downloader::new(dataset).fetch_into(dir)
+}
+
+impl Mnist {
+    /// Loads `dataset` as [`Mnist::load`] does, downloading it from the public
+    /// mirrors first if it is nowhere to be found.
+    ///
+    /// Shorthand for `Downloader::new(dataset).load_or_fetch(explicit_dir)`;
+    /// see [`Downloader::load_or_fetch`].
+    pub fn load_or_download(dataset: Dataset, explicit_dir: Option<&Path>) -> Result<Mnist> {
+        Downloader::new(dataset).load_or_fetch(explicit_dir)
+    }
+}
+
+impl Downloader {
+    /// Finds and loads the data set ([`locate`]); if it is not found, fetches it and loads that.
+    ///
+    /// The download goes to the first place [`locate`] looks: `explicit_dir`,
+    /// else the dataset's environment variable, else [`Dataset::default_dir`].
+    /// If that fails too (no network, say), [`MnistError::Unavailable`] says both
+    /// where the files were looked for and why each mirror failed, so the user
+    /// can put them there by hand.
+    pub fn load_or_fetch(&self, explicit_dir: Option<&Path>) -> Result<Mnist> {
+        let not_found = match locate(self.dataset, explicit_dir) {
+            Ok(located) => return Mnist::from_located(&located),
+            Err(e @ MnistError::NotFound { .. }) => e,
+            Err(other) => return Err(other),
+        };
+        let dir = explicit_dir
+            .map(Path::to_path_buf)
+            .or_else(|| {
+                std::env::var_os(self.dataset.env_var())
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| self.dataset.default_dir().to_path_buf());
+        match self.fetch_into(&dir) {
+            Ok(located) => Mnist::from_located(&located),
+            Err(download) => Err(MnistError::Unavailable {
+                not_found: Box::new(not_found),
+                dir,
+                download: Box::new(download),
+            }),
+        }
+    }
 }
 
 /// Checks a file on disk against a checksum.

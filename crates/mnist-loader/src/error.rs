@@ -163,6 +163,17 @@ pub enum MnistError {
         /// Every directory searched, with the file names missing from it.
         searched: Vec<SearchedDir>,
     },
+
+    /// The data set was not found, and downloading it failed as well.
+    #[error("{not_found}; downloading it into {dir} failed too: {download}")]
+    Unavailable {
+        /// The [`MnistError::NotFound`] listing where the files were looked for.
+        not_found: Box<MnistError>,
+        /// Where the download was to go.
+        dir: PathBuf,
+        /// Why the download failed (usually [`MnistError::DownloadFailed`]).
+        download: Box<MnistError>,
+    },
 }
 
 /// One failed attempt to download a file from one mirror.

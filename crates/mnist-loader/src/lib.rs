@@ -15,7 +15,8 @@
 //!   in `[0, 1]` or standardised, with seeded per-epoch shuffling that is a pure
 //!   function of `(seed, epoch)`, and validation splits.
 //! - [`download`] (feature `download`, on by default): the public mirrors,
-//!   checksums, a progress bar, and a file renamed into place only once verified.
+//!   checksums, a progress bar, and a file renamed into place only once verified;
+//!   `Mnist::load_or_download` fetches the set when it is nowhere to be found.
 //! - [`MnistError`]: the one error type.
 //!
 //! ```no_run

@@ -428,27 +428,17 @@ impl Mnist {
 
     /// Loads both splits from files already found.
     pub fn from_located(located: &Located) -> Result<Mnist> {
-        // Two cores at most here: loading the splits side by side halves the wall time.
-        let (train, test) = std::thread::scope(|s| {
-            let train = s.spawn(|| {
-                MnistSet::from_files(
-                    located.path(FileKind::TrainImages),
-                    located.path(FileKind::TrainLabels),
-                )
-            });
-            let test = MnistSet::from_files(
-                located.path(FileKind::TestImages),
-                located.path(FileKind::TestLabels),
-            );
-            let train = train
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            (train, test)
-        });
-        Ok(Mnist {
-            train: train?,
-            test: test?,
-        })
+        // Sequential on purpose: the test split is a sixth of the work, so a
+        // second thread would save little and make parallelism implicit.
+        let train = MnistSet::from_files(
+            located.path(FileKind::TrainImages),
+            located.path(FileKind::TrainLabels),
+        )?;
+        let test = MnistSet::from_files(
+            located.path(FileKind::TestImages),
+            located.path(FileKind::TestLabels),
+        )?;
+        Ok(Mnist { train, test })
     }
 }
 

@@ -338,6 +338,62 @@ fn fetch_into_gets_a_whole_set_that_then_loads() {
 }
 
 #[test]
+fn load_or_fetch_downloads_only_when_missing_and_explains_total_failure() {
+    // The search falls through to the environment variable, so use the data set
+    // whose variable CI does not set (MNIST_DIR would find the real files).
+    if std::env::var_os(Dataset::FashionMnist.env_var()).is_some() {
+        eprintln!("note: FASHION_MNIST_DIR is set; skipping");
+        return;
+    }
+    let images = write_idx(&[2, 28, 28], &IdxData::U8(vec![7; 2 * PIXELS]));
+    let labels = write_idx(&[2], &IdxData::U8(vec![1, 8]));
+    let mut routes = HashMap::new();
+    let mut files = Vec::new();
+    for kind in FileKind::ALL {
+        let raw = match kind {
+            FileKind::TrainImages | FileKind::TestImages => &images,
+            _ => &labels,
+        };
+        let name = format!("{}.gz", kind.canonical_name());
+        routes.insert(format!("/m/{name}"), Reply::Ok(gzip(raw)));
+        files.push(RemoteFile {
+            name,
+            checksum: Checksum::Sha256Decompressed(hex(&Sha256::digest(raw))),
+        });
+    }
+    let server = Server::start(routes);
+    let dir = tempfile::tempdir().unwrap();
+    let d = Downloader::new(Dataset::FashionMnist)
+        .base_url(server.url("m"))
+        .files(files.clone())
+        .progress(false);
+
+    let mnist = d.load_or_fetch(Some(dir.path())).unwrap();
+    assert_eq!(mnist.test.labels(), &[1, 8]);
+    assert_eq!(server.requests().len(), 4);
+    // Second time the files are found: no request.
+    let again = d.load_or_fetch(Some(dir.path())).unwrap();
+    assert_eq!(again, mnist);
+    assert_eq!(server.requests().len(), 4);
+
+    // Nowhere to be found and every mirror fails: both stories in one error.
+    let empty = tempfile::tempdir().unwrap();
+    let err = d
+        .clone()
+        .base_url(server.url("nothing-here"))
+        .load_or_fetch(Some(empty.path()))
+        .unwrap_err();
+    assert!(matches!(err, MnistError::Unavailable { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("Fashion-MNIST not found"), "{message}");
+    assert!(message.contains("HTTP 404"), "{message}");
+    assert!(
+        message.contains(&empty.path().display().to_string()),
+        "{message}"
+    );
+}
+
+#[test]
 fn published_checksums_are_well_formed() {
     for dataset in [Dataset::Mnist, Dataset::FashionMnist] {
         let files = ember_mnist::download::remote_files(dataset);
