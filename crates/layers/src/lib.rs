@@ -29,6 +29,14 @@
 //! - [`init`]: pluggable weight initializers (the [`init::Initializer`]
 //!   trait, Ember's default truncated normal, variance scaling, orthogonal);
 //!   [`LayerInit`] picks them per layer or model-wide.
+//! - [`loss`]: cross-entropy (optionally smoothed), NLL, MSE and binary
+//!   cross-entropy from logits, each with a [`loss::Reduction`].
+//! - [`optim`]: the [`optim::Optimizer`] trait; SGD, Adam, AdamW, RMSprop,
+//!   Adagrad, all updating in place; gradient clipping.
+//! - [`schedule`]: learning-rate schedules (step, exponential, cosine,
+//!   linear warm-up, one-cycle).
+//! - [`checkpoint`]: atomic safetensors checkpoints that PyTorch can read,
+//!   with optimizer state and the training position for exact resumes.
 //!
 //! ## Ember's initialization defaults
 //! Weights: a truncated normal with std 1/√fan_in, cut at ±2σ (TensorFlow's
@@ -39,11 +47,15 @@
 
 mod activation;
 mod batchnorm;
+pub mod checkpoint;
 mod dropout;
 pub mod init;
 mod layer_init;
 mod linear;
+pub mod loss;
 mod module;
+pub mod optim;
+pub mod schedule;
 mod sequential;
 
 pub use activation::{Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, GELU};

@@ -1,0 +1,751 @@
+//! Checkpoints: model state, optimizer state and the training position in
+//! one safetensors file that PyTorch can read.
+//!
+//! ## The file
+//! A standard [safetensors] file of little-endian F32 tensors:
+//! - the model's [`Module::state`] (parameters, then buffers) under their
+//!   PyTorch `state_dict` names and layouts (`"0.weight"` is `(out, in)`);
+//! - the optimizer's [`Optimizer::state`] under the prefix
+//!   [`OPTIMIZER_PREFIX`] (`"optimizer.lr"`, `"optimizer.0.weight.exp_avg"`, …);
+//! - in the header's `__metadata__` string map: `format` = `"ember"`,
+//!   `format_version`, `epoch`, `step`, each saved RNG as
+//!   `rng.<name>.seed` (64 hex digits), `rng.<name>.stream` and
+//!   `rng.<name>.word_pos`, and user entries as `extra.<key>`.
+//!
+//! In Python, `safetensors.torch.load_file(path)` gives every tensor; drop
+//! the `optimizer.` entries and hand the rest to `model.load_state_dict`
+//! (`docs/check_pytorch_load.py` shows it). [`save_weights`] writes the
+//! model alone.
+//!
+//! ## Safety of saving and loading
+//! Saving is atomic: the bytes go to a temporary file in the same folder,
+//! which is flushed, synced and renamed over the target (and the folder is
+//! synced on Unix), so a crash mid-save leaves the previous checkpoint whole.
+//!
+//! Loading checks before it believes: the header length against the file
+//! size (so a hostile length cannot make it allocate), the header itself
+//! (through the `safetensors` crate's validation), then every name, dtype
+//! and shape against the model and optimizer. Only when everything matches
+//! is anything written, so a failed load leaves model and optimizer as
+//! they were. Errors are [`CheckpointError`]s naming the file and the tensor.
+//!
+//! ```
+//! use ember_layers::checkpoint::{load_checkpoint, save_checkpoint, RngState, TrainingState};
+//! use ember_layers::optim::{Adam, AdamConfig, Optimizer};
+//! use ember_layers::{Linear, Module, ReLU, Sequential};
+//! use rand::{Rng, SeedableRng};
+//! use rand_chacha::ChaCha8Rng;
+//!
+//! let mut rng = ChaCha8Rng::seed_from_u64(7);
+//! let model = Sequential::new().add(Linear::new(3, 4, &mut rng)).add(ReLU).add(Linear::new(4, 2, &mut rng));
+//! let opt = Adam::new(model.parameters(), AdamConfig::default());
+//! let mut position = TrainingState { epoch: 2, step: 100, ..Default::default() };
+//! position.rngs.insert("shuffle".into(), RngState::of(&rng));
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("run.safetensors");
+//! save_checkpoint(&path, &model, Some(&opt), &position).unwrap();
+//!
+//! let mut fresh_rng = ChaCha8Rng::seed_from_u64(99);
+//! let fresh = Sequential::new().add(Linear::new(3, 4, &mut fresh_rng)).add(ReLU).add(Linear::new(4, 2, &mut fresh_rng));
+//! let mut fresh_opt = Adam::new(fresh.parameters(), AdamConfig::default());
+//! let loaded = load_checkpoint(&path, &fresh, Some(&mut fresh_opt)).unwrap();
+//! assert_eq!(loaded, position);
+//! assert_eq!(fresh.parameters()[0].1.value().to_vec(), model.parameters()[0].1.value().to_vec());
+//! let mut resumed = loaded.rngs["shuffle"].to_rng();
+//! assert_eq!(resumed.gen::<u64>(), rng.gen::<u64>());
+//! ```
+//!
+//! [safetensors]: https://huggingface.co/docs/safetensors
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ember_tensor::Tensor;
+use rand_chacha::ChaCha8Rng;
+use safetensors::tensor::Metadata;
+use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
+
+use crate::optim::{Optimizer, StateError};
+use crate::Module;
+
+/// The version written in `__metadata__["format_version"]`; loading refuses
+/// newer versions.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Names of optimizer state tensors start with this.
+pub const OPTIMIZER_PREFIX: &str = "optimizer.";
+
+/// The largest header accepted (the `safetensors` crate's own limit).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// Where a run stands: what a checkpoint stores besides tensors.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrainingState {
+    /// Epochs completed.
+    pub epoch: u64,
+    /// Optimizer steps completed.
+    pub step: u64,
+    /// The run's random generators, by name (for example `"shuffle"`).
+    pub rngs: BTreeMap<String, RngState>,
+    /// Anything else the caller wants to keep (stored as `extra.<key>`).
+    pub extra: BTreeMap<String, String>,
+}
+
+/// The exact position of a [`ChaCha8Rng`]: its seed, stream and word
+/// position. [`RngState::to_rng`] rebuilds a generator that continues with
+/// the very numbers the saved one would have produced next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RngState {
+    /// The 32-byte key.
+    pub seed: [u8; 32],
+    /// The stream (nonce).
+    pub stream: u64,
+    /// How many 32-bit words have been consumed.
+    pub word_pos: u128,
+}
+
+impl RngState {
+    /// Captures a generator's position.
+    pub fn of(rng: &ChaCha8Rng) -> RngState {
+        RngState {
+            seed: rng.get_seed(),
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos(),
+        }
+    }
+
+    /// A generator at the captured position.
+    pub fn to_rng(&self) -> ChaCha8Rng {
+        use rand::SeedableRng;
+        let mut rng = ChaCha8Rng::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(self.word_pos);
+        rng
+    }
+}
+
+/// Why a checkpoint could not be saved or loaded. Every message starts with
+/// the file's path.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Reading or writing failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The file ends before the data its header describes.
+    #[error("{}: truncated file: {detail}", path.display())]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// What is short.
+        detail: String,
+    },
+    /// The header is not a valid safetensors header.
+    #[error("{}: corrupt safetensors header: {detail}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The model has a tensor the file lacks.
+    #[error("{}: tensor `{name}` is missing from the file", path.display())]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+    },
+    /// The file has a tensor the model lacks.
+    #[error("{}: unexpected tensor `{name}` (the model has no such parameter or buffer)", path.display())]
+    Unexpected {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+    },
+    /// A tensor's shape differs from the model's.
+    #[error("{}: tensor `{name}` has shape {found:?} but the model expects {expected:?}", path.display())]
+    Shape {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// The model's shape.
+        expected: Vec<usize>,
+        /// The file's shape.
+        found: Vec<usize>,
+    },
+    /// A tensor is not stored as F32.
+    #[error("{}: tensor `{name}` has dtype {found}, expected F32", path.display())]
+    Dtype {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// The dtype found.
+        found: String,
+    },
+    /// A metadata entry is malformed or unsupported.
+    #[error("{}: metadata `{key}` = {value:?}: {reason}", path.display())]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// The entry.
+        key: String,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The optimizer state in the file does not fit the optimizer.
+    #[error("{}: {source}", path.display())]
+    Optimizer {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: StateError,
+    },
+    /// The model's state cannot be saved under these names.
+    #[error("{}: cannot save tensor `{name}`: {reason}", path.display())]
+    Name {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Saves the model's state, the optimizer's state (if given) and the
+/// training position to `path`, atomically (see the [module docs](self)).
+///
+/// # Errors
+/// [`CheckpointError::Name`] if two tensors share a name or a model tensor
+/// starts with [`OPTIMIZER_PREFIX`]; [`CheckpointError::Io`] if writing fails
+/// (the previous file at `path`, if any, is then untouched).
+pub fn save_checkpoint(
+    path: impl AsRef<Path>,
+    model: &(impl Module + ?Sized),
+    optimizer: Option<&dyn Optimizer>,
+    training: &TrainingState,
+) -> Result<(), CheckpointError> {
+    let path = path.as_ref();
+    let mut tensors = model_tensors(path, model)?;
+    if let Some(opt) = optimizer {
+        for (name, t) in opt.state() {
+            tensors.push((format!("{OPTIMIZER_PREFIX}{name}"), t));
+        }
+    }
+    write_file(path, tensors, training_metadata(training))
+}
+
+/// Saves only the model's state (with format metadata): the file to hand to
+/// PyTorch's `load_state_dict` as it is.
+///
+/// # Errors
+/// As [`save_checkpoint`].
+pub fn save_weights(
+    path: impl AsRef<Path>,
+    model: &(impl Module + ?Sized),
+) -> Result<(), CheckpointError> {
+    let path = path.as_ref();
+    let tensors = model_tensors(path, model)?;
+    write_file(path, tensors, format_metadata())
+}
+
+/// Loads a checkpoint written by [`save_checkpoint`] into `model` and, if
+/// given, `optimizer`, and returns the training position. A file without
+/// Ember metadata (say, written by PyTorch) loads with position zero.
+///
+/// # Errors
+/// A [`CheckpointError`] naming the file and, where it applies, the tensor:
+/// unreadable, truncated or corrupt file; missing, unexpected, misshapen or
+/// non-F32 tensors; malformed metadata; optimizer state that does not fit.
+/// On error neither model nor optimizer has changed.
+pub fn load_checkpoint(
+    path: impl AsRef<Path>,
+    model: &(impl Module + ?Sized),
+    optimizer: Option<&mut dyn Optimizer>,
+) -> Result<TrainingState, CheckpointError> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    let file = parse(path, &bytes)?;
+    let training = parse_training(path, file.metadata.as_ref())?;
+    let staged = stage_model(path, model, &file.tensors)?;
+    if let Some(opt) = optimizer {
+        let mut state = Vec::new();
+        for (name, (info, data)) in &file.tensors {
+            if let Some(short) = name.strip_prefix(OPTIMIZER_PREFIX) {
+                let t = decode(path, name, info, data)?;
+                state.push((short.to_string(), t));
+            }
+        }
+        opt.load_state(state)
+            .map_err(|source| CheckpointError::Optimizer {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    for (var, t) in staged {
+        var.set_value(t);
+    }
+    Ok(training)
+}
+
+/// Loads only the model's state from a file written by [`save_weights`],
+/// [`save_checkpoint`] (optimizer entries are ignored) or PyTorch's
+/// `safetensors.torch.save_file(model.state_dict(), path)`.
+///
+/// # Errors
+/// As [`load_checkpoint`], without the optimizer and metadata cases.
+pub fn load_weights(
+    path: impl AsRef<Path>,
+    model: &(impl Module + ?Sized),
+) -> Result<(), CheckpointError> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    let file = parse(path, &bytes)?;
+    for (var, t) in stage_model(path, model, &file.tensors)? {
+        var.set_value(t);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- saving --
+
+/// An F32 tensor as little-endian bytes, in the form `safetensors` writes.
+struct F32Bytes {
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for F32Bytes {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// The model's state as named tensors, refusing names a file can't hold.
+fn model_tensors(
+    path: &Path,
+    model: &(impl Module + ?Sized),
+) -> Result<Vec<(String, Tensor)>, CheckpointError> {
+    let state = model.state();
+    let mut seen = HashSet::with_capacity(state.len());
+    let mut out = Vec::with_capacity(state.len());
+    for (name, var) in state {
+        let reason = if !seen.insert(name.clone()) {
+            Some("two tensors of the model have this name")
+        } else if name.starts_with(OPTIMIZER_PREFIX) {
+            Some("the prefix `optimizer.` is reserved for optimizer state")
+        } else if name == "__metadata__" {
+            Some("`__metadata__` is reserved by the safetensors format")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(CheckpointError::Name {
+                path: path.to_path_buf(),
+                name,
+                reason: reason.to_string(),
+            });
+        }
+        out.push((name, var.value()));
+    }
+    Ok(out)
+}
+
+fn format_metadata() -> HashMap<String, String> {
+    HashMap::from([
+        ("format".to_string(), "ember".to_string()),
+        ("format_version".to_string(), FORMAT_VERSION.to_string()),
+    ])
+}
+
+fn training_metadata(training: &TrainingState) -> HashMap<String, String> {
+    let mut meta = format_metadata();
+    meta.insert("epoch".to_string(), training.epoch.to_string());
+    meta.insert("step".to_string(), training.step.to_string());
+    for (name, rng) in &training.rngs {
+        let seed: String = rng.seed.iter().map(|b| format!("{b:02x}")).collect();
+        meta.insert(format!("rng.{name}.seed"), seed);
+        meta.insert(format!("rng.{name}.stream"), rng.stream.to_string());
+        meta.insert(format!("rng.{name}.word_pos"), rng.word_pos.to_string());
+    }
+    for (key, value) in &training.extra {
+        meta.insert(format!("extra.{key}"), value.clone());
+    }
+    meta
+}
+
+/// Serializes and writes atomically.
+fn write_file(
+    path: &Path,
+    tensors: Vec<(String, Tensor)>,
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let views: Vec<(String, F32Bytes)> = tensors
+        .into_iter()
+        .map(|(name, t)| {
+            let bytes = t.to_vec().iter().flat_map(|v| v.to_le_bytes()).collect();
+            let shape = t.shape().to_vec();
+            (name, F32Bytes { shape, bytes })
+        })
+        .collect();
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::other(e.to_string()),
+    })?;
+    write_atomically(path, &bytes).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Temp file in the same folder, write, flush, sync, rename, sync the folder.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(file_name) = path.file_name() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path does not name a file",
+        ));
+    };
+    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(
+        ".{}.{}-{unique}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        file.write_all(bytes)?;
+        file.flush()?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        // Best effort: the error that matters is the one returned.
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Makes the rename durable: on Unix a directory entry is only on disk once
+/// the directory itself is synced.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+// --------------------------------------------------------------- loading --
+
+/// A tensor's entry in a parsed file: its dtype and shape, and its bytes.
+type Entry<'a> = (TensorMeta, &'a [u8]);
+
+/// Dtype and shape of a tensor in the file.
+struct TensorMeta {
+    dtype: Dtype,
+    shape: Vec<usize>,
+}
+
+/// What a valid file holds.
+struct Parsed<'a> {
+    metadata: Option<HashMap<String, String>>,
+    tensors: BTreeMap<String, Entry<'a>>,
+}
+
+/// Reads the whole file after checking that its header length fits in it,
+/// so nothing is allocated beyond the file's real size.
+fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    let io_err = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let truncated = |detail: String| CheckpointError::Truncated {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    let len = file.metadata().map_err(io_err)?.len();
+    if len < 8 {
+        return Err(truncated(format!(
+            "{len} bytes, fewer than the 8-byte header length"
+        )));
+    }
+    let mut prefix = [0u8; 8];
+    file.read_exact(&mut prefix).map_err(io_err)?;
+    let header_len = u64::from_le_bytes(prefix);
+    if header_len > len - 8 {
+        return Err(truncated(format!(
+            "the header is said to take {header_len} bytes but only {} follow",
+            len - 8
+        )));
+    }
+    if header_len > MAX_HEADER_BYTES {
+        return Err(CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "a header of {header_len} bytes is beyond the {MAX_HEADER_BYTES}-byte limit"
+            ),
+        });
+    }
+    let capacity = usize::try_from(len).map_err(|_| truncated("too large".to_string()))?;
+    let mut bytes = Vec::with_capacity(capacity);
+    bytes.extend_from_slice(&prefix);
+    file.take(len - 8).read_to_end(&mut bytes).map_err(io_err)?;
+    if bytes.len() as u64 != len {
+        return Err(truncated(format!(
+            "{} bytes read of {len} (the file changed while being read)",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Validates the header and indexes the tensors.
+fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<Parsed<'a>, CheckpointError> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| parse_error(path, bytes, e))?;
+    let (_, metadata) =
+        SafeTensors::read_metadata(bytes).map_err(|e| parse_error(path, bytes, e))?;
+    let tensors = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let meta = TensorMeta {
+                dtype: view.dtype(),
+                shape: view.shape().to_vec(),
+            };
+            (name, (meta, view.data()))
+        })
+        .collect();
+    Ok(Parsed {
+        metadata: metadata.metadata().clone(),
+        tensors,
+    })
+}
+
+/// Turns the crate's error into ours, telling a short file from a bad header.
+fn parse_error(path: &Path, bytes: &[u8], e: SafeTensorError) -> CheckpointError {
+    if let SafeTensorError::MetadataIncompleteBuffer = e {
+        // The header is valid but its tensors do not end where the file does.
+        let header_len = bytes
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_le_bytes) as usize;
+        let declared = bytes
+            .get(8..8usize.saturating_add(header_len))
+            .and_then(|h| serde_json::from_slice::<Metadata>(h).ok())
+            .map(|m| 8 + header_len + m.data_len());
+        if let Some(declared) = declared {
+            let detail = format!(
+                "the header describes {declared} bytes, the file has {}",
+                bytes.len()
+            );
+            return if declared > bytes.len() {
+                CheckpointError::Truncated {
+                    path: path.to_path_buf(),
+                    detail,
+                }
+            } else {
+                CheckpointError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: format!("trailing bytes after the last tensor ({detail})"),
+                }
+            };
+        }
+    }
+    CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    }
+}
+
+/// An F32 tensor from its bytes, after checking dtype and size.
+fn decode(
+    path: &Path,
+    name: &str,
+    meta: &TensorMeta,
+    data: &[u8],
+) -> Result<Tensor, CheckpointError> {
+    if meta.dtype != Dtype::F32 {
+        return Err(CheckpointError::Dtype {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            found: meta.dtype.to_string(),
+        });
+    }
+    // The safetensors crate already checked that the byte count matches the
+    // shape; this keeps the decode safe should that ever change.
+    let numel = meta.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if numel.and_then(|n| n.checked_mul(4)) != Some(data.len()) {
+        return Err(CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "tensor `{name}` has {} bytes for shape {:?}",
+                data.len(),
+                meta.shape
+            ),
+        });
+    }
+    let values = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok(Tensor::from_vec(values, &meta.shape))
+}
+
+/// Checks the file's model tensors against the model and decodes them, in
+/// the model's order; nothing is assigned yet.
+fn stage_model(
+    path: &Path,
+    model: &(impl Module + ?Sized),
+    tensors: &BTreeMap<String, Entry<'_>>,
+) -> Result<Vec<(ember_autograd::Var, Tensor)>, CheckpointError> {
+    let state = model.state();
+    let wanted: HashSet<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, _) in &state {
+        if !tensors.contains_key(name) {
+            return Err(CheckpointError::Missing {
+                path: path.to_path_buf(),
+                name: name.clone(),
+            });
+        }
+    }
+    if let Some(name) = tensors
+        .keys()
+        .find(|n| !n.starts_with(OPTIMIZER_PREFIX) && !wanted.contains(n.as_str()))
+    {
+        return Err(CheckpointError::Unexpected {
+            path: path.to_path_buf(),
+            name: name.clone(),
+        });
+    }
+    let mut staged = Vec::with_capacity(state.len());
+    for (name, var) in state {
+        let (meta, data) = &tensors[&name];
+        let expected = var.shape();
+        if meta.dtype == Dtype::F32 && meta.shape != expected {
+            return Err(CheckpointError::Shape {
+                path: path.to_path_buf(),
+                name,
+                expected,
+                found: meta.shape.clone(),
+            });
+        }
+        let t = decode(path, &name, meta, data)?;
+        staged.push((var, t));
+    }
+    Ok(staged)
+}
+
+/// Reads the training position from `__metadata__` (zero when absent).
+fn parse_training(
+    path: &Path,
+    metadata: Option<&HashMap<String, String>>,
+) -> Result<TrainingState, CheckpointError> {
+    let mut training = TrainingState::default();
+    let Some(meta) = metadata else {
+        return Ok(training);
+    };
+    let bad = |key: &str, value: &str, reason: &str| CheckpointError::Metadata {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    if let Some(v) = meta.get("format_version") {
+        match v.parse::<u32>() {
+            Ok(version) if version <= FORMAT_VERSION => {}
+            Ok(_) => return Err(bad("format_version", v, "written by a newer Ember")),
+            Err(_) => return Err(bad("format_version", v, "not a version number")),
+        }
+    }
+    let number = |key: &str| -> Result<u64, CheckpointError> {
+        meta.get(key).map_or(Ok(0), |v| {
+            v.parse()
+                .map_err(|_| bad(key, v, "not a non-negative integer"))
+        })
+    };
+    training.epoch = number("epoch")?;
+    training.step = number("step")?;
+    for (key, value) in meta {
+        if let Some(k) = key.strip_prefix("extra.") {
+            training.extra.insert(k.to_string(), value.clone());
+        }
+        let Some(name) = key
+            .strip_prefix("rng.")
+            .and_then(|rest| rest.strip_suffix(".seed"))
+        else {
+            continue;
+        };
+        let seed = parse_seed(value).ok_or_else(|| bad(key, value, "not 64 hexadecimal digits"))?;
+        let field = |suffix: &str| {
+            let k = format!("rng.{name}.{suffix}");
+            match meta.get(&k) {
+                Some(v) => Ok((k, v)),
+                None => Err(bad(&k, "", "missing")),
+            }
+        };
+        let (k, v) = field("stream")?;
+        let stream = v.parse().map_err(|_| bad(&k, v, "not a u64"))?;
+        let (k, v) = field("word_pos")?;
+        let word_pos = v.parse().map_err(|_| bad(&k, v, "not a u128"))?;
+        training.rngs.insert(
+            name.to_string(),
+            RngState {
+                seed,
+                stream,
+                word_pos,
+            },
+        );
+    }
+    Ok(training)
+}
+
+fn parse_seed(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut seed = [0u8; 32];
+    if !bytes.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        seed[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(seed)
+}

@@ -1,0 +1,122 @@
+//! Loss functions: thin, documented wrappers over the fused autograd ops.
+//!
+//! Each takes a [`Reduction`]: [`Reduction::Mean`] (PyTorch's default,
+//! `reduction="mean"`) averages over the batch (over every element for the
+//! elementwise losses), [`Reduction::Sum`] adds. A summed loss makes the
+//! gradient grow with the batch size, so the learning rate must shrink with it.
+//!
+//! ```
+//! use ember_autograd::Var;
+//! use ember_layers::loss::{cross_entropy, Reduction};
+//! use ember_tensor::Tensor;
+//!
+//! // Two samples, three classes, all logits equal: the loss is ln 3 each.
+//! let logits = Var::parameter(Tensor::zeros(&[2, 3]));
+//! let loss = cross_entropy(&logits, &[0, 2], Reduction::Mean);
+//! assert!((loss.item() - 3f32.ln()).abs() < 1e-6);
+//! let total = cross_entropy(&logits, &[0, 2], Reduction::Sum);
+//! assert!((total.item() - 2.0 * 3f32.ln()).abs() < 1e-6);
+//! ```
+
+use ember_autograd::Var;
+
+/// How a loss combines the per-sample (or per-element) losses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    /// The average (PyTorch's and Keras's default).
+    #[default]
+    Mean,
+    /// The sum.
+    Sum,
+}
+
+/// Turns a batch-mean loss over `n` terms into the requested reduction.
+fn reduce_mean(mean: Var, n: usize, reduction: Reduction) -> Var {
+    match reduction {
+        Reduction::Mean => mean,
+        Reduction::Sum => mean.mul_scalar(n as f32),
+    }
+}
+
+/// Cross-entropy of logits `(N, C)` against class indices `targets` (length
+/// N), fused and stable: `logsumexp(xᵢ) − xᵢ[tᵢ]` per sample, with the
+/// backward `softmax(x) − onehot(t)` computed in one pass. PyTorch's
+/// `F.cross_entropy`, Keras's `SparseCategoricalCrossentropy(from_logits=True)`.
+///
+/// # Panics
+/// If `logits` is not `(N, C)` with N = `targets.len()`, or a target is ≥ C.
+#[track_caller]
+pub fn cross_entropy(logits: &Var, targets: &[usize], reduction: Reduction) -> Var {
+    reduce_mean(logits.cross_entropy(targets), targets.len(), reduction)
+}
+
+/// [`cross_entropy`] with label smoothing `ε ∈ [0, 1]`: the target
+/// distribution is `1 − ε + ε/C` on the true class and `ε/C` elsewhere
+/// (PyTorch's `label_smoothing`; Keras's `label_smoothing` means the same).
+///
+/// # Panics
+/// As [`cross_entropy`], and if `ε ∉ [0, 1]`.
+#[track_caller]
+pub fn cross_entropy_smoothed(
+    logits: &Var,
+    targets: &[usize],
+    smoothing: f32,
+    reduction: Reduction,
+) -> Var {
+    reduce_mean(
+        logits.cross_entropy_smoothed(targets, smoothing),
+        targets.len(),
+        reduction,
+    )
+}
+
+/// Negative log-likelihood of log-probabilities `(N, C)` (for example the
+/// output of `log_softmax(1)`) at the target classes: `−xᵢ[tᵢ]` per sample.
+/// `nll_loss(log_softmax(x))` equals [`cross_entropy`]`(x)`; prefer the
+/// latter, which is fused.
+///
+/// # Panics
+/// If the shapes disagree or a target is out of range.
+#[track_caller]
+pub fn nll_loss(log_probs: &Var, targets: &[usize], reduction: Reduction) -> Var {
+    reduce_mean(log_probs.nll_loss(targets), targets.len(), reduction)
+}
+
+/// Squared error `(x − y)²` per element, averaged or summed over every
+/// element (PyTorch's `F.mse_loss`). `target` may also require a gradient.
+///
+/// # Panics
+/// If the shapes differ.
+#[track_caller]
+pub fn mse_loss(prediction: &Var, target: &Var, reduction: Reduction) -> Var {
+    let n = prediction.value_ref().numel();
+    reduce_mean(prediction.mse(target), n, reduction)
+}
+
+/// Binary cross-entropy of logits against targets in `[0, 1]` (same shape),
+/// computed stably as `max(x, 0) − x·t + ln(1 + e^{−|x|})` per element, then
+/// averaged or summed over every element. PyTorch's
+/// `F.binary_cross_entropy_with_logits`, Keras's
+/// `BinaryCrossentropy(from_logits=True)`.
+///
+/// ```
+/// use ember_autograd::Var;
+/// use ember_layers::loss::{binary_cross_entropy_with_logits, Reduction};
+/// use ember_tensor::Tensor;
+///
+/// let logits = Var::parameter(Tensor::from_vec(vec![-50.0, 0.0, 50.0], &[3]));
+/// let targets = Var::constant(Tensor::from_vec(vec![0.0, 1.0, 1.0], &[3]));
+/// let loss = binary_cross_entropy_with_logits(&logits, &targets, Reduction::Sum);
+/// assert!((loss.item() - 2f32.ln()).abs() < 1e-6); // only the middle term is not ≈ 0
+/// ```
+///
+/// # Panics
+/// If the shapes differ.
+#[track_caller]
+pub fn binary_cross_entropy_with_logits(logits: &Var, targets: &Var, reduction: Reduction) -> Var {
+    let per_element = logits.bce_with_logits(targets);
+    match reduction {
+        Reduction::Mean => per_element.mean(),
+        Reduction::Sum => per_element.sum(),
+    }
+}

@@ -1,0 +1,153 @@
+//! Adagrad (Duchi, Hazan & Singer, 2011).
+
+use ember_tensor::Tensor;
+
+use super::StateError;
+use super::{check_config, export_state, import_state, update_param, Optimizer, ParamState};
+use crate::Named;
+
+const SLOTS: &[&str] = &["sum"];
+
+/// Settings of [`Adagrad`].
+///
+/// | | Ember (`Default`) | PyTorch `optim.Adagrad` | Keras `Adagrad` |
+/// |---|---|---|---|
+/// | `lr` | 1e-2 | 1e-2 | 1e-3 |
+/// | `lr_decay` | 0 | 0 | — |
+/// | `initial_accumulator_value` | 0 | 0 | 0.1 |
+/// | `eps` | 1e-10 (outside √) | 1e-10 (outside √) | 1e-7 (inside √) |
+/// | `weight_decay` | 0 | 0 | — |
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdagradConfig {
+    /// Learning rate.
+    pub lr: f32,
+    /// The rate decays as `lr / (1 + (t − 1)·lr_decay)`.
+    pub lr_decay: f32,
+    /// Start value of the sum of squared gradients.
+    pub initial_accumulator_value: f32,
+    /// Added to `√sum`.
+    pub eps: f32,
+    /// L2 penalty added to the gradient: `g ← g + λp`.
+    pub weight_decay: f32,
+}
+
+impl Default for AdagradConfig {
+    fn default() -> Self {
+        AdagradConfig {
+            lr: 1e-2,
+            lr_decay: 0.0,
+            initial_accumulator_value: 0.0,
+            eps: 1e-10,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// Adagrad, PyTorch's update rule:
+///
+/// ```text
+/// g ← ∇ + λ·p
+/// s ← s + g²
+/// p ← p − lr/(1 + (t − 1)·lr_decay) · g / (√s + ε)
+/// ```
+///
+/// ```
+/// use ember_autograd::Var;
+/// use ember_layers::optim::{Adagrad, AdagradConfig, Optimizer};
+/// use ember_tensor::Tensor;
+///
+/// let w = Var::parameter(Tensor::from_vec(vec![1.0], &[1]));
+/// let mut opt = Adagrad::new(vec![("w".into(), w.clone())], AdagradConfig::default());
+/// w.mul_scalar(3.0).sum().backward();
+/// opt.step(); // g/√(g²) = 1: the first step is lr
+/// assert!((w.value().item() - 0.99).abs() < 1e-6);
+/// ```
+pub struct Adagrad {
+    params: Vec<Named>,
+    config: AdagradConfig,
+    states: Vec<ParamState>,
+}
+
+impl Adagrad {
+    /// An optimizer for `params` (for example `model.parameters()`).
+    ///
+    /// # Panics
+    /// On a negative learning rate, decay, accumulator start, ε or weight
+    /// decay.
+    #[track_caller]
+    pub fn new(params: Vec<Named>, config: AdagradConfig) -> Adagrad {
+        let c = &config;
+        check_config("Adagrad", "learning rate", c.lr, c.lr >= 0.0);
+        check_config("Adagrad", "lr decay", c.lr_decay, c.lr_decay >= 0.0);
+        let init = c.initial_accumulator_value;
+        check_config("Adagrad", "initial accumulator value", init, init >= 0.0);
+        check_config("Adagrad", "epsilon", c.eps, c.eps >= 0.0);
+        check_config(
+            "Adagrad",
+            "weight decay",
+            c.weight_decay,
+            c.weight_decay >= 0.0,
+        );
+        let states = ParamState::for_params(&params, SLOTS.len(), init);
+        Adagrad {
+            params,
+            config,
+            states,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AdagradConfig {
+        &self.config
+    }
+}
+
+impl Optimizer for Adagrad {
+    fn step(&mut self) {
+        let AdagradConfig {
+            lr,
+            lr_decay,
+            eps,
+            weight_decay,
+            ..
+        } = self.config;
+        for ((_, param), state) in self.params.iter().zip(&mut self.states) {
+            update_param(param, |p, g| {
+                state.step += 1;
+                let clr = lr / (1.0 + (state.step - 1) as f32 * lr_decay);
+                let sum = state.slots[0].data_mut();
+                for ((p, &g), s) in p.iter_mut().zip(g).zip(sum) {
+                    let g = g + weight_decay * *p;
+                    *s += g * g;
+                    *p -= clr * g / (s.sqrt() + eps);
+                }
+            });
+        }
+    }
+
+    fn parameters(&self) -> &[Named] {
+        &self.params
+    }
+
+    fn lr(&self) -> f32 {
+        self.config.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.config.lr = lr;
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        export_state(self.config.lr, &self.params, SLOTS, &self.states)
+    }
+
+    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<(), StateError> {
+        import_state(
+            state,
+            &mut self.config.lr,
+            &self.params,
+            SLOTS,
+            &mut self.states,
+        )
+    }
+}

@@ -1,0 +1,271 @@
+//! Optimizers: what turns gradients into parameter updates.
+//!
+//! Every optimizer is built from a model's named parameters and a config
+//! whose `Default` follows PyTorch (each config's docs compare PyTorch's and
+//! Keras's defaults). The loop is the familiar one:
+//!
+//! ```
+//! use ember_autograd::Var;
+//! use ember_layers::optim::{Optimizer, RmsProp, RmsPropConfig};
+//! use ember_layers::Named;
+//! use ember_tensor::Tensor;
+//!
+//! // Fit w to minimise (w − 3)².
+//! let w = Var::parameter(Tensor::zeros(&[1]));
+//! let params: Vec<Named> = vec![("w".to_string(), w.clone())];
+//! let mut opt = RmsProp::new(params, RmsPropConfig { lr: 0.05, ..RmsPropConfig::keras() });
+//! for _ in 0..200 {
+//!     opt.zero_grad();
+//!     let loss = (&w - 3.0).powf(2.0).sum();
+//!     loss.backward();
+//!     opt.step();
+//! }
+//! assert!((w.value().item() - 3.0).abs() < 0.1);
+//! ```
+//!
+//! ## In place, fused
+//! A step walks each parameter once: one loop over the value, the gradient
+//! and the optimizer's state slices together, writing the value in place
+//! (through [`Var::update`]). No tensor is allocated per parameter per step.
+//! Parameters without a gradient (not reached by the last backward) are
+//! skipped, state and step count included, as in PyTorch.
+//!
+//! ## State
+//! [`Optimizer::state`] exports everything a step depends on as named
+//! tensors, so a checkpoint can resume a run exactly: `"lr"`, and per
+//! parameter `"<param>.step"` and `"<param>.<slot>"` (slots named as in
+//! PyTorch: `exp_avg`, `exp_avg_sq`, `square_avg`, `momentum_buffer`, …).
+
+mod adagrad;
+mod adam;
+mod clip;
+mod rmsprop;
+mod sgd;
+
+pub use adagrad::{Adagrad, AdagradConfig};
+pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
+pub use clip::{clip_grad_norm, clip_grad_value};
+pub use rmsprop::{EpsilonPlacement, RmsProp, RmsPropConfig};
+pub use sgd::{Sgd, SgdConfig};
+
+use std::collections::HashMap;
+
+use ember_autograd::Var;
+use ember_tensor::Tensor;
+
+use crate::Named;
+
+/// What every optimizer does.
+pub trait Optimizer {
+    /// Updates every parameter that has a gradient, in place.
+    fn step(&mut self);
+
+    /// The parameters being optimized, with their names.
+    fn parameters(&self) -> &[Named];
+
+    /// Clears the gradients of all parameters (call before each backward).
+    fn zero_grad(&self) {
+        for (_, p) in self.parameters() {
+            p.zero_grad();
+        }
+    }
+
+    /// The current learning rate.
+    fn lr(&self) -> f32;
+
+    /// Sets the learning rate (what a schedule does between steps).
+    fn set_lr(&mut self, lr: f32);
+
+    /// Everything the next steps depend on, as named tensors (see the
+    /// [module docs](self) for the names).
+    fn state(&self) -> Vec<(String, Tensor)>;
+
+    /// Restores what [`Optimizer::state`] exported. Either everything is
+    /// restored or, on error, nothing changes.
+    ///
+    /// # Errors
+    /// A missing, unexpected, duplicated or misshapen entry, or a step count
+    /// that is not a valid count.
+    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<(), StateError>;
+}
+
+/// Why optimizer state could not be loaded.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StateError {
+    /// An entry the optimizer needs is absent.
+    #[error("optimizer state `{0}` is missing")]
+    Missing(String),
+    /// An entry the optimizer does not know (another optimizer's state, or
+    /// a parameter this model does not have).
+    #[error("unexpected optimizer state `{0}`")]
+    Unexpected(String),
+    /// The same name appears twice.
+    #[error("optimizer state `{0}` appears twice")]
+    Duplicate(String),
+    /// An entry has the wrong shape.
+    #[error("optimizer state `{name}` has shape {found:?}, expected {expected:?}")]
+    Shape {
+        /// The entry.
+        name: String,
+        /// The shape the optimizer needs.
+        expected: Vec<usize>,
+        /// The shape found.
+        found: Vec<usize>,
+    },
+    /// An entry's value is impossible (a negative or fractional step count,
+    /// a non-finite learning rate).
+    #[error("optimizer state `{name}` is invalid: {reason}")]
+    Invalid {
+        /// The entry.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// One parameter's optimizer state: its step count and its slot tensors
+/// (shaped like the parameter), in the order of the optimizer's slot names.
+#[derive(Clone, Debug)]
+pub(crate) struct ParamState {
+    pub(crate) step: u64,
+    pub(crate) slots: Vec<Tensor>,
+}
+
+impl ParamState {
+    /// Zeroed state for every parameter (`fill` is the slots' start value).
+    pub(crate) fn for_params(params: &[Named], slots: usize, fill: f32) -> Vec<ParamState> {
+        params
+            .iter()
+            .map(|(_, p)| ParamState {
+                step: 0,
+                slots: (0..slots).map(|_| Tensor::full(&p.shape(), fill)).collect(),
+            })
+            .collect()
+    }
+}
+
+/// Runs `f(value, grad)` on a parameter's value and gradient as flat slices,
+/// writing the value in place; does nothing when the parameter has no
+/// gradient (and then `f` is not called).
+pub(crate) fn update_param(param: &Var, f: impl FnOnce(&mut [f32], &[f32])) {
+    param.update(|value, grad| {
+        let Some(grad) = grad else { return };
+        // Gradients are contiguous in practice; a strided one (possible in
+        // principle after a user's set_grad) is copied rather than refused.
+        let owned;
+        let g = match grad.as_slice() {
+            Some(s) => s,
+            None => {
+                owned = grad.to_vec();
+                &owned
+            }
+        };
+        f(value.data_mut(), g);
+    });
+}
+
+/// `1 − βᵗ` in f64 then rounded, the bias correction of Adam-style averages.
+pub(crate) fn bias_correction(beta: f32, step: u64) -> f32 {
+    let t = i32::try_from(step).unwrap_or(i32::MAX);
+    (1.0 - f64::from(beta).powi(t)) as f32
+}
+
+/// Step counts are stored as two f32 holding 24 bits each (high, low), so
+/// every count below 2⁴⁸ survives the f32-only tensor format exactly.
+const HALF: u64 = 1 << 24;
+
+fn step_tensor(step: u64) -> Tensor {
+    let step = step.min(HALF * HALF - 1);
+    Tensor::from_vec(vec![(step / HALF) as f32, (step % HALF) as f32], &[2])
+}
+
+fn step_from_tensor(name: &str, t: &Tensor) -> Result<u64, StateError> {
+    let v = t.to_vec();
+    let is_half = |x: f32| x.is_finite() && x >= 0.0 && x.fract() == 0.0 && (x as u64) < HALF;
+    if !v.iter().all(|&x| is_half(x)) {
+        return Err(StateError::Invalid {
+            name: name.to_string(),
+            reason: format!("{v:?} is not a step count (two 24-bit halves)"),
+        });
+    }
+    Ok(v[0] as u64 * HALF + v[1] as u64)
+}
+
+/// Exports `lr` and per-parameter step counts and slots under the names the
+/// [module docs](self) give.
+pub(crate) fn export_state(
+    lr: f32,
+    params: &[Named],
+    slot_names: &[&str],
+    states: &[ParamState],
+) -> Vec<(String, Tensor)> {
+    let mut out = vec![("lr".to_string(), Tensor::from_vec(vec![lr], &[1]))];
+    for ((name, _), state) in params.iter().zip(states) {
+        out.push((format!("{name}.step"), step_tensor(state.step)));
+        for (slot, t) in slot_names.iter().zip(&state.slots) {
+            out.push((format!("{name}.{slot}"), t.clone()));
+        }
+    }
+    out
+}
+
+/// Validates everything in `state` against the parameters, then (only if
+/// all is well) replaces `lr` and `states`.
+pub(crate) fn import_state(
+    state: Vec<(String, Tensor)>,
+    lr: &mut f32,
+    params: &[Named],
+    slot_names: &[&str],
+    states: &mut [ParamState],
+) -> Result<(), StateError> {
+    let mut by_name: HashMap<String, Tensor> = HashMap::with_capacity(state.len());
+    for (name, t) in state {
+        if by_name.contains_key(&name) {
+            return Err(StateError::Duplicate(name));
+        }
+        by_name.insert(name, t);
+    }
+    let mut take = |name: String, shape: &[usize]| -> Result<Tensor, StateError> {
+        let t = by_name
+            .remove(&name)
+            .ok_or_else(|| StateError::Missing(name.clone()))?;
+        if t.shape() != shape {
+            return Err(StateError::Shape {
+                name,
+                expected: shape.to_vec(),
+                found: t.shape().to_vec(),
+            });
+        }
+        Ok(t)
+    };
+    let new_lr = take("lr".to_string(), &[1])?.to_vec()[0];
+    if !new_lr.is_finite() || new_lr < 0.0 {
+        return Err(StateError::Invalid {
+            name: "lr".to_string(),
+            reason: format!("learning rate {new_lr} is not a finite non-negative number"),
+        });
+    }
+    let mut staged = Vec::with_capacity(params.len());
+    for (name, p) in params {
+        let step_name = format!("{name}.step");
+        let step = step_from_tensor(&step_name, &take(step_name.clone(), &[2])?)?;
+        let shape = p.shape();
+        let slots = slot_names
+            .iter()
+            .map(|slot| take(format!("{name}.{slot}"), &shape))
+            .collect::<Result<Vec<_>, _>>()?;
+        staged.push(ParamState { step, slots });
+    }
+    if let Some(extra) = by_name.into_keys().min() {
+        return Err(StateError::Unexpected(extra));
+    }
+    *lr = new_lr;
+    states.clone_from_slice(&staged);
+    Ok(())
+}
+
+/// Checks a config value at construction, PyTorch-style.
+#[track_caller]
+pub(crate) fn check_config(optimizer: &str, what: &str, value: f32, ok: bool) {
+    assert!(ok, "{optimizer}: invalid {what} {value}");
+}

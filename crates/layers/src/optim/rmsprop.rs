@@ -1,0 +1,239 @@
+//! RMSprop (Hinton's lecture 6e), with the centred and momentum variants.
+
+use ember_tensor::Tensor;
+
+use super::StateError;
+use super::{check_config, export_state, import_state, update_param, Optimizer, ParamState};
+use crate::Named;
+
+/// Where RMSprop adds ε: the one real difference between the PyTorch and
+/// Keras/TensorFlow rules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EpsilonPlacement {
+    /// `g / (√v + ε)`: PyTorch (and Keras before 2.1).
+    #[default]
+    OutsideSqrt,
+    /// `g / √(v + ε)`: Keras 3 and TensorFlow (`tf.raw_ops.ApplyRMSProp`).
+    InsideSqrt,
+}
+
+/// Settings of [`RmsProp`].
+///
+/// | | Ember (`Default`) | [`RmsPropConfig::keras`] | PyTorch `optim.RMSprop` | Keras `RMSprop` |
+/// |---|---|---|---|---|
+/// | `lr` | 1e-2 | 1e-3 | 1e-2 | 1e-3 |
+/// | `alpha` (Keras `rho`) | 0.99 | 0.9 | 0.99 | 0.9 |
+/// | `eps` | 1e-8 | 1e-7 | 1e-8 | 1e-7 |
+/// | `eps_placement` | outside √ | inside √ | outside √ | inside √ |
+/// | `momentum` | 0 | 0 | 0 | 0 |
+/// | `centered` | false | false | False | False |
+/// | `weight_decay` | 0 | 0 | 0 | — |
+///
+/// The classic Keras `mnist_mlp` recipe, `RMSprop(lr=0.001)` with ρ = 0.9, is
+/// `RmsPropConfig::keras()`. Keras's momentum form (the buffer accumulates
+/// `lr·g/√(v + ε)`) equals PyTorch's (`p ← p − lr·b`) while the learning
+/// rate is constant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmsPropConfig {
+    /// Learning rate.
+    pub lr: f32,
+    /// Decay rate α of the average of squared gradients (Keras's ρ).
+    pub alpha: f32,
+    /// Keeps the denominator away from zero.
+    pub eps: f32,
+    /// Where ε is added.
+    pub eps_placement: EpsilonPlacement,
+    /// Momentum factor μ (0 turns momentum off).
+    pub momentum: f32,
+    /// Centred RMSprop: divide by an estimate of the gradient's variance
+    /// (`v − ḡ²`) rather than its raw second moment.
+    pub centered: bool,
+    /// L2 penalty added to the gradient: `g ← g + λp`.
+    pub weight_decay: f32,
+}
+
+impl Default for RmsPropConfig {
+    fn default() -> Self {
+        RmsPropConfig {
+            lr: 1e-2,
+            alpha: 0.99,
+            eps: 1e-8,
+            eps_placement: EpsilonPlacement::OutsideSqrt,
+            momentum: 0.0,
+            centered: false,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl RmsPropConfig {
+    /// Keras's defaults: lr 1e-3, ρ = 0.9, ε = 1e-7 inside the square root.
+    pub fn keras() -> RmsPropConfig {
+        RmsPropConfig {
+            lr: 1e-3,
+            alpha: 0.9,
+            eps: 1e-7,
+            eps_placement: EpsilonPlacement::InsideSqrt,
+            ..RmsPropConfig::default()
+        }
+    }
+}
+
+/// RMSprop, PyTorch's update rule (ε placement selectable):
+///
+/// ```text
+/// g ← ∇ + λ·p
+/// v ← α·v + (1 − α)·g²
+/// centred:  ḡ ← α·ḡ + (1 − α)·g,   v' = v − ḡ²   (else v' = v)
+/// d = √v' + ε   (or √(v' + ε))
+/// momentum: b ← μ·b + g/d,  p ← p − lr·b   (else p ← p − lr·g/d)
+/// ```
+///
+/// ```
+/// use ember_autograd::Var;
+/// use ember_layers::optim::{Optimizer, RmsProp, RmsPropConfig};
+/// use ember_tensor::Tensor;
+///
+/// let w = Var::parameter(Tensor::from_vec(vec![1.0], &[1]));
+/// let mut opt = RmsProp::new(vec![("w".into(), w.clone())], RmsPropConfig::keras());
+/// w.mul_scalar(2.0).sum().backward(); // g = 2, v = 0.1·4
+/// opt.step();
+/// let want = 1.0 - 1e-3 * 2.0 / (0.4f32 + 1e-7).sqrt();
+/// assert!((w.value().item() - want).abs() < 1e-7);
+/// ```
+pub struct RmsProp {
+    params: Vec<Named>,
+    config: RmsPropConfig,
+    states: Vec<ParamState>,
+}
+
+impl RmsProp {
+    /// An optimizer for `params` (for example `model.parameters()`).
+    ///
+    /// # Panics
+    /// On a negative learning rate, ε, momentum or weight decay, or α
+    /// outside [0, 1].
+    #[track_caller]
+    pub fn new(params: Vec<Named>, config: RmsPropConfig) -> RmsProp {
+        let c = &config;
+        check_config("RmsProp", "learning rate", c.lr, c.lr >= 0.0);
+        check_config("RmsProp", "alpha", c.alpha, (0.0..=1.0).contains(&c.alpha));
+        check_config("RmsProp", "epsilon", c.eps, c.eps >= 0.0);
+        check_config("RmsProp", "momentum", c.momentum, c.momentum >= 0.0);
+        check_config(
+            "RmsProp",
+            "weight decay",
+            c.weight_decay,
+            c.weight_decay >= 0.0,
+        );
+        let states = ParamState::for_params(&params, Self::slot_names_for(c).len(), 0.0);
+        RmsProp {
+            params,
+            config,
+            states,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RmsPropConfig {
+        &self.config
+    }
+
+    fn slot_names_for(c: &RmsPropConfig) -> &'static [&'static str] {
+        match (c.centered, c.momentum != 0.0) {
+            (false, false) => &["square_avg"],
+            (true, false) => &["square_avg", "grad_avg"],
+            (false, true) => &["square_avg", "momentum_buffer"],
+            (true, true) => &["square_avg", "grad_avg", "momentum_buffer"],
+        }
+    }
+}
+
+impl Optimizer for RmsProp {
+    fn step(&mut self) {
+        let RmsPropConfig {
+            lr,
+            alpha,
+            eps,
+            eps_placement,
+            momentum,
+            centered,
+            weight_decay,
+        } = self.config;
+        let inside = eps_placement == EpsilonPlacement::InsideSqrt;
+        let denominator = |v: f32| {
+            if inside {
+                (v + eps).sqrt()
+            } else {
+                v.sqrt() + eps
+            }
+        };
+        for ((_, param), state) in self.params.iter().zip(&mut self.states) {
+            update_param(param, |p, g| {
+                state.step += 1;
+                let (square_avg, rest) = state.slots.split_first_mut().expect("square_avg");
+                let v = square_avg.data_mut();
+                let mut rest = rest.iter_mut();
+                let mut grad_avg = centered.then(|| rest.next().expect("grad_avg").data_mut());
+                let mut buf = (momentum != 0.0).then(|| rest.next().expect("buffer").data_mut());
+                if grad_avg.is_none() && buf.is_none() {
+                    // The common case (and the classic MNIST recipe's): a
+                    // branch-free zip that the compiler vectorises.
+                    for ((p, &g), v) in p.iter_mut().zip(g).zip(v) {
+                        let g = g + weight_decay * *p;
+                        *v = alpha * *v + (1.0 - alpha) * g * g;
+                        *p -= lr * g / denominator(*v);
+                    }
+                    return;
+                }
+                for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
+                    let g = g + weight_decay * *p;
+                    v[i] = alpha * v[i] + (1.0 - alpha) * g * g;
+                    let var = match grad_avg.as_deref_mut() {
+                        Some(ga) => {
+                            ga[i] = alpha * ga[i] + (1.0 - alpha) * g;
+                            v[i] - ga[i] * ga[i]
+                        }
+                        None => v[i],
+                    };
+                    let d = denominator(var);
+                    match buf.as_deref_mut() {
+                        Some(b) => {
+                            b[i] = momentum * b[i] + g / d;
+                            *p -= lr * b[i];
+                        }
+                        None => *p -= lr * g / d,
+                    }
+                }
+            });
+        }
+    }
+
+    fn parameters(&self) -> &[Named] {
+        &self.params
+    }
+
+    fn lr(&self) -> f32 {
+        self.config.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.config.lr = lr;
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let names = Self::slot_names_for(&self.config);
+        export_state(self.config.lr, &self.params, names, &self.states)
+    }
+
+    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<(), StateError> {
+        let names = Self::slot_names_for(&self.config);
+        import_state(
+            state,
+            &mut self.config.lr,
+            &self.params,
+            names,
+            &mut self.states,
+        )
+    }
+}

@@ -1,0 +1,181 @@
+//! Stochastic gradient descent with momentum, Nesterov and weight decay.
+
+use ember_tensor::Tensor;
+
+use super::StateError;
+use super::{check_config, export_state, import_state, update_param, Optimizer, ParamState};
+use crate::Named;
+
+/// Settings of [`Sgd`].
+///
+/// | | Ember (`Default`) | PyTorch `optim.SGD` | Keras `SGD` |
+/// |---|---|---|---|
+/// | `lr` | 1e-3 | 1e-3 | 1e-2 |
+/// | `momentum` | 0 | 0 | 0 |
+/// | `dampening` | 0 | 0 | — |
+/// | `nesterov` | false | False | False |
+/// | `weight_decay` | 0 | 0 | — (a regularizer) |
+///
+/// Keras's momentum form `v ← μv − lr·g; p ← p + v` equals PyTorch's while
+/// the learning rate is constant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum factor μ (0 turns momentum off).
+    pub momentum: f32,
+    /// Dampening of the gradient entering the momentum buffer.
+    pub dampening: f32,
+    /// Nesterov momentum (needs `momentum > 0` and `dampening = 0`).
+    pub nesterov: bool,
+    /// L2 penalty added to the gradient: `g ← g + λp`.
+    pub weight_decay: f32,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        SgdConfig {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// Stochastic gradient descent, PyTorch's update rule:
+///
+/// ```text
+/// g ← ∇ + λ·p
+/// if μ ≠ 0:  b ← g (first step),  b ← μ·b + (1 − dampening)·g (later)
+///            g ← g + μ·b (Nesterov)  or  g ← b
+/// p ← p − lr·g
+/// ```
+///
+/// ```
+/// use ember_autograd::Var;
+/// use ember_layers::optim::{Optimizer, Sgd, SgdConfig};
+/// use ember_tensor::Tensor;
+///
+/// let w = Var::parameter(Tensor::from_vec(vec![1.0], &[1]));
+/// let mut opt = Sgd::new(vec![("w".into(), w.clone())], SgdConfig { lr: 0.1, ..Default::default() });
+/// w.mul_scalar(2.0).sum().backward(); // ∂/∂w = 2
+/// opt.step();
+/// assert!((w.value().item() - 0.8).abs() < 1e-7); // 1 − 0.1·2
+/// ```
+pub struct Sgd {
+    params: Vec<Named>,
+    config: SgdConfig,
+    states: Vec<ParamState>,
+}
+
+impl Sgd {
+    /// An optimizer for `params` (for example `model.parameters()`).
+    ///
+    /// # Panics
+    /// On a negative learning rate, momentum, dampening or weight decay, or
+    /// Nesterov without momentum or with dampening.
+    #[track_caller]
+    pub fn new(params: Vec<Named>, config: SgdConfig) -> Sgd {
+        let c = &config;
+        check_config("Sgd", "learning rate", c.lr, c.lr >= 0.0);
+        check_config("Sgd", "momentum", c.momentum, c.momentum >= 0.0);
+        check_config("Sgd", "dampening", c.dampening, c.dampening >= 0.0);
+        check_config("Sgd", "weight decay", c.weight_decay, c.weight_decay >= 0.0);
+        assert!(
+            !c.nesterov || (c.momentum > 0.0 && c.dampening == 0.0),
+            "Sgd: Nesterov momentum needs momentum > 0 and zero dampening"
+        );
+        let slots = usize::from(c.momentum != 0.0);
+        let states = ParamState::for_params(&params, slots, 0.0);
+        Sgd {
+            params,
+            config,
+            states,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SgdConfig {
+        &self.config
+    }
+
+    fn slot_names(&self) -> &'static [&'static str] {
+        if self.config.momentum != 0.0 {
+            &["momentum_buffer"]
+        } else {
+            &[]
+        }
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self) {
+        let SgdConfig {
+            lr,
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+        } = self.config;
+        for ((_, param), state) in self.params.iter().zip(&mut self.states) {
+            update_param(param, |p, g| {
+                state.step += 1;
+                let first = state.step == 1;
+                match state.slots.first_mut() {
+                    None => {
+                        for (p, &g) in p.iter_mut().zip(g) {
+                            *p -= lr * (g + weight_decay * *p);
+                        }
+                    }
+                    Some(buf) => {
+                        let buf = buf.data_mut();
+                        for ((p, &g), b) in p.iter_mut().zip(g).zip(buf) {
+                            let g = g + weight_decay * *p;
+                            *b = if first {
+                                g
+                            } else {
+                                momentum * *b + (1.0 - dampening) * g
+                            };
+                            let d = if nesterov { g + momentum * *b } else { *b };
+                            *p -= lr * d;
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    fn parameters(&self) -> &[Named] {
+        &self.params
+    }
+
+    fn lr(&self) -> f32 {
+        self.config.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.config.lr = lr;
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        export_state(
+            self.config.lr,
+            &self.params,
+            self.slot_names(),
+            &self.states,
+        )
+    }
+
+    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<(), StateError> {
+        let names = self.slot_names();
+        import_state(
+            state,
+            &mut self.config.lr,
+            &self.params,
+            names,
+            &mut self.states,
+        )
+    }
+}
