@@ -1,0 +1,558 @@
+//! Every optimizer against its published update rule, computed here in f64
+//! from the formula on a two-step example (two different gradients), plus
+//! the behaviours around the rule: skipped parameters, in-place updates,
+//! state export/import, clipping.
+
+use ember_autograd::Var;
+use ember_layers::optim::{
+    clip_grad_norm, clip_grad_value, Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig,
+    EpsilonPlacement, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig, StateError,
+};
+use ember_layers::Named;
+use ember_tensor::Tensor;
+
+const P0: [f64; 3] = [0.5, -1.25, 2.0];
+const G1: [f64; 3] = [0.3, -0.7, 1.1];
+const G2: [f64; 3] = [-0.2, 0.4, 0.9];
+
+fn tensor(v: &[f64]) -> Tensor {
+    Tensor::from_vec(v.iter().map(|&x| x as f32).collect(), &[v.len()])
+}
+
+fn param() -> (Var, Vec<Named>) {
+    let w = Var::parameter(tensor(&P0));
+    (w.clone(), vec![("w".to_string(), w)])
+}
+
+/// Runs two steps with gradients G1 then G2 and returns the values after each.
+fn two_steps(opt: &mut dyn Optimizer, w: &Var) -> [Vec<f32>; 2] {
+    let mut out = [Vec::new(), Vec::new()];
+    for (i, g) in [G1, G2].iter().enumerate() {
+        opt.zero_grad();
+        w.set_grad(Some(tensor(g)));
+        opt.step();
+        out[i] = w.value().to_vec();
+    }
+    out
+}
+
+#[track_caller]
+fn assert_close(got: &[f32], want: &[f64], what: &str) {
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let tol = 1e-6 * (1.0 + w.abs());
+        assert!(
+            (f64::from(g) - w).abs() <= tol,
+            "{what}[{i}]: got {g}, the formula gives {w}"
+        );
+    }
+}
+
+/// Applies a per-element rule `f(step, p, g, state) -> p'` twice, in f64.
+fn reference<S: Clone>(init: S, mut f: impl FnMut(u32, f64, f64, &mut S) -> f64) -> [Vec<f64>; 2] {
+    let mut p = P0.to_vec();
+    let mut states = vec![init; 3];
+    let mut out = [Vec::new(), Vec::new()];
+    for (t, g) in [G1, G2].iter().enumerate() {
+        for i in 0..3 {
+            p[i] = f(t as u32 + 1, p[i], g[i], &mut states[i]);
+        }
+        out[t] = p.clone();
+    }
+    out
+}
+
+fn check(opt: &mut dyn Optimizer, w: &Var, want: [Vec<f64>; 2], what: &str) {
+    let got = two_steps(opt, w);
+    assert_close(&got[0], &want[0], &format!("{what} step 1"));
+    assert_close(&got[1], &want[1], &format!("{what} step 2"));
+}
+
+#[test]
+fn sgd_plain_with_weight_decay() {
+    let (w, params) = param();
+    let (lr, wd) = (0.1, 0.01);
+    let c = SgdConfig {
+        lr: lr as f32,
+        weight_decay: wd as f32,
+        ..Default::default()
+    };
+    let want = reference((), |_, p, g, _| p - lr * (g + wd * p));
+    check(&mut Sgd::new(params, c), &w, want, "sgd");
+}
+
+#[test]
+fn sgd_momentum_with_dampening() {
+    let (w, params) = param();
+    let (lr, mu, damp) = (0.1, 0.9, 0.25);
+    let c = SgdConfig {
+        lr: lr as f32,
+        momentum: mu as f32,
+        dampening: damp as f32,
+        ..Default::default()
+    };
+    // PyTorch: the buffer starts as the first gradient, undamped.
+    let want = reference(0.0, |t, p, g, b: &mut f64| {
+        *b = if t == 1 {
+            g
+        } else {
+            mu * *b + (1.0 - damp) * g
+        };
+        p - lr * *b
+    });
+    check(&mut Sgd::new(params, c), &w, want, "sgd momentum");
+}
+
+#[test]
+fn sgd_nesterov() {
+    let (w, params) = param();
+    let (lr, mu, wd) = (0.05, 0.8, 0.1);
+    let c = SgdConfig {
+        lr: lr as f32,
+        momentum: mu as f32,
+        nesterov: true,
+        weight_decay: wd as f32,
+        ..Default::default()
+    };
+    let want = reference(0.0, |t, p, g, b: &mut f64| {
+        let g = g + wd * p;
+        *b = if t == 1 { g } else { mu * *b + g };
+        p - lr * (g + mu * *b)
+    });
+    check(&mut Sgd::new(params, c), &w, want, "sgd nesterov");
+}
+
+fn adam_reference(lr: f64, b1: f64, b2: f64, eps: f64, l2: f64, decoupled: f64) -> [Vec<f64>; 2] {
+    reference((0.0, 0.0), move |t, p, g, (m, v): &mut (f64, f64)| {
+        let p = p * (1.0 - lr * decoupled);
+        let g = g + l2 * p;
+        *m = b1 * *m + (1.0 - b1) * g;
+        *v = b2 * *v + (1.0 - b2) * g * g;
+        let m_hat = *m / (1.0 - b1.powi(t as i32));
+        let v_hat = *v / (1.0 - b2.powi(t as i32));
+        p - lr * m_hat / (v_hat.sqrt() + eps)
+    })
+}
+
+#[test]
+fn adam_with_l2_weight_decay() {
+    let (w, params) = param();
+    let c = AdamConfig {
+        lr: 0.01,
+        betas: (0.8, 0.95),
+        eps: 1e-3,
+        weight_decay: 0.1,
+    };
+    let want = adam_reference(0.01, 0.8, 0.95, 1e-3, 0.1, 0.0);
+    check(&mut Adam::new(params, c), &w, want, "adam");
+}
+
+#[test]
+fn adamw_decoupled_weight_decay() {
+    let (w, params) = param();
+    let c = AdamWConfig {
+        lr: 0.01,
+        betas: (0.9, 0.999),
+        eps: 1e-8,
+        weight_decay: 0.5,
+    };
+    // Decay first, on the weights only; the moments never see it.
+    let want = adam_reference(0.01, 0.9, 0.999, 1e-8, 0.0, 0.5);
+    check(&mut AdamW::new(params, c), &w, want, "adamw");
+}
+
+#[test]
+fn rmsprop_pytorch_rule() {
+    let (w, params) = param();
+    let (lr, a, eps) = (0.01, 0.99, 1e-8);
+    let want = reference(0.0, |_, p, g, v: &mut f64| {
+        *v = a * *v + (1.0 - a) * g * g;
+        p - lr * g / (v.sqrt() + eps)
+    });
+    check(
+        &mut RmsProp::new(params, RmsPropConfig::default()),
+        &w,
+        want,
+        "rmsprop",
+    );
+}
+
+#[test]
+fn rmsprop_keras_rule_puts_epsilon_inside_the_root() {
+    let (w, params) = param();
+    // A large ε makes the placement visible at this tolerance.
+    let (lr, rho, eps) = (1e-3, 0.9, 0.05);
+    let c = RmsPropConfig {
+        eps: eps as f32,
+        ..RmsPropConfig::keras()
+    };
+    assert_eq!(c.eps_placement, EpsilonPlacement::InsideSqrt);
+    assert_eq!((c.lr, c.alpha), (1e-3, 0.9));
+    let want = reference(0.0, |_, p, g, v: &mut f64| {
+        *v = rho * *v + (1.0 - rho) * g * g;
+        p - lr * g / (*v + eps).sqrt()
+    });
+    check(&mut RmsProp::new(params, c), &w, want, "rmsprop keras");
+}
+
+#[test]
+fn rmsprop_centered_with_momentum_and_weight_decay() {
+    let (w, params) = param();
+    let (lr, a, eps, mu, wd) = (0.01, 0.9, 1e-6, 0.5, 0.05);
+    let c = RmsPropConfig {
+        lr: lr as f32,
+        alpha: a as f32,
+        eps: eps as f32,
+        momentum: mu as f32,
+        centered: true,
+        weight_decay: wd as f32,
+        ..Default::default()
+    };
+    let want = reference(
+        (0.0, 0.0, 0.0),
+        |_, p, g, (v, ga, b): &mut (f64, f64, f64)| {
+            let g = g + wd * p;
+            *v = a * *v + (1.0 - a) * g * g;
+            *ga = a * *ga + (1.0 - a) * g;
+            let d = (*v - *ga * *ga).sqrt() + eps;
+            *b = mu * *b + g / d;
+            p - lr * *b
+        },
+    );
+    check(&mut RmsProp::new(params, c), &w, want, "rmsprop centred");
+}
+
+#[test]
+fn adagrad_with_decay_and_initial_accumulator() {
+    let (w, params) = param();
+    let (lr, decay, init, eps, wd) = (0.1, 0.5, 0.2, 1e-10, 0.01);
+    let c = AdagradConfig {
+        lr: lr as f32,
+        lr_decay: decay as f32,
+        initial_accumulator_value: init as f32,
+        eps: eps as f32,
+        weight_decay: wd as f32,
+    };
+    let want = reference(init, |t, p, g, s: &mut f64| {
+        let g = g + wd * p;
+        *s += g * g;
+        let clr = lr / (1.0 + f64::from(t - 1) * decay);
+        p - clr * g / (s.sqrt() + eps)
+    });
+    check(&mut Adagrad::new(params, c), &w, want, "adagrad");
+}
+
+/// One of each optimizer, with state that a step changes.
+fn every_optimizer(params: Vec<Named>) -> Vec<(&'static str, Box<dyn Optimizer>)> {
+    vec![
+        (
+            "sgd",
+            Box::new(Sgd::new(
+                params.clone(),
+                SgdConfig {
+                    lr: 0.1,
+                    momentum: 0.9,
+                    nesterov: true,
+                    ..Default::default()
+                },
+            )),
+        ),
+        (
+            "adam",
+            Box::new(Adam::new(params.clone(), AdamConfig::default())),
+        ),
+        (
+            "adamw",
+            Box::new(AdamW::new(params.clone(), AdamWConfig::default())),
+        ),
+        (
+            "rmsprop",
+            Box::new(RmsProp::new(
+                params.clone(),
+                RmsPropConfig {
+                    centered: true,
+                    momentum: 0.9,
+                    ..Default::default()
+                },
+            )),
+        ),
+        (
+            "adagrad",
+            Box::new(Adagrad::new(params, AdagradConfig::default())),
+        ),
+    ]
+}
+
+#[test]
+fn parameters_without_gradient_are_left_alone() {
+    let a = Var::parameter(tensor(&P0));
+    let b = Var::parameter(tensor(&P0));
+    let params = vec![("a".to_string(), a.clone()), ("b".to_string(), b.clone())];
+    for (name, mut opt) in every_optimizer(params) {
+        a.set_value(tensor(&P0));
+        b.set_value(tensor(&P0));
+        opt.zero_grad();
+        a.set_grad(Some(tensor(&G1)));
+        opt.step();
+        assert_ne!(a.value().to_vec(), tensor(&P0).to_vec(), "{name}: a moved");
+        assert_eq!(b.value().to_vec(), tensor(&P0).to_vec(), "{name}: b stayed");
+        let state = opt.state();
+        let b_step = state.iter().find(|(n, _)| n == "b.step").unwrap();
+        assert_eq!(b_step.1.to_vec(), vec![0.0, 0.0], "{name}: b's step count");
+        let a_step = state.iter().find(|(n, _)| n == "a.step").unwrap();
+        assert_eq!(a_step.1.to_vec(), vec![0.0, 1.0], "{name}: a's step count");
+    }
+}
+
+#[test]
+fn steps_update_the_parameter_storage_in_place() {
+    let w = Var::parameter(Tensor::from_vec(
+        (0..1000).map(|i| i as f32 * 1e-3).collect(),
+        &[10, 100],
+    ));
+    let params = vec![("w".to_string(), w.clone())];
+    for (name, mut opt) in every_optimizer(params) {
+        let before = w.value_ref().as_slice().unwrap().as_ptr();
+        for _ in 0..3 {
+            opt.zero_grad();
+            w.set_grad(Some(Tensor::full(&[10, 100], 0.5)));
+            opt.step();
+        }
+        let after = w.value_ref().as_slice().unwrap().as_ptr();
+        assert_eq!(before, after, "{name}: the step reallocated the parameter");
+    }
+}
+
+#[test]
+fn exported_state_resumes_bit_for_bit() {
+    let grads = [G1, G2, [0.7, 0.1, -0.3], [-1.0, 2.0, 0.5]];
+    let (w_a, params_a) = param();
+    let (w_b, params_b) = param();
+    for ((name, mut a), (_, mut b)) in every_optimizer(params_a)
+        .into_iter()
+        .zip(every_optimizer(params_b))
+    {
+        w_a.set_value(tensor(&P0));
+        for g in &grads[..2] {
+            a.zero_grad();
+            w_a.set_grad(Some(tensor(g)));
+            a.step();
+        }
+        a.set_lr(a.lr() * 0.5);
+        // b takes over a's position: its value and its state.
+        w_b.set_value(w_a.value());
+        b.load_state(a.state()).unwrap();
+        assert_eq!(b.lr(), a.lr(), "{name}: lr restored");
+        for g in &grads[2..] {
+            for (opt, w) in [(&mut a, &w_a), (&mut b, &w_b)] {
+                opt.zero_grad();
+                w.set_grad(Some(tensor(g)));
+                opt.step();
+            }
+        }
+        let bits = |w: &Var| {
+            w.value()
+                .to_vec()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&w_a), bits(&w_b), "{name}");
+    }
+}
+
+#[test]
+fn load_state_rejects_bad_state_and_changes_nothing() {
+    let (w, params) = param();
+    let mut opt = Adam::new(params, AdamConfig::default());
+    w.set_grad(Some(tensor(&G1)));
+    opt.step();
+    let good = opt.state();
+    let names: Vec<&str> = good.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["lr", "w.step", "w.exp_avg", "w.exp_avg_sq"]);
+
+    let without = |skip: &str| {
+        good.iter()
+            .filter(|(n, _)| n != skip)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let replaced = |name: &str, t: Tensor| {
+        good.iter()
+            .map(|(n, v)| (n.clone(), if n == name { t.clone() } else { v.clone() }))
+            .collect::<Vec<_>>()
+    };
+    let mut extra = good.clone();
+    extra.push(("v.exp_avg".to_string(), Tensor::zeros(&[3])));
+    let mut twice = good.clone();
+    twice.push(good[2].clone());
+
+    let cases: Vec<(Vec<(String, Tensor)>, StateError)> = vec![
+        (
+            without("w.exp_avg_sq"),
+            StateError::Missing("w.exp_avg_sq".into()),
+        ),
+        (without("lr"), StateError::Missing("lr".into())),
+        (extra, StateError::Unexpected("v.exp_avg".into())),
+        (twice, StateError::Duplicate("w.exp_avg".into())),
+        (
+            replaced("w.exp_avg", Tensor::zeros(&[4])),
+            StateError::Shape {
+                name: "w.exp_avg".into(),
+                expected: vec![3],
+                found: vec![4],
+            },
+        ),
+    ];
+    let mut fresh = Adam::new(
+        vec![("w".to_string(), w.clone())],
+        AdamConfig {
+            lr: 0.5,
+            ..Default::default()
+        },
+    );
+    let before = fresh.state();
+    for (state, want) in cases {
+        assert_eq!(fresh.load_state(state), Err(want));
+    }
+    for bad_step in [
+        vec![0.0, -1.0],
+        vec![0.0, 1.5],
+        vec![f32::NAN, 0.0],
+        vec![0.0, 16_777_216.0],
+    ] {
+        let err = fresh.load_state(replaced("w.step", Tensor::from_vec(bad_step, &[2])));
+        assert!(
+            matches!(err, Err(StateError::Invalid { ref name, .. }) if name == "w.step"),
+            "{err:?}"
+        );
+    }
+    let after = fresh.state();
+    assert_eq!(fresh.lr(), 0.5);
+    for ((n1, t1), (n2, t2)) in before.iter().zip(&after) {
+        assert_eq!(
+            (n1, t1.to_vec()),
+            (n2, t2.to_vec()),
+            "a failed load changed state"
+        );
+    }
+    // And the good state loads, step count included.
+    fresh.load_state(good).unwrap();
+    assert_eq!(fresh.lr(), 1e-3);
+    let step = fresh
+        .state()
+        .into_iter()
+        .find(|(n, _)| n == "w.step")
+        .unwrap()
+        .1;
+    assert_eq!(step.to_vec(), vec![0.0, 1.0]);
+}
+
+#[test]
+fn large_step_counts_survive_export() {
+    let (w, params) = param();
+    let mut opt = Sgd::new(params, SgdConfig::default());
+    let mut state = opt.state();
+    // 2^24 · 3 + 5: not representable as one f32.
+    let count = (1u64 << 24) * 3 + 5;
+    for (n, t) in &mut state {
+        if n == "w.step" {
+            *t = Tensor::from_vec(vec![3.0, 5.0], &[2]);
+        }
+    }
+    opt.load_state(state).unwrap();
+    w.set_grad(Some(tensor(&G1)));
+    opt.step();
+    let step = opt
+        .state()
+        .into_iter()
+        .find(|(n, _)| n == "w.step")
+        .unwrap()
+        .1
+        .to_vec();
+    assert_eq!(step[0] as u64 * (1 << 24) + step[1] as u64, count + 1);
+}
+
+#[test]
+fn clip_grad_norm_scales_all_gradients_together() {
+    let a = Var::parameter(Tensor::zeros(&[2]));
+    let b = Var::parameter(Tensor::zeros(&[2, 1]));
+    let c = Var::parameter(Tensor::zeros(&[1])); // no gradient: ignored
+    a.set_grad(Some(Tensor::from_vec(vec![1.0, -2.0], &[2])));
+    b.set_grad(Some(Tensor::from_vec(vec![2.0, 4.0], &[2, 1])));
+    let params = vec![
+        ("a".to_string(), a.clone()),
+        ("b".to_string(), b.clone()),
+        ("c".to_string(), c.clone()),
+    ];
+    let norm = clip_grad_norm(&params, 2.5);
+    assert_eq!(norm, 5.0); // √(1 + 4 + 4 + 16)
+    let scale = 2.5 / (5.0 + 1e-6);
+    assert_close(&a.grad().unwrap().to_vec(), &[scale, -2.0 * scale], "a");
+    assert_close(
+        &b.grad().unwrap().to_vec(),
+        &[2.0 * scale, 4.0 * scale],
+        "b",
+    );
+    assert!(c.grad().is_none());
+    // Below the limit nothing changes.
+    let again = clip_grad_norm(&params, 10.0);
+    assert!((again - 2.5).abs() < 1e-5);
+    assert_close(
+        &a.grad().unwrap().to_vec(),
+        &[scale, -2.0 * scale],
+        "a unchanged",
+    );
+}
+
+#[test]
+fn clip_grad_value_clamps_each_element() {
+    let a = Var::parameter(Tensor::zeros(&[4]));
+    a.set_grad(Some(Tensor::from_vec(vec![-3.0, -0.5, 0.25, 9.0], &[4])));
+    clip_grad_value(&[("a".to_string(), a.clone())], 1.0);
+    assert_eq!(a.grad().unwrap().to_vec(), vec![-1.0, -0.5, 0.25, 1.0]);
+}
+
+#[test]
+#[should_panic(expected = "Nesterov")]
+fn nesterov_without_momentum_is_refused() {
+    let (_, params) = param();
+    Sgd::new(
+        params,
+        SgdConfig {
+            nesterov: true,
+            ..Default::default()
+        },
+    );
+}
+
+#[test]
+fn rmsprop_keras_recipe_trains_a_tiny_regression() {
+    // y = 2x − 1 from 8 points, full batch: the loss must fall by 100×.
+    let x = Var::constant(Tensor::from_vec(
+        (0..8).map(|i| i as f32 / 4.0).collect(),
+        &[8, 1],
+    ));
+    let y = Var::constant(Tensor::from_vec(
+        (0..8).map(|i| i as f32 / 2.0 - 1.0).collect(),
+        &[8, 1],
+    ));
+    let w = Var::parameter(Tensor::zeros(&[1, 1]));
+    let b = Var::parameter(Tensor::zeros(&[1]));
+    let params = vec![("w".to_string(), w.clone()), ("b".to_string(), b.clone())];
+    let mut opt = RmsProp::new(
+        params,
+        RmsPropConfig {
+            lr: 0.02,
+            ..RmsPropConfig::keras()
+        },
+    );
+    let loss = |w: &Var, b: &Var| x.matmul(w).add(b).mse(&y);
+    let first = loss(&w, &b).item();
+    for _ in 0..500 {
+        opt.zero_grad();
+        loss(&w, &b).backward();
+        opt.step();
+    }
+    let last = loss(&w, &b).item();
+    assert!(last < first / 100.0, "loss {first} → {last}");
+}
