@@ -37,6 +37,7 @@
 //!   linear warm-up, one-cycle).
 //! - [`checkpoint`]: atomic safetensors checkpoints that PyTorch can read,
 //!   with optimizer state and the training position for exact resumes.
+//! - [`metrics`]: accuracy, a running mean, a confusion matrix.
 //!
 //! ## Ember's initialization defaults
 //! Weights: a truncated normal with std 1/√fan_in, cut at ±2σ (TensorFlow's
@@ -53,6 +54,7 @@ pub mod init;
 mod layer_init;
 mod linear;
 pub mod loss;
+pub mod metrics;
 mod module;
 pub mod optim;
 pub mod schedule;
