@@ -1,0 +1,555 @@
+//! Checkpoints: round trips, PyTorch layout, typed errors for every kind of
+//! bad file, atomic saves, and resuming a run bit for bit.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ember_autograd::Var;
+use ember_layers::checkpoint::{
+    load_checkpoint, load_weights, save_checkpoint, save_weights, CheckpointError, RngState,
+    TrainingState,
+};
+use ember_layers::loss::{cross_entropy, Reduction};
+use ember_layers::optim::{
+    Adam, AdamConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig, StateError,
+};
+use ember_layers::schedule::{LrSchedule, OneCycle};
+use ember_layers::{BatchNorm1d, Linear, Module, Named, ReLU, Sequential};
+use ember_tensor::Tensor;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+
+/// Linear(4 → 8) → BatchNorm1d(8) → ReLU → Linear(8 → 3): parameters and
+/// buffers, initialised from `seed`.
+fn model(seed: u64) -> Sequential {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Sequential::new()
+        .add(Linear::new(4, 8, &mut rng))
+        .add(BatchNorm1d::new(8))
+        .add(ReLU)
+        .add(Linear::new(8, 3, &mut rng))
+}
+
+/// A module with one parameter `"w"` of any shape.
+struct Single(Var);
+
+impl Module for Single {
+    fn forward(&self, x: &Var) -> Var {
+        x.mul(&self.0)
+    }
+    fn parameters(&self) -> Vec<Named> {
+        vec![("w".to_string(), self.0.clone())]
+    }
+}
+
+fn bits(model: &dyn Module) -> Vec<(String, Vec<u32>)> {
+    model
+        .state()
+        .into_iter()
+        .map(|(n, v)| (n, v.value().to_vec().iter().map(|x| x.to_bits()).collect()))
+        .collect()
+}
+
+fn optimizer_bits(opt: &dyn Optimizer) -> Vec<(String, Vec<u32>)> {
+    opt.state()
+        .into_iter()
+        .map(|(n, t)| (n, t.to_vec().iter().map(|x| x.to_bits()).collect()))
+        .collect()
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary directory")
+}
+
+#[test]
+fn model_optimizer_and_position_round_trip() {
+    let dir = tempdir();
+    let path = dir.path().join("ckpt.safetensors");
+    let saved = model(1);
+    let mut opt = Adam::new(saved.parameters(), AdamConfig::default());
+    // One real step, so optimizer state and batch-norm buffers are not trivial.
+    let x = Var::constant(Tensor::randn(&[6, 4], &mut ChaCha8Rng::seed_from_u64(3)));
+    cross_entropy(&saved.forward(&x), &[0, 1, 2, 0, 1, 2], Reduction::Mean).backward();
+    opt.step();
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    let _: [u64; 5] = rng.gen();
+    let mut position = TrainingState {
+        epoch: 7,
+        step: 123_456_789_012,
+        ..Default::default()
+    };
+    position.rngs.insert("shuffle".into(), RngState::of(&rng));
+    position
+        .rngs
+        .insert("noise".into(), RngState::of(&ChaCha8Rng::seed_from_u64(9)));
+    position
+        .extra
+        .insert("note".into(), "κ = 0.1, \"quoted\"".into());
+    save_checkpoint(&path, &saved, Some(&opt), &position).unwrap();
+
+    let loaded = model(2);
+    let mut opt2 = Adam::new(
+        loaded.parameters(),
+        AdamConfig {
+            lr: 0.5,
+            ..Default::default()
+        },
+    );
+    assert_ne!(bits(&loaded), bits(&saved));
+    let back = load_checkpoint(&path, &loaded, Some(&mut opt2)).unwrap();
+    assert_eq!(back, position);
+    assert_eq!(bits(&loaded), bits(&saved));
+    assert_eq!(optimizer_bits(&opt2), optimizer_bits(&opt));
+    assert_eq!(opt2.lr(), 1e-3);
+    // The generator continues where the saved one stood.
+    let mut resumed = back.rngs["shuffle"].to_rng();
+    let next: [u64; 4] = resumed.gen();
+    assert_eq!(next, rng.gen::<[u64; 4]>());
+}
+
+#[test]
+fn files_use_pytorch_names_layouts_and_f32() {
+    let dir = tempdir();
+    let path = dir.path().join("weights.safetensors");
+    let m = model(1);
+    save_weights(&path, &m).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names = file.names();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "0.bias",
+            "0.weight",
+            "1.bias",
+            "1.num_batches_tracked",
+            "1.running_mean",
+            "1.running_var",
+            "1.weight",
+            "3.bias",
+            "3.weight"
+        ]
+    );
+    let w = file.tensor("0.weight").unwrap();
+    assert_eq!(w.dtype(), Dtype::F32);
+    assert_eq!(w.shape(), [8, 4]); // (out, in), as nn.Linear
+    let values: Vec<f32> = w
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(values, m.parameters()[0].1.value().to_vec());
+    assert_eq!(
+        file.tensor("1.num_batches_tracked").unwrap().shape(),
+        [0usize; 0]
+    );
+    // A weights file loads back, and so does the model part of a checkpoint.
+    let other = model(5);
+    load_weights(&path, &other).unwrap();
+    assert_eq!(bits(&other), bits(&m));
+    let full = dir.path().join("full.safetensors");
+    let opt = Sgd::new(
+        m.parameters(),
+        SgdConfig {
+            momentum: 0.9,
+            ..Default::default()
+        },
+    );
+    save_checkpoint(&full, &m, Some(&opt), &TrainingState::default()).unwrap();
+    let third = model(6);
+    load_weights(&full, &third).unwrap();
+    assert_eq!(bits(&third), bits(&m));
+}
+
+/// Writes a safetensors file with the given (name, dtype, shape, bytes) and metadata.
+fn write_raw(
+    path: &Path,
+    tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)],
+    metadata: Option<HashMap<String, String>>,
+) {
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.to_string(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, metadata).unwrap()).unwrap();
+}
+
+fn single(shape: &[usize]) -> Single {
+    Single(Var::parameter(Tensor::zeros(shape)))
+}
+
+#[track_caller]
+fn assert_names_file(err: &CheckpointError, path: &Path, also: &str) {
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains(also), "{msg} does not mention {also}");
+}
+
+#[test]
+fn wrong_names_shapes_and_dtypes_are_typed_errors() {
+    let dir = tempdir();
+    let path = dir.path().join("m.safetensors");
+    save_weights(&path, &model(1)).unwrap();
+
+    let bigger = model(1)
+        .add(ReLU)
+        .add(Linear::new(3, 2, &mut ChaCha8Rng::seed_from_u64(0)));
+    let err = load_weights(&path, &bigger).unwrap_err();
+    assert!(
+        matches!(&err, CheckpointError::Missing { name, .. } if name == "5.weight"),
+        "{err}"
+    );
+    assert_names_file(&err, &path, "5.weight");
+
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let smaller = Sequential::new()
+        .add(Linear::new(4, 8, &mut rng))
+        .add(BatchNorm1d::new(8));
+    let err = load_weights(&path, &smaller).unwrap_err();
+    assert!(
+        matches!(&err, CheckpointError::Unexpected { name, .. } if name == "3.bias"),
+        "{err}"
+    );
+
+    let wider = Sequential::new()
+        .add(Linear::new(4, 9, &mut rng))
+        .add(BatchNorm1d::new(9))
+        .add(ReLU)
+        .add(Linear::new(9, 3, &mut rng));
+    let before = bits(&wider);
+    let err = load_weights(&path, &wider).unwrap_err();
+    match &err {
+        CheckpointError::Shape {
+            name,
+            expected,
+            found,
+            ..
+        } => {
+            assert_eq!(
+                (name.as_str(), expected.as_slice(), found.as_slice()),
+                ("0.weight", &[9, 4][..], &[8, 4][..])
+            );
+        }
+        other => panic!("expected a shape error, got {other}"),
+    }
+    assert_eq!(bits(&wider), before, "a failed load changed the model");
+
+    let raw = dir.path().join("f64.safetensors");
+    write_raw(&raw, &[("w", Dtype::F64, vec![2], vec![0; 16])], None);
+    let err = load_weights(&raw, &single(&[2])).unwrap_err();
+    assert!(
+        matches!(&err, CheckpointError::Dtype { name, found, .. } if name == "w" && found == "F64"),
+        "{err}"
+    );
+    assert_names_file(&err, &raw, "F64");
+
+    // A file from elsewhere (no metadata) loads, at position zero.
+    let plain = dir.path().join("plain.safetensors");
+    let ones: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_raw(&plain, &[("w", Dtype::F32, vec![2], ones)], None);
+    let s = single(&[2]);
+    assert_eq!(
+        load_checkpoint(&plain, &s, None).unwrap(),
+        TrainingState::default()
+    );
+    assert_eq!(s.0.value().to_vec(), vec![1.0, 2.0]);
+}
+
+#[test]
+fn damaged_files_are_typed_errors() {
+    let dir = tempdir();
+    let good = dir.path().join("good.safetensors");
+    save_weights(&good, &model(1)).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let m = model(2);
+    let write = |name: &str, data: &[u8]| -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    };
+
+    let p = write("cut.safetensors", &bytes[..bytes.len() - 3]);
+    let err = load_weights(&p, &m).unwrap_err();
+    assert!(matches!(err, CheckpointError::Truncated { .. }), "{err}");
+    assert_names_file(&err, &p, "truncated");
+
+    let p = write("tiny.safetensors", &bytes[..5]);
+    assert!(matches!(
+        load_weights(&p, &m),
+        Err(CheckpointError::Truncated { .. })
+    ));
+
+    let p = write("empty.safetensors", &[]);
+    assert!(matches!(
+        load_weights(&p, &m),
+        Err(CheckpointError::Truncated { .. })
+    ));
+
+    // A header length far beyond the file: refused before any allocation.
+    let mut huge = bytes.clone();
+    huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    let p = write("huge.safetensors", &huge);
+    assert!(matches!(
+        load_weights(&p, &m),
+        Err(CheckpointError::Truncated { .. })
+    ));
+
+    let mut junk = 10u64.to_le_bytes().to_vec();
+    junk.extend_from_slice(b"not json!!");
+    let p = write("junk.safetensors", &junk);
+    let err = load_weights(&p, &m).unwrap_err();
+    assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+
+    // A shape whose size overflows, with a tiny data section.
+    let header = br#"{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#;
+    let mut hostile = (header.len() as u64).to_le_bytes().to_vec();
+    hostile.extend_from_slice(header);
+    hostile.extend_from_slice(&[0; 8]);
+    let p = write("hostile.safetensors", &hostile);
+    let err = load_weights(&p, &single(&[2])).unwrap_err();
+    assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(&[0; 4]);
+    let p = write("longer.safetensors", &longer);
+    assert!(matches!(
+        load_weights(&p, &m),
+        Err(CheckpointError::Corrupt { .. })
+    ));
+
+    let missing = dir.path().join("nope.safetensors");
+    let err = load_weights(&missing, &m).unwrap_err();
+    assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
+    assert_names_file(&err, &missing, "nope.safetensors");
+}
+
+#[test]
+fn bad_metadata_and_mismatched_optimizers_are_typed_errors() {
+    let dir = tempdir();
+    let zeros: Vec<u8> = vec![0; 8];
+    for (key, value) in [
+        ("format_version", "99"),
+        ("epoch", "-1"),
+        ("step", "lots"),
+        ("rng.shuffle.seed", "xyz"),
+    ] {
+        let p = dir.path().join(format!("{key}.safetensors"));
+        let meta = HashMap::from([(key.to_string(), value.to_string())]);
+        write_raw(&p, &[("w", Dtype::F32, vec![2], zeros.clone())], Some(meta));
+        let err = load_checkpoint(&p, &single(&[2]), None).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Metadata { key: k, .. } if k == key),
+            "{err}"
+        );
+    }
+
+    let path = dir.path().join("adam.safetensors");
+    let m = model(1);
+    let adam = Adam::new(m.parameters(), AdamConfig::default());
+    save_checkpoint(&path, &m, Some(&adam), &TrainingState::default()).unwrap();
+    let target = model(2);
+    let before = bits(&target);
+    let mut sgd = Sgd::new(
+        target.parameters(),
+        SgdConfig {
+            momentum: 0.9,
+            ..Default::default()
+        },
+    );
+    let err = load_checkpoint(&path, &target, Some(&mut sgd)).unwrap_err();
+    assert!(
+        matches!(&err, CheckpointError::Optimizer { source: StateError::Missing(n), .. } if n == "0.weight.momentum_buffer"),
+        "{err}"
+    );
+    assert_eq!(bits(&target), before, "a failed load changed the model");
+    // Without an optimizer the same file loads fine.
+    load_checkpoint(&path, &target, None).unwrap();
+    assert_eq!(bits(&target), bits(&m));
+
+    // A checkpoint without optimizer state cannot restore one.
+    let bare = dir.path().join("bare.safetensors");
+    save_weights(&bare, &m).unwrap();
+    let err = load_checkpoint(&bare, &target, Some(&mut sgd)).unwrap_err();
+    assert!(
+        matches!(&err, CheckpointError::Optimizer { source: StateError::Missing(n), .. } if n == "lr"),
+        "{err}"
+    );
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn saves_replace_the_file_atomically_and_leave_no_debris() {
+    let dir = tempdir();
+    let path = dir.path().join("run.safetensors");
+    let a = model(1);
+    save_weights(&path, &a).unwrap();
+    let first = std::fs::read(&path).unwrap();
+    let b = model(2);
+    save_weights(&path, &b).unwrap();
+    assert_ne!(std::fs::read(&path).unwrap(), first);
+    assert_eq!(listing(dir.path()), ["run.safetensors"]);
+
+    // A save that fails leaves the previous checkpoint as it was.
+    let before = std::fs::read(&path).unwrap();
+    let clash = Single(Var::parameter(Tensor::zeros(&[1])));
+    struct Reserved(Single);
+    impl Module for Reserved {
+        fn forward(&self, x: &Var) -> Var {
+            self.0.forward(x)
+        }
+        fn parameters(&self) -> Vec<Named> {
+            vec![("optimizer.lr".to_string(), self.0 .0.clone())]
+        }
+    }
+    let err = save_weights(&path, &Reserved(clash)).unwrap_err();
+    assert!(matches!(err, CheckpointError::Name { .. }), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+
+    // The rename fails when the target is a directory: the error comes back
+    // and the temporary file is cleaned up.
+    let sub = dir.path().join("taken");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("keep"), b"x").unwrap();
+    let err = save_weights(&sub, &a).unwrap_err();
+    assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
+    assert_eq!(listing(dir.path()), ["run.safetensors", "taken"]);
+    assert_eq!(std::fs::read(sub.join("keep")).unwrap(), b"x");
+}
+
+// ---------------------------------------------------------------- resume --
+
+/// 64 samples of 4 features, 3 classes from a fixed linear rule.
+fn data() -> (Tensor, Vec<usize>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let x = Tensor::randn(&[64, 4], &mut rng);
+    let v = x.to_vec();
+    let y = v
+        .chunks(4)
+        .map(|r| {
+            let scores = [r[0] + r[1], r[2] - r[0], r[3] - r[1]];
+            (0..3)
+                .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+                .unwrap()
+        })
+        .collect();
+    (x, y)
+}
+
+/// Trains epochs `epochs` (shuffled by `rng`, batches of 16), with a
+/// one-cycle schedule over the whole 3-epoch run; returns the step reached.
+fn train(
+    model: &Sequential,
+    opt: &mut dyn Optimizer,
+    rng: &mut ChaCha8Rng,
+    epochs: std::ops::Range<u64>,
+    mut step: u64,
+) -> u64 {
+    let (x, y) = data();
+    let schedule = OneCycle::new(0.05, 12);
+    let xs = x.to_vec();
+    for _ in epochs {
+        let mut order: Vec<usize> = (0..64).collect();
+        order.shuffle(rng);
+        for batch in order.chunks(16) {
+            let rows: Vec<f32> = batch
+                .iter()
+                .flat_map(|&i| xs[i * 4..i * 4 + 4].to_vec())
+                .collect();
+            let targets: Vec<usize> = batch.iter().map(|&i| y[i]).collect();
+            let input = Var::constant(Tensor::from_vec(rows, &[batch.len(), 4]));
+            opt.set_lr(schedule.lr(step as usize));
+            opt.zero_grad();
+            cross_entropy(&model.forward(&input), &targets, Reduction::Mean).backward();
+            opt.step();
+            step += 1;
+        }
+    }
+    step
+}
+
+fn resume_is_exact(make: fn(Vec<Named>) -> Box<dyn Optimizer>) {
+    // Three epochs straight.
+    let straight = model(1);
+    let mut opt = make(straight.parameters());
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    train(&straight, opt.as_mut(), &mut rng, 0..3, 0);
+
+    // Two epochs, save, then a fresh process: new model, new optimizer.
+    let dir = tempdir();
+    let path = dir.path().join("resume.safetensors");
+    {
+        let first = model(1);
+        let mut opt = make(first.parameters());
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let step = train(&first, opt.as_mut(), &mut rng, 0..2, 0);
+        let mut position = TrainingState {
+            epoch: 2,
+            step,
+            ..Default::default()
+        };
+        position.rngs.insert("shuffle".into(), RngState::of(&rng));
+        save_checkpoint(&path, &first, Some(opt.as_ref()), &position).unwrap();
+    }
+    let resumed = model(99);
+    let mut opt2 = make(resumed.parameters());
+    let position = load_checkpoint(&path, &resumed, Some(opt2.as_mut())).unwrap();
+    assert_eq!((position.epoch, position.step), (2, 8));
+    let mut rng2 = position.rngs["shuffle"].to_rng();
+    train(
+        &resumed,
+        opt2.as_mut(),
+        &mut rng2,
+        position.epoch..3,
+        position.step,
+    );
+
+    assert_eq!(bits(&resumed), bits(&straight));
+    assert_eq!(optimizer_bits(opt2.as_ref()), optimizer_bits(opt.as_ref()));
+    assert_eq!(rng2.gen::<u64>(), rng.gen::<u64>());
+}
+
+#[test]
+fn resume_is_bit_exact_with_adam() {
+    resume_is_exact(|p| Box::new(Adam::new(p, AdamConfig::default())));
+}
+
+#[test]
+fn resume_is_bit_exact_with_centred_momentum_rmsprop() {
+    resume_is_exact(|p| {
+        Box::new(RmsProp::new(
+            p,
+            RmsPropConfig {
+                centered: true,
+                momentum: 0.5,
+                ..RmsPropConfig::keras()
+            },
+        ))
+    });
+}
+
+#[test]
+fn resume_is_bit_exact_with_nesterov_sgd() {
+    resume_is_exact(|p| {
+        Box::new(Sgd::new(
+            p,
+            SgdConfig {
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 1e-4,
+                ..Default::default()
+            },
+        ))
+    });
+}
