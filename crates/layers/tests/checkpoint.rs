@@ -553,3 +553,59 @@ fn resume_is_bit_exact_with_nesterov_sgd() {
         ))
     });
 }
+
+// --------------------------------------------------------------- PyTorch --
+
+/// Writes a checkpoint of `Linear(5→7) → BatchNorm1d(7) → ReLU → Linear(7→3)`
+/// (with optimizer state, and non-trivial batch-norm statistics) and an
+/// input with Ember's eval-mode output, for `docs/check_pytorch_load.py`,
+/// which loads the file with `safetensors.torch.load_file` into the same
+/// `nn.Sequential` and compares predictions:
+///
+/// ```text
+/// cargo test -p ember-layers --test checkpoint writes_a_file_for_the_pytorch_check
+/// python3 docs/check_pytorch_load.py target/tmp/pytorch_check
+/// ```
+#[test]
+fn writes_a_file_for_the_pytorch_check() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pytorch_check");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(2024);
+    let m = Sequential::new()
+        .add(Linear::new(5, 7, &mut rng))
+        .add(BatchNorm1d::new(7))
+        .add(ReLU)
+        .add(Linear::new(7, 3, &mut rng));
+    let mut opt = Adam::new(m.parameters(), AdamConfig::default());
+    for _ in 0..3 {
+        let x = Var::constant(Tensor::randn(&[8, 5], &mut rng).add_scalar(0.5));
+        opt.zero_grad();
+        cross_entropy(&m.forward(&x), &[0, 1, 2, 0, 1, 2, 0, 1], Reduction::Mean).backward();
+        opt.step();
+    }
+    m.set_training(false);
+    let x = Tensor::randn(&[4, 5], &mut rng);
+    let y = m.forward(&Var::constant(x.clone())).value();
+    let position = TrainingState {
+        epoch: 1,
+        step: 3,
+        ..Default::default()
+    };
+    let path = dir.join("model.safetensors");
+    save_checkpoint(&path, &m, Some(&opt), &position).unwrap();
+    let io = serde_json::json!({ "input": x.to_vec(), "output": y.to_vec(), "batch": 4 });
+    std::fs::write(dir.join("io.json"), io.to_string()).unwrap();
+    // The file reads back into a fresh model with the same predictions.
+    let fresh = Sequential::new()
+        .add(Linear::new(5, 7, &mut rng))
+        .add(BatchNorm1d::new(7))
+        .add(ReLU)
+        .add(Linear::new(7, 3, &mut rng));
+    fresh.set_training(false);
+    load_weights(&path, &fresh).unwrap();
+    assert_eq!(
+        fresh.forward(&Var::constant(x)).value().to_vec(),
+        y.to_vec()
+    );
+    println!("wrote {}", dir.display());
+}
