@@ -38,12 +38,14 @@ mod loops;
 #[cfg(test)]
 mod naive;
 mod pack;
+mod peak;
 mod small;
 #[cfg(test)]
 mod tests;
 
 use kernel::MicroKernel;
 use loops::{COut, Product};
+pub use peak::fma_peak_gflops;
 
 /// How many threads a GEMM may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

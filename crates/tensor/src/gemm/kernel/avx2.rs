@@ -5,7 +5,7 @@ use std::arch::x86_64::{
     _mm256_setzero_ps, _mm256_storeu_ps,
 };
 
-use super::{tile_body, MicroKernel, Simd, Tile};
+use super::{fma_chains, tile_body, MicroKernel, Simd, Tile};
 use crate::gemm::Kernel;
 
 // SAFETY: every method is only called from the `#[target_feature(enable =
@@ -84,5 +84,18 @@ pub(super) fn kernel() -> Option<MicroKernel> {
         nc: 4080, // B block 256×4080×4 ≈ 4 MiB: half the 8 MiB L3
         packed,
         strided,
+        fma_loop,
+        fma_flops: FMA_CHAINS * 8 * 2, // 8 lanes, 2 flops per FMA
     })
+}
+
+/// Independent FMA chains in the peak probe: latency × ports, with room to spare.
+const FMA_CHAINS: usize = 12;
+
+/// # Safety
+/// The kernel's ISA is available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_loop(iters: usize) -> f32 {
+    // SAFETY: avx2,fma enabled on this function.
+    unsafe { fma_chains::<__m256, FMA_CHAINS>(iters) }
 }

@@ -5,7 +5,7 @@ use std::arch::x86_64::{
     _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
-use super::{tile_body, MicroKernel, Simd, Tile};
+use super::{fma_chains, tile_body, MicroKernel, Simd, Tile};
 use crate::gemm::Kernel;
 
 // SAFETY: every method is only called from the `#[target_feature(enable =
@@ -84,5 +84,18 @@ pub(super) fn kernel() -> Option<MicroKernel> {
         nc: 3072, // B block 384×3072×4 = 4.5 MiB: shared L3
         packed,
         strided,
+        fma_loop,
+        fma_flops: FMA_CHAINS * 16 * 2, // 16 lanes, 2 flops per FMA
     })
+}
+
+/// Independent FMA chains in the peak probe: latency × ports, with room to spare.
+const FMA_CHAINS: usize = 24;
+
+/// # Safety
+/// The kernel's ISA is available.
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_loop(iters: usize) -> f32 {
+    // SAFETY: avx512f enabled on this function.
+    unsafe { fma_chains::<__m512, FMA_CHAINS>(iters) }
 }

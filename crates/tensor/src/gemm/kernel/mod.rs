@@ -93,6 +93,10 @@ pub(crate) struct MicroKernel {
     pub packed: TileFn,
     /// Reads A/B with the strides in the [`Tile`] (the small-problem path).
     pub strided: TileFn,
+    /// `iters` rounds of independent FMAs, to measure the machine's peak.
+    pub fma_loop: unsafe fn(usize) -> f32,
+    /// Flops per round of `fma_loop`.
+    pub fma_flops: usize,
 }
 
 impl MicroKernel {
@@ -229,5 +233,31 @@ unsafe fn write_back<V: Simd, const MR: usize, const NV: usize>(t: &Tile, acc: &
                 }
             }
         }
+    }
+}
+
+/// `iters` rounds of `N` independent vector FMA chains (enough to cover the
+/// FMA latency on every port), the body of the peak-throughput probe.
+///
+/// # Safety
+/// The ISA of `V` must be available.
+#[inline(always)]
+pub(crate) unsafe fn fma_chains<V: Simd, const N: usize>(iters: usize) -> f32 {
+    // SAFETY: the caller guarantees the ISA; `lanes` has room for one vector.
+    unsafe {
+        let mut acc = [V::splat(1.0); N];
+        let (x, y) = (V::splat(0.999_999), V::splat(1e-7));
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = a.mul_add(x, y);
+            }
+        }
+        let mut sum = V::zero();
+        for a in acc {
+            sum = sum.add(a);
+        }
+        let mut lanes = [0.0f32; 16];
+        sum.store(lanes.as_mut_ptr());
+        lanes[..V::LANES].iter().sum()
     }
 }

@@ -1,7 +1,7 @@
 //! The portable kernel: plain `f32` lanes. It runs everywhere and is the
 //! fallback when no SIMD ISA is detected.
 
-use super::{tile_body, MicroKernel, Simd, Tile};
+use super::{fma_chains, tile_body, MicroKernel, Simd, Tile};
 use crate::gemm::Kernel;
 
 // SAFETY: plain f32 arithmetic needs no ISA; load/store read or write one
@@ -70,5 +70,17 @@ pub(super) fn kernel() -> MicroKernel {
         nc: 4096,
         packed,
         strided,
+        fma_loop,
+        fma_flops: FMA_CHAINS * 2, // one lane, mul + add
     }
+}
+
+/// Independent FMA chains in the peak probe: latency × ports, with room to spare.
+const FMA_CHAINS: usize = 8;
+
+/// # Safety
+/// The kernel's ISA is available.
+unsafe fn fma_loop(iters: usize) -> f32 {
+    // SAFETY: scalar code needs no ISA.
+    unsafe { fma_chains::<f32, FMA_CHAINS>(iters) }
 }

@@ -1,0 +1,272 @@
+//! Ember's GEMM against `matrixmultiply`, side by side, on the shapes that
+//! matter for training (see issue 3 and `docs/gemm.md`).
+//!
+//! ```text
+//! cargo run --release --example gemm_report            # a table
+//! cargo run --release --example gemm_report -- --json  # one JSON object a line
+//! cargo run --release --example gemm_report -- --quick # fewer rounds
+//! ```
+//!
+//! It first measures this machine's FMA peak with the selected instruction
+//! set, then, for 1 and 2 threads, times Ember and `matrixmultiply`
+//! interleaved round by round and reports medians, their ratio and Ember's
+//! share of the peak. `matrixmultiply` reads its thread count
+//! (`MATMUL_NUM_THREADS`) once per process, so each thread count runs in a
+//! child process of this one. Expect Ember ≥ 1.12× `matrixmultiply` on every row.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ember::tensor::gemm::{
+    fma_peak_gflops, gemm, kernel_name, Kernel, MatMut, MatRef, Parallelism,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A benchmark shape: C (m×n) = A (m×k) · B (k×n), either operand possibly
+/// read transposed (stored the other way round).
+struct Shape {
+    name: &'static str,
+    m: usize,
+    k: usize,
+    n: usize,
+    a_t: bool,
+    b_t: bool,
+}
+
+const fn shape(name: &'static str, m: usize, k: usize, n: usize, a_t: bool, b_t: bool) -> Shape {
+    Shape {
+        name,
+        m,
+        k,
+        n,
+        a_t,
+        b_t,
+    }
+}
+
+const SHAPES: [Shape; 9] = [
+    shape("256³", 256, 256, 256, false, false),
+    shape("512³", 512, 512, 512, false, false),
+    shape("2048³", 2048, 2048, 2048, false, false),
+    shape(
+        "128×784×512 Bᵀ (Linear 784→512 fwd)",
+        128,
+        784,
+        512,
+        false,
+        true,
+    ),
+    shape(
+        "128×512×512 Bᵀ (hidden Linear fwd)",
+        128,
+        512,
+        512,
+        false,
+        true,
+    ),
+    shape("128×512×784 (input gradient)", 128, 512, 784, false, false),
+    shape(
+        "784×128×512 Aᵀ (weight gradient)",
+        784,
+        128,
+        512,
+        true,
+        false,
+    ),
+    shape("128×512×10 (logits)", 128, 512, 10, false, false),
+    shape("64³", 64, 64, 64, false, false),
+];
+
+/// Column-major when `transposed`, so the view is a transposed one.
+fn strides(rows: usize, cols: usize, transposed: bool) -> (usize, usize) {
+    if transposed {
+        (1, rows)
+    } else {
+        (cols, 1)
+    }
+}
+
+struct Operands {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+    sa: (usize, usize),
+    sb: (usize, usize),
+}
+
+impl Operands {
+    fn new(s: &Shape, rng: &mut ChaCha8Rng) -> Operands {
+        let mut random = |len: usize| (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        Operands {
+            a: random(s.m * s.k),
+            b: random(s.k * s.n),
+            c: vec![0.0; s.m * s.n],
+            sa: strides(s.m, s.k, s.a_t),
+            sb: strides(s.k, s.n, s.b_t),
+        }
+    }
+
+    fn ember(&mut self, s: &Shape, threads: usize) {
+        let par = if threads == 1 {
+            Parallelism::Sequential
+        } else {
+            Parallelism::Threads(threads)
+        };
+        gemm(
+            1.0,
+            MatRef::new(&self.a, s.m, s.k, self.sa.0, self.sa.1),
+            MatRef::new(&self.b, s.k, s.n, self.sb.0, self.sb.1),
+            0.0,
+            MatMut::new(&mut self.c, s.m, s.n, s.n, 1),
+            par,
+        );
+    }
+
+    fn matrixmultiply(&mut self, s: &Shape) {
+        // SAFETY: the pointers and strides describe exactly the three buffers,
+        // which are m×k, k×n and m×n floats long.
+        unsafe {
+            matrixmultiply::sgemm(
+                s.m,
+                s.k,
+                s.n,
+                1.0,
+                self.a.as_ptr(),
+                self.sa.0 as isize,
+                self.sa.1 as isize,
+                self.b.as_ptr(),
+                self.sb.0 as isize,
+                self.sb.1 as isize,
+                0.0,
+                self.c.as_mut_ptr(),
+                s.n as isize,
+                1,
+            );
+        }
+    }
+}
+
+/// GFLOP/s of `f` over enough calls to take about `target`.
+fn rate(flops: f64, calls: usize, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..calls {
+        f();
+    }
+    flops * calls as f64 / start.elapsed().as_secs_f64() / 1e9
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Times one shape: `rounds` rounds, each timing Ember and matrixmultiply
+/// back to back (alternating who goes first); returns the two medians.
+fn measure(s: &Shape, threads: usize, rounds: usize, rng: &mut ChaCha8Rng) -> (f64, f64) {
+    let mut ops = Operands::new(s, rng);
+    let flops = 2.0 * (s.m * s.k * s.n) as f64;
+    // Warm up both (buffers, thread pools, caches) and size the batches.
+    let start = Instant::now();
+    ops.ember(s, threads);
+    ops.matrixmultiply(s);
+    let one = start.elapsed().max(Duration::from_nanos(100)) / 2;
+    let calls = (Duration::from_millis(15).as_secs_f64() / one.as_secs_f64()).ceil() as usize;
+    let (mut ember, mut mm) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut e = || ember.push(rate(flops, calls, || ops.ember(s, threads)));
+        if round % 2 == 0 {
+            e();
+            mm.push(rate(flops, calls, || ops.matrixmultiply(s)));
+        } else {
+            mm.push(rate(flops, calls, || ops.matrixmultiply(s)));
+            ember.push(rate(flops, calls, || ops.ember(s, threads)));
+        }
+    }
+    (median(ember), median(mm))
+}
+
+fn arg_value(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.iter().any(|a| a == "--json");
+    let rounds = if args.iter().any(|a| a == "--quick") {
+        5
+    } else {
+        15
+    };
+    if let Some(threads) = arg_value(&args, "--child") {
+        let threads: usize = threads.parse().expect("--child takes a thread count");
+        let peak: f64 = arg_value(&args, "--peak")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(f64::NAN);
+        child(threads, peak, rounds, json);
+        return;
+    }
+
+    let kernel = Kernel::selected();
+    let peaks = [fma_peak_gflops(kernel, 1), fma_peak_gflops(kernel, 2)];
+    if json {
+        println!(
+            "{{\"kernel\":\"{}\",\"peak_gflops_1t\":{:.1},\"peak_gflops_2t\":{:.1}}}",
+            kernel_name(),
+            peaks[0],
+            peaks[1]
+        );
+    } else {
+        println!(
+            "kernel {}: measured FMA peak {:.1} GFLOP/s on 1 thread, {:.1} on 2",
+            kernel_name(),
+            peaks[0],
+            peaks[1]
+        );
+        println!(
+            "{:<40} {:>3} {:>9} {:>9} {:>6} {:>6}",
+            "shape M×K×N", "thr", "ember", "mm", "ratio", "%peak"
+        );
+    }
+    let exe = std::env::current_exe().expect("path of this example");
+    for (threads, peak) in [(1usize, peaks[0]), (2, peaks[1])] {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["--child", &threads.to_string(), "--peak", &peak.to_string()]);
+        cmd.args(
+            args.iter()
+                .skip(1)
+                .filter(|a| *a == "--json" || *a == "--quick"),
+        );
+        cmd.env("MATMUL_NUM_THREADS", threads.to_string());
+        let status = cmd.status().expect("run the measuring child");
+        assert!(status.success(), "the {threads}-thread child failed");
+    }
+}
+
+/// Measures every shape at `threads` threads and prints one line each.
+fn child(threads: usize, peak: f64, rounds: usize, json: bool) {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for s in &SHAPES {
+        let rounds = if s.m * s.k * s.n >= 1 << 30 {
+            rounds.min(7)
+        } else {
+            rounds
+        };
+        let (ember, mm) = measure(s, threads, rounds, &mut rng);
+        let pct = 100.0 * ember / peak;
+        if json {
+            println!(
+                "{{\"shape\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"a_transposed\":{},\"b_transposed\":{},\"threads\":{threads},\"ember_gflops\":{ember:.1},\"matrixmultiply_gflops\":{mm:.1},\"ratio\":{:.3},\"pct_of_peak\":{pct:.1}}}",
+                s.name, s.m, s.k, s.n, s.a_t, s.b_t, ember / mm
+            );
+        } else {
+            println!(
+                "{:<40} {threads:>3} {ember:>9.1} {mm:>9.1} {:>6.2} {pct:>5.0}%",
+                s.name,
+                ember / mm
+            );
+        }
+    }
+}
