@@ -1,0 +1,193 @@
+//! The classic MNIST multilayer perceptron (Keras's `mnist_mlp` recipe):
+//! 784 → 512 ReLU → dropout 0.2 → 512 ReLU → dropout 0.2 → 10, cross-entropy,
+//! RMSprop (lr 0.001, ρ 0.9), batch 128, 20 epochs, reshuffled every epoch.
+//! Expect about 98.3–98.5 % test accuracy.
+//!
+//! ```text
+//! cargo run --release --example mnist_mlp
+//! cargo run --release --example mnist_mlp -- --epochs 5 --optimizer adam --plot curves.svg
+//! cargo run --release --example mnist_mlp -- --help
+//! ```
+
+mod common;
+
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use common::{CommonArgs, EpochRecord, OptimizerKind, Reporter};
+use ember::autograd::Var;
+use ember::layers::checkpoint::load_checkpoint;
+use ember::layers::metrics::{correct, RunningMean};
+use ember::layers::{Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Tanh};
+use ember::mnist::{BatchConfig, Layout};
+use ember::report::EpochProgress;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Train the classic MNIST MLP.
+#[derive(Parser, Debug)]
+#[command(about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Hidden layer widths.
+    #[arg(long, value_delimiter = ',', default_values_t = [512, 512])]
+    hidden: Vec<usize>,
+    /// Hidden activation.
+    #[arg(long, value_enum, default_value_t = Activation::Relu)]
+    activation: Activation,
+    /// Dropout probability after each hidden layer.
+    #[arg(long, default_value_t = 0.2)]
+    dropout: f32,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Activation {
+    Relu,
+    Sigmoid,
+    Tanh,
+}
+
+/// 784 → hidden… → 10, each hidden layer followed by its activation and dropout.
+fn build_model(cli: &Cli, init: &LayerInit, rng: &mut ChaCha8Rng) -> Sequential {
+    let mut model = Sequential::new();
+    let mut width = 784;
+    for (i, &h) in cli.hidden.iter().enumerate() {
+        model.push(Box::new(Linear::with_init(width, h, init, rng)));
+        model.push(match cli.activation {
+            Activation::Relu => Box::new(ReLU),
+            Activation::Sigmoid => Box::new(Sigmoid),
+            Activation::Tanh => Box::new(Tanh),
+        });
+        if cli.dropout > 0.0 {
+            model.push(Box::new(Dropout::new(
+                cli.dropout,
+                cli.common.seed ^ i as u64,
+            )));
+        }
+        width = h;
+    }
+    model.push(Box::new(Linear::with_init(width, 10, init, rng)));
+    model
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let args = &cli.common;
+    let threads = common::setup_threads(args.threads);
+    let epochs = args.epochs.unwrap_or(20);
+    let kind = args.optimizer.unwrap_or(OptimizerKind::Rmsprop);
+    let lr = args.lr.unwrap_or(kind.default_lr());
+    let (train_set, test_set) = common::load_data(args)?;
+
+    let init = args.init.layer_init(&args.bias_init)?;
+    let model = build_model(&cli, &init, &mut ChaCha8Rng::seed_from_u64(args.seed));
+    let mut optimizer = kind.build(&model, lr);
+    let mut start_epoch = 0;
+    let mut step: u64 = 0;
+    if let Some(path) = &args.resume {
+        let state =
+            load_checkpoint(path, &model, Some(optimizer.as_mut())).map_err(|e| e.to_string())?;
+        (start_epoch, step) = (state.epoch as usize, state.step);
+    }
+    if !args.quiet {
+        println!(
+            "MNIST MLP {:?} ({} parameters), {kind:?} lr {lr}, batch {}, {epochs} epochs, {threads} threads, seed {}",
+            cli.hidden,
+            model.num_parameters(),
+            args.batch_size,
+            args.seed
+        );
+        println!("expected with the defaults: about 98.3–98.5 % test accuracy after 20 epochs");
+    }
+    if epochs == 0 {
+        if let Some(path) = &args.save {
+            common::save(path, &model, optimizer.as_ref(), 0, 0, args.seed)?;
+        }
+    }
+
+    let batches = BatchConfig::new(args.batch_size)
+        .shuffled(args.seed)
+        .layout(Layout::Flat);
+    let mut reporter = Reporter::new(args)?;
+    let show_progress = !args.quiet;
+    let (mut train_seconds, mut samples) = (0.0, 0);
+    let mut test = (f64::NAN, f64::NAN);
+    for epoch in start_epoch..epochs {
+        model.set_training(true);
+        model.reseed(common::epoch_seed(args.seed, epoch));
+        let progress = EpochProgress::new(train_set.len(), epoch + 1, epochs, show_progress);
+        let (mut loss_mean, mut right, mut seen) = (RunningMean::default(), 0, 0);
+        let mut epoch_seconds = 0.0;
+        for batch in train_set.epoch(&batches, epoch as u64) {
+            let ((), seconds) = common::timed(|| {
+                // The training step, as in any PyTorch loop.
+                let logits = model.forward(&Var::constant(batch.images.clone()));
+                let loss = logits.cross_entropy(&batch.labels);
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step();
+                step += 1;
+                loss_mean.add(loss.item(), batch.labels.len());
+                right += correct(&logits.value(), &batch.labels);
+            });
+            epoch_seconds += seconds;
+            seen += batch.labels.len();
+            if !loss_mean.mean().is_finite() {
+                progress.finish();
+                return Err(format!(
+                    "the loss became {} at step {step} (epoch {}); try a lower learning rate than {lr} \
+                     (the last good checkpoint, if any, is kept)",
+                    loss_mean.mean(),
+                    epoch + 1
+                ));
+            }
+            progress.update(seen, loss_mean.mean(), right as f64 / seen as f64);
+        }
+        progress.finish();
+        train_seconds += epoch_seconds;
+        samples += seen;
+        test = common::evaluate(&model, &test_set, Layout::Flat);
+        reporter.epoch(
+            EpochRecord {
+                epoch: epoch + 1,
+                train_loss: loss_mean.mean(),
+                train_accuracy: right as f64 / seen.max(1) as f64,
+                test_loss: test.0,
+                test_accuracy: test.1,
+                train_seconds: epoch_seconds,
+                samples_per_second: seen as f64 / epoch_seconds.max(1e-9),
+            },
+            epochs,
+        )?;
+        if let Some(path) = &args.save {
+            common::save(path, &model, optimizer.as_ref(), epoch + 1, step, args.seed)?;
+        }
+    }
+    if test.0.is_nan() {
+        test = common::evaluate(&model, &test_set, Layout::Flat);
+    }
+    if args.quiet && !args.json {
+        println!(
+            "test accuracy {:.2}%, test loss {:.4}",
+            100.0 * test.1,
+            test.0
+        );
+    }
+    if args.json {
+        println!(
+            "{}",
+            common::summary_json(epochs, test, train_seconds, samples, args.seed, threads)
+        );
+    }
+    Ok(())
+}
