@@ -556,3 +556,36 @@ fn rmsprop_keras_recipe_trains_a_tiny_regression() {
     let last = loss(&w, &b).item();
     assert!(last < first / 100.0, "loss {first} → {last}");
 }
+
+#[test]
+fn a_real_training_loop_updates_weights_in_place() {
+    use ember_layers::{Linear, Module, ReLU, Sequential};
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let model = Sequential::new()
+        .add(Linear::new(6, 16, &mut rng))
+        .add(ReLU)
+        .add(Linear::new(16, 3, &mut rng));
+    let x = Var::constant(Tensor::randn(&[10, 6], &mut rng));
+    let targets = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0];
+    let pointers = |m: &Sequential| -> Vec<*const f32> {
+        m.parameters()
+            .iter()
+            .map(|(_, p)| p.value_ref().as_slice().unwrap().as_ptr())
+            .collect()
+    };
+    for (name, mut opt) in every_optimizer(model.parameters()) {
+        let before = pointers(&model);
+        for _ in 0..3 {
+            opt.zero_grad();
+            let loss = model.forward(&x).cross_entropy(&targets);
+            loss.backward();
+            opt.step();
+        }
+        assert_eq!(
+            pointers(&model),
+            before,
+            "{name}: a step copied a parameter"
+        );
+    }
+}

@@ -115,12 +115,7 @@ impl Optimizer for Adagrad {
             update_param(param, |p, g| {
                 state.step += 1;
                 let clr = lr / (1.0 + (state.step - 1) as f32 * lr_decay);
-                let sum = state.slots[0].data_mut();
-                for ((p, &g), s) in p.iter_mut().zip(g).zip(sum) {
-                    let g = g + weight_decay * *p;
-                    *s += g * g;
-                    *p -= clr * g / (s.sqrt() + eps);
-                }
+                adagrad_kernel(p, g, state.slots[0].data_mut(), clr, eps, weight_decay);
             });
         }
     }
@@ -149,5 +144,15 @@ impl Optimizer for Adagrad {
             SLOTS,
             &mut self.states,
         )
+    }
+}
+
+/// One fused pass; slices and scalars are arguments (not closure captures)
+/// so the compiler vectorises it.
+fn adagrad_kernel(p: &mut [f32], g: &[f32], sum: &mut [f32], lr: f32, eps: f32, wd: f32) {
+    for ((p, &g), s) in p.iter_mut().zip(g).zip(sum) {
+        let g = g + wd * *p;
+        *s += g * g;
+        *p -= lr * g / (s.sqrt() + eps);
     }
 }

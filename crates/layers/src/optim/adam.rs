@@ -119,7 +119,7 @@ impl AdamCore {
     }
 
     fn step(&mut self) {
-        let (lr, (b1, b2), eps, wd) = (self.lr, self.betas, self.eps, self.weight_decay);
+        let (lr, (b1, b2), wd) = (self.lr, self.betas, self.weight_decay);
         let (l2, shrink) = match self.decay {
             Decay::L2 => (wd, 1.0),
             Decay::Decoupled => (0.0, 1.0 - lr * wd),
@@ -128,24 +128,47 @@ impl AdamCore {
             update_param(param, |p, g| {
                 state.step += 1;
                 // lr/(1 − β₁ᵗ) and √(1 − β₂ᵗ) once per parameter, as PyTorch.
-                let step_size = lr / bias_correction(b1, state.step);
-                let root_bc2 = bias_correction(b2, state.step).sqrt();
+                let k = AdamStep {
+                    betas: (b1, b2),
+                    eps: self.eps,
+                    l2,
+                    shrink,
+                    step_size: lr / bias_correction(b1, state.step),
+                    root_bc2: bias_correction(b2, state.step).sqrt(),
+                };
                 let [m, v] = &mut state.slots[..] else {
                     unreachable!("Adam keeps two slots per parameter")
                 };
-                let (m, v) = (m.data_mut(), v.data_mut());
-                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-                    let g = g + l2 * *p;
-                    *m = b1 * *m + (1.0 - b1) * g;
-                    *v = b2 * *v + (1.0 - b2) * g * g;
-                    *p = *p * shrink - step_size * *m / (v.sqrt() / root_bc2 + eps);
-                }
+                adam_kernel(p, g, m.data_mut(), v.data_mut(), k);
             });
         }
     }
 
     fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<(), StateError> {
         import_state(state, &mut self.lr, &self.params, SLOTS, &mut self.states)
+    }
+}
+
+/// The scalars of one parameter's Adam step.
+#[derive(Clone, Copy)]
+struct AdamStep {
+    betas: (f32, f32),
+    eps: f32,
+    l2: f32,
+    shrink: f32,
+    step_size: f32,
+    root_bc2: f32,
+}
+
+/// One fused pass over value, gradient and both moments. Slices and scalars
+/// are arguments (not closure captures) so the compiler vectorises it.
+fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamStep) {
+    let (b1, b2) = k.betas;
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+        let g = g + k.l2 * *p;
+        *m = b1 * *m + (1.0 - b1) * g;
+        *v = b2 * *v + (1.0 - b2) * g * g;
+        *p = *p * k.shrink - k.step_size * *m / (v.sqrt() / k.root_bc2 + k.eps);
     }
 }
 

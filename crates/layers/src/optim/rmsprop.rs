@@ -151,59 +151,30 @@ impl RmsProp {
 
 impl Optimizer for RmsProp {
     fn step(&mut self) {
-        let RmsPropConfig {
-            lr,
-            alpha,
-            eps,
-            eps_placement,
-            momentum,
-            centered,
-            weight_decay,
-        } = self.config;
-        let inside = eps_placement == EpsilonPlacement::InsideSqrt;
-        let denominator = |v: f32| {
-            if inside {
-                (v + eps).sqrt()
-            } else {
-                v.sqrt() + eps
-            }
-        };
+        let c = self.config;
         for ((_, param), state) in self.params.iter().zip(&mut self.states) {
             update_param(param, |p, g| {
                 state.step += 1;
                 let (square_avg, rest) = state.slots.split_first_mut().expect("square_avg");
                 let v = square_avg.data_mut();
-                let mut rest = rest.iter_mut();
-                let mut grad_avg = centered.then(|| rest.next().expect("grad_avg").data_mut());
-                let mut buf = (momentum != 0.0).then(|| rest.next().expect("buffer").data_mut());
-                if grad_avg.is_none() && buf.is_none() {
-                    // The common case (and the classic MNIST recipe's): a
-                    // branch-free zip that the compiler vectorises.
-                    for ((p, &g), v) in p.iter_mut().zip(g).zip(v) {
-                        let g = g + weight_decay * *p;
-                        *v = alpha * *v + (1.0 - alpha) * g * g;
-                        *p -= lr * g / denominator(*v);
-                    }
-                    return;
-                }
-                for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
-                    let g = g + weight_decay * *p;
-                    v[i] = alpha * v[i] + (1.0 - alpha) * g * g;
-                    let var = match grad_avg.as_deref_mut() {
-                        Some(ga) => {
-                            ga[i] = alpha * ga[i] + (1.0 - alpha) * g;
-                            v[i] - ga[i] * ga[i]
-                        }
-                        None => v[i],
-                    };
-                    let d = denominator(var);
-                    match buf.as_deref_mut() {
-                        Some(b) => {
-                            b[i] = momentum * b[i] + g / d;
-                            *p -= lr * b[i];
-                        }
-                        None => *p -= lr * g / d,
-                    }
+                let (ga, buf) = match rest {
+                    [] => (&mut [][..], &mut [][..]),
+                    [one] if c.centered => (one.data_mut(), &mut [][..]),
+                    [one] => (&mut [][..], one.data_mut()),
+                    [ga, buf, ..] => (ga.data_mut(), buf.data_mut()),
+                };
+                use EpsilonPlacement::{InsideSqrt as In, OutsideSqrt as Out};
+                let m = c.momentum != 0.0;
+                // One loop per variant, each free of branches.
+                match (c.centered, m, c.eps_placement) {
+                    (false, false, Out) => kernel::<false, false, false>(p, g, v, ga, buf, &c),
+                    (false, false, In) => kernel::<false, false, true>(p, g, v, ga, buf, &c),
+                    (false, true, Out) => kernel::<false, true, false>(p, g, v, ga, buf, &c),
+                    (false, true, In) => kernel::<false, true, true>(p, g, v, ga, buf, &c),
+                    (true, false, Out) => kernel::<true, false, false>(p, g, v, ga, buf, &c),
+                    (true, false, In) => kernel::<true, false, true>(p, g, v, ga, buf, &c),
+                    (true, true, Out) => kernel::<true, true, false>(p, g, v, ga, buf, &c),
+                    (true, true, In) => kernel::<true, true, true>(p, g, v, ga, buf, &c),
                 }
             });
         }
@@ -235,5 +206,53 @@ impl Optimizer for RmsProp {
             names,
             &mut self.states,
         )
+    }
+}
+
+// The kernels take slices and scalars as arguments (not through a closure's
+// captures) so the compiler knows nothing aliases and vectorises the loops.
+
+/// `√v + ε` (PyTorch) or `√(v + ε)` (Keras 3, TensorFlow).
+#[inline(always)]
+fn denominator<const INSIDE: bool>(v: f32, eps: f32) -> f32 {
+    if INSIDE {
+        (v + eps).sqrt()
+    } else {
+        v.sqrt() + eps
+    }
+}
+
+/// One fused pass over value, gradient and state. `ga` (centred) and `buf`
+/// (momentum) are empty when their variant is off.
+fn kernel<const CENTERED: bool, const MOMENTUM: bool, const INSIDE: bool>(
+    p: &mut [f32],
+    g: &[f32],
+    v: &mut [f32],
+    ga: &mut [f32],
+    buf: &mut [f32],
+    c: &RmsPropConfig,
+) {
+    let (lr, alpha, eps, mu, wd) = (c.lr, c.alpha, c.eps, c.momentum, c.weight_decay);
+    // Equal lengths up front: no bounds checks inside the loop.
+    let n = p.len();
+    let (g, v) = (&g[..n], &mut v[..n]);
+    let ga = if CENTERED { &mut ga[..n] } else { ga };
+    let buf = if MOMENTUM { &mut buf[..n] } else { buf };
+    for i in 0..n {
+        let gi = g[i] + wd * p[i];
+        v[i] = alpha * v[i] + (1.0 - alpha) * gi * gi;
+        let var = if CENTERED {
+            ga[i] = alpha * ga[i] + (1.0 - alpha) * gi;
+            v[i] - ga[i] * ga[i]
+        } else {
+            v[i]
+        };
+        let d = denominator::<INSIDE>(var, eps);
+        if MOMENTUM {
+            buf[i] = mu * buf[i] + gi / d;
+            p[i] -= lr * buf[i];
+        } else {
+            p[i] -= lr * gi / d;
+        }
     }
 }

@@ -112,36 +112,13 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self) {
-        let SgdConfig {
-            lr,
-            momentum,
-            dampening,
-            nesterov,
-            weight_decay,
-        } = self.config;
+        let c = self.config;
         for ((_, param), state) in self.params.iter().zip(&mut self.states) {
             update_param(param, |p, g| {
                 state.step += 1;
-                let first = state.step == 1;
                 match state.slots.first_mut() {
-                    None => {
-                        for (p, &g) in p.iter_mut().zip(g) {
-                            *p -= lr * (g + weight_decay * *p);
-                        }
-                    }
-                    Some(buf) => {
-                        let buf = buf.data_mut();
-                        for ((p, &g), b) in p.iter_mut().zip(g).zip(buf) {
-                            let g = g + weight_decay * *p;
-                            *b = if first {
-                                g
-                            } else {
-                                momentum * *b + (1.0 - dampening) * g
-                            };
-                            let d = if nesterov { g + momentum * *b } else { *b };
-                            *p -= lr * d;
-                        }
-                    }
+                    None => sgd_kernel(p, g, c.lr, c.weight_decay),
+                    Some(buf) => momentum_kernel(p, g, buf.data_mut(), &c, state.step == 1),
                 }
             });
         }
@@ -177,5 +154,26 @@ impl Optimizer for Sgd {
             names,
             &mut self.states,
         )
+    }
+}
+
+// The kernels take slices and scalars as arguments (not through a closure's
+// captures) so the compiler knows nothing aliases and vectorises the loops.
+
+fn sgd_kernel(p: &mut [f32], g: &[f32], lr: f32, weight_decay: f32) {
+    for (p, &g) in p.iter_mut().zip(g) {
+        *p -= lr * (g + weight_decay * *p);
+    }
+}
+
+fn momentum_kernel(p: &mut [f32], g: &[f32], buf: &mut [f32], c: &SgdConfig, first: bool) {
+    let (lr, mu, wd) = (c.lr, c.momentum, c.weight_decay);
+    let keep = 1.0 - c.dampening;
+    for ((p, &g), b) in p.iter_mut().zip(g).zip(buf) {
+        let g = g + wd * *p;
+        // PyTorch starts the buffer at the first gradient, undamped.
+        *b = if first { g } else { mu * *b + keep * g };
+        let d = if c.nesterov { g + mu * *b } else { *b };
+        *p -= lr * d;
     }
 }
