@@ -17,6 +17,12 @@
 //! (`docs/check_pytorch_load.py` shows it). [`save_weights`] writes the
 //! model alone.
 //!
+//! The other way, [`load_weights`] reads a PyTorch
+//! `safetensors.torch.save_file(state_dict, path)` file, provided every
+//! tensor is F32: PyTorch keeps batch norm's `num_batches_tracked` as int64,
+//! so save `{k: v.float() for k, v in model.state_dict().items()}` (a non-F32
+//! tensor is refused with [`CheckpointError::Dtype`], never converted).
+//!
 //! ## Safety of saving and loading
 //! Saving is atomic: the bytes go to a temporary file in the same folder,
 //! which is flushed, synced and renamed over the target (and the folder is

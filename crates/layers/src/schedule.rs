@@ -26,6 +26,20 @@ pub trait LrSchedule {
     fn lr(&self, step: usize) -> f32;
 }
 
+/// A schedule chosen at run time (say, from a command-line flag) is a
+/// `Box<dyn LrSchedule>`, and can itself be wrapped in a [`Warmup`].
+impl<S: LrSchedule + ?Sized> LrSchedule for Box<S> {
+    fn lr(&self, step: usize) -> f32 {
+        (**self).lr(step)
+    }
+}
+
+impl<S: LrSchedule + ?Sized> LrSchedule for &S {
+    fn lr(&self, step: usize) -> f32 {
+        (**self).lr(step)
+    }
+}
+
 /// A constant rate (the schedule that does nothing).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ConstantLr(pub f32);

@@ -90,3 +90,17 @@ fn one_cycle_defaults_match_pytorch() {
     close(s.lr(0), 0.01 / 25.0);
     close(s.lr(299), 0.01); // 0.3·1000 − 1
 }
+
+#[test]
+fn schedules_chosen_at_run_time_compose() {
+    let chosen: Box<dyn LrSchedule> = if std::hint::black_box(true) {
+        Box::new(ExponentialLr::new(0.1, 0.5))
+    } else {
+        Box::new(ConstantLr(0.1))
+    };
+    let s = Warmup::new(chosen, 2, 0.5);
+    close(s.lr(0), 0.05);
+    close(s.lr(1), 0.075);
+    close(s.lr(2), 0.1);
+    close(s.lr(3), 0.05);
+}
