@@ -20,8 +20,8 @@ const SLOTS: &[&str] = &["exp_avg", "exp_avg_sq"];
 /// | `weight_decay` (L2, into the gradient) | 0 | 0 | — |
 ///
 /// Keras adds ε to `√v` *before* bias-correcting it, which amounts to
-/// PyTorch's rule with ε scaled by `√(1 − β₂ᵗ)`; the difference fades after
-/// the first few thousand steps.
+/// PyTorch's rule with ε divided by `√(1 − β₂ᵗ)` (a larger ε in the first
+/// few thousand steps; the same afterwards).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
     /// Learning rate.
