@@ -10,7 +10,9 @@
 //! It first measures this machine's FMA peak with the selected instruction
 //! set, then, for 1 and 2 threads, times Ember and `matrixmultiply`
 //! interleaved round by round and reports medians, their ratio and Ember's
-//! share of the peak. `matrixmultiply` reads its thread count
+//! share of the peak. Beside the wall-clock rates it prints rates per
+//! CPU-second of each thread (from Linux `schedstat`), which stay meaningful
+//! when other processes share the cores. `matrixmultiply` reads its thread count
 //! (`MATMUL_NUM_THREADS`) once per process, so each thread count runs in a
 //! child process of this one. Expect Ember ≥ 1.12× `matrixmultiply` on every row.
 
@@ -147,13 +149,41 @@ impl Operands {
     }
 }
 
-/// GFLOP/s of `f` over enough calls to take about `target`.
-fn rate(flops: f64, calls: usize, mut f: impl FnMut()) -> f64 {
+/// CPU time, in seconds, used so far by all threads of this process (Linux
+/// `schedstat`), or `None` elsewhere. On a shared machine, flops per CPU
+/// second are what a core would do if it were ours alone.
+fn cpu_seconds() -> Option<f64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total as f64 * 1e-9)
+}
+
+/// One timed batch: GFLOP/s by the wall clock, and by CPU time per thread.
+struct Sample {
+    wall: f64,
+    cpu: f64,
+}
+
+/// Times `calls` calls of `f`.
+fn rate(flops: f64, calls: usize, threads: usize, mut f: impl FnMut()) -> Sample {
+    let cpu0 = cpu_seconds();
     let start = Instant::now();
     for _ in 0..calls {
         f();
     }
-    flops * calls as f64 / start.elapsed().as_secs_f64() / 1e9
+    let wall = start.elapsed().as_secs_f64();
+    let work = flops * calls as f64 / 1e9;
+    let cpu = match (cpu0, cpu_seconds()) {
+        (Some(a), Some(b)) if b > a => work / ((b - a) / threads as f64),
+        _ => f64::NAN,
+    };
+    Sample {
+        wall: work / wall,
+        cpu,
+    }
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -161,29 +191,43 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
+/// Medians for one library on one shape.
+#[derive(Clone, Copy)]
+struct Medians {
+    wall: f64,
+    cpu: f64,
+}
+
+fn medians(samples: &[Sample]) -> Medians {
+    Medians {
+        wall: median(samples.iter().map(|s| s.wall).collect()),
+        cpu: median(samples.iter().map(|s| s.cpu).collect()),
+    }
+}
+
 /// Times one shape: `rounds` rounds, each timing Ember and matrixmultiply
 /// back to back (alternating who goes first); returns the two medians.
-fn measure(s: &Shape, threads: usize, rounds: usize, rng: &mut ChaCha8Rng) -> (f64, f64) {
+fn measure(s: &Shape, threads: usize, rounds: usize, rng: &mut ChaCha8Rng) -> (Medians, Medians) {
     let mut ops = Operands::new(s, rng);
     let flops = 2.0 * (s.m * s.k * s.n) as f64;
-    // Warm up both (buffers, thread pools, caches) and size the batches.
+    // Warm up both (buffers, thread pools, caches) and size the batches:
+    // 100 ms, so the CPU-time clock (updated at scheduler ticks) is accurate.
     let start = Instant::now();
     ops.ember(s, threads);
     ops.matrixmultiply(s);
     let one = start.elapsed().max(Duration::from_nanos(100)) / 2;
-    let calls = (Duration::from_millis(15).as_secs_f64() / one.as_secs_f64()).ceil() as usize;
+    let calls = (Duration::from_millis(100).as_secs_f64() / one.as_secs_f64()).ceil() as usize;
     let (mut ember, mut mm) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        let mut e = || ember.push(rate(flops, calls, || ops.ember(s, threads)));
         if round % 2 == 0 {
-            e();
-            mm.push(rate(flops, calls, || ops.matrixmultiply(s)));
+            ember.push(rate(flops, calls, threads, || ops.ember(s, threads)));
+            mm.push(rate(flops, calls, threads, || ops.matrixmultiply(s)));
         } else {
-            mm.push(rate(flops, calls, || ops.matrixmultiply(s)));
-            ember.push(rate(flops, calls, || ops.ember(s, threads)));
+            mm.push(rate(flops, calls, threads, || ops.matrixmultiply(s)));
+            ember.push(rate(flops, calls, threads, || ops.ember(s, threads)));
         }
     }
-    (median(ember), median(mm))
+    (medians(&ember), medians(&mm))
 }
 
 fn arg_value(args: &[String], name: &str) -> Option<String> {
@@ -226,8 +270,11 @@ fn main() {
             peaks[1]
         );
         println!(
-            "{:<40} {:>3} {:>9} {:>9} {:>6} {:>6}",
-            "shape M×K×N", "thr", "ember", "mm", "ratio", "%peak"
+            "GFLOP/s medians: by the wall clock | per CPU-second of each thread (robust to a shared machine)"
+        );
+        println!(
+            "{:<40} {:>3} {:>8} {:>8} {:>6} {:>6} | {:>8} {:>8} {:>6}",
+            "shape M×K×N", "thr", "ember", "mm", "ratio", "%peak", "ember", "mm", "ratio"
         );
     }
     let exe = std::env::current_exe().expect("path of this example");
@@ -255,17 +302,23 @@ fn child(threads: usize, peak: f64, rounds: usize, json: bool) {
             rounds
         };
         let (ember, mm) = measure(s, threads, rounds, &mut rng);
-        let pct = 100.0 * ember / peak;
+        let pct = 100.0 * ember.wall / peak;
         if json {
             println!(
-                "{{\"shape\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"a_transposed\":{},\"b_transposed\":{},\"threads\":{threads},\"ember_gflops\":{ember:.1},\"matrixmultiply_gflops\":{mm:.1},\"ratio\":{:.3},\"pct_of_peak\":{pct:.1}}}",
-                s.name, s.m, s.k, s.n, s.a_t, s.b_t, ember / mm
+                "{{\"shape\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"a_transposed\":{},\"b_transposed\":{},\"threads\":{threads},\"ember_gflops\":{:.1},\"matrixmultiply_gflops\":{:.1},\"ratio\":{:.3},\"pct_of_peak\":{pct:.1},\"ember_gflops_per_cpu\":{:.1},\"matrixmultiply_gflops_per_cpu\":{:.1},\"ratio_per_cpu\":{:.3}}}",
+                s.name, s.m, s.k, s.n, s.a_t, s.b_t, ember.wall, mm.wall, ember.wall / mm.wall,
+                ember.cpu, mm.cpu, ember.cpu / mm.cpu
             );
         } else {
             println!(
-                "{:<40} {threads:>3} {ember:>9.1} {mm:>9.1} {:>6.2} {pct:>5.0}%",
+                "{:<40} {threads:>3} {:>8.1} {:>8.1} {:>6.2} {pct:>5.0}% | {:>8.1} {:>8.1} {:>6.2}",
                 s.name,
-                ember / mm
+                ember.wall,
+                mm.wall,
+                ember.wall / mm.wall,
+                ember.cpu,
+                mm.cpu,
+                ember.cpu / mm.cpu
             );
         }
     }

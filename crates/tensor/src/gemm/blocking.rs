@@ -51,8 +51,8 @@ pub(crate) fn threads_for(m: usize, n: usize, k: usize, budget: usize) -> usize 
 
 /// How `threads` tasks tile a block of `m` rows by `n` columns: `(tm, tn)`
 /// with `tm · tn = threads`, tm row bands (IC loop) times tn column bands (JR
-/// loop). Chooses the split that wastes the fewest micro-tiles; on a tie, more
-/// row bands, since those share the packed B instead of each packing A.
+/// loop). Chooses the split that wastes the fewest micro-tiles, favouring row
+/// bands, which share the packed B instead of each packing A.
 pub(crate) fn grid(kern: &MicroKernel, m: usize, n: usize, threads: usize) -> (usize, usize) {
     let (mp, np) = (m.div_ceil(kern.mr), n.div_ceil(kern.nr));
     let used =
@@ -64,7 +64,9 @@ pub(crate) fn grid(kern: &MicroKernel, m: usize, n: usize, threads: usize) -> (u
             continue;
         }
         let tn = threads / tm;
-        let score = used(tm, mp) * used(tn, np);
+        // Column bands each pack the same A: prefer rows unless clearly better.
+        let col_cost = if tn > 1 { 0.97 } else { 1.0 };
+        let score = used(tm, mp) * used(tn, np) * col_cost;
         if score >= best_score {
             best = (tm, tn);
             best_score = score;

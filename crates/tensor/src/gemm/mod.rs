@@ -453,9 +453,10 @@ fn run(
             cs: c.col_stride,
         },
     };
-    let small = report.threads == 1 && small::fits(kern, a.rows, b.cols, a.cols);
+    let small = report.threads == 1 && small::fits(a.rows, b.cols, a.cols);
     if plan.route.map_or(small, |r| r == Route::Small) {
         report.route = Route::Small;
+        report.threads = 1;
         report.tiles = small::run(kern, &product);
     } else {
         report.route = Route::Packed;

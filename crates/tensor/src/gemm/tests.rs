@@ -185,12 +185,8 @@ fn check(kernel: Kernel, case: Case, rng: &mut ChaCha8Rng) {
     }
 }
 
-fn routes(kern: &MicroKernel, k: usize) -> Vec<Option<Route>> {
-    if k <= kern.kc {
-        vec![Some(Route::Small), Some(Route::Packed)]
-    } else {
-        vec![Some(Route::Packed)]
-    }
+fn routes() -> [Option<Route>; 2] {
+    [Some(Route::Small), Some(Route::Packed)]
 }
 
 /// All kernels this CPU can run: the forced-kernel tests below cover each.
@@ -204,7 +200,6 @@ fn kernels() -> Vec<Kernel> {
 fn small_sizes_every_kernel_every_route() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for kernel in kernels() {
-        let kern = MicroKernel::new(kernel).unwrap();
         let mut count = 0usize;
         for m in 0..=33 {
             for n in 0..=33 {
@@ -221,7 +216,7 @@ fn small_sizes_every_kernel_every_route() {
                     ];
                     let alpha = [1.0, -0.5, 0.0][count % 3];
                     let beta = [0.0, 1.0, 2.5][(count / 3) % 3];
-                    for route in routes(&kern, k) {
+                    for route in routes() {
                         let case = Case {
                             m,
                             n,
@@ -264,17 +259,19 @@ fn block_boundaries_primes_layouts_alpha_beta() {
             for la in LAYOUTS {
                 for lb in LAYOUTS {
                     count += 1;
-                    let case = Case {
-                        m,
-                        n,
-                        k,
-                        layouts: [la, lb, LAYOUTS[count % 4]],
-                        alpha: [1.0, -0.5, 0.0][count % 3],
-                        beta: [0.0, 1.0, 2.5][(count / 3) % 3],
-                        route: None,
-                        threads: Some(1 + count % 2),
-                    };
-                    check(kernel, case, &mut rng);
+                    for route in [None, Some(Route::Small), Some(Route::Packed)] {
+                        let case = Case {
+                            m,
+                            n,
+                            k,
+                            layouts: [la, lb, LAYOUTS[count % 4]],
+                            alpha: [1.0, -0.5, 0.0][count % 3],
+                            beta: [0.0, 1.0, 2.5][(count / 3) % 3],
+                            route,
+                            threads: Some(1 + count % 2),
+                        };
+                        check(kernel, case, &mut rng);
+                    }
                 }
             }
         }
