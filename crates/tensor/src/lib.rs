@@ -29,7 +29,8 @@
 //! - `tensor.rs`: the [`Tensor`] type, constructors and element access.
 //! - `view.rs`: views: transpose, permute, reshape, narrow, broadcast.
 //! - `random.rs`: seeded random constructors (the caller owns the RNG).
-//! - `ops/`: elementwise maths, reductions and softmax, matmul.
+//! - `ops/`: elementwise maths, reductions and softmax, matmul, im2col and
+//!   max pooling.
 //! - [`gemm`]: the f32 matrix multiplication every matmul goes through.
 //! - `parallel.rs`: when work is large enough to be split across threads.
 
@@ -43,5 +44,6 @@ mod view;
 pub mod gemm;
 
 pub use ops::conv::{col2im, im2col, Conv2dGeometry};
+pub use ops::pool::{max_pool2d, max_pool2d_backward, MaxPool2d};
 pub use parallel::PARALLEL_THRESHOLD;
 pub use tensor::Tensor;

@@ -39,7 +39,122 @@ impl Conv2dGeometry {
         self.channels * self.kernel_h * self.kernel_w
     }
 
-    /// The input pixel read by patch row `r` at output position `(oy, ox)`, if not padding.
+    /// Unfolds one image `(C, H, W)` (row-major, `C·H·W` values) into its
+    /// column matrix `(C·kh·kw, OH·OW)`, overwriting `cols`.
+    ///
+    /// Row `r = (c, ky, kx)` of the columns holds, for every output position,
+    /// the input pixel under kernel tap `(ky, kx)` of channel `c` (0 in the
+    /// padding). Each output row of it is one strided copy from one input row,
+    /// so no index arithmetic is done per element.
+    ///
+    /// # Panics
+    /// If the slices do not have the geometry's lengths.
+    #[track_caller]
+    pub fn im2col_image(&self, image: &[f32], cols: &mut [f32]) {
+        self.check_image_slices("im2col_image", image.len(), cols.len());
+        let (hw, ow, s) = (self.height * self.width, self.out_w(), self.stride);
+        let positions = self.out_h() * ow;
+        if positions == 0 {
+            return;
+        }
+        for (r, row) in cols.chunks_exact_mut(positions).enumerate() {
+            let (c, ky, kx) = self.tap(r);
+            let plane = &image[c * hw..(c + 1) * hw];
+            let (y0, y1) = self.valid_outputs(ky, self.height, self.out_h());
+            let (x0, x1) = self.valid_outputs(kx, self.width, ow);
+            row[..y0 * ow].fill(0.0);
+            row[y1 * ow..].fill(0.0);
+            for oy in y0..y1 {
+                let dst = &mut row[oy * ow..(oy + 1) * ow];
+                dst[..x0].fill(0.0);
+                dst[x1..].fill(0.0);
+                if x0 == x1 {
+                    continue;
+                }
+                let y = oy * s + ky - self.padding;
+                let src = &plane[y * self.width + x0 * s + kx - self.padding..];
+                if s == 1 {
+                    dst[x0..x1].copy_from_slice(&src[..x1 - x0]);
+                } else {
+                    for (d, &v) in dst[x0..x1].iter_mut().zip(src.iter().step_by(s)) {
+                        *d = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Folds one column matrix `(C·kh·kw, OH·OW)` back onto an image
+    /// `(C, H, W)`, *adding* each entry to the pixel it was read from (entries
+    /// that came from the padding are dropped): the adjoint of
+    /// [`Conv2dGeometry::im2col_image`].
+    ///
+    /// # Panics
+    /// If the slices do not have the geometry's lengths.
+    #[track_caller]
+    pub fn col2im_image_add(&self, cols: &[f32], image: &mut [f32]) {
+        self.check_image_slices("col2im_image_add", image.len(), cols.len());
+        let (hw, ow, s) = (self.height * self.width, self.out_w(), self.stride);
+        let positions = self.out_h() * ow;
+        if positions == 0 {
+            return;
+        }
+        for (r, row) in cols.chunks_exact(positions).enumerate() {
+            let (c, ky, kx) = self.tap(r);
+            let plane = &mut image[c * hw..(c + 1) * hw];
+            let (y0, y1) = self.valid_outputs(ky, self.height, self.out_h());
+            let (x0, x1) = self.valid_outputs(kx, self.width, ow);
+            if x0 == x1 {
+                continue;
+            }
+            for oy in y0..y1 {
+                let src = &row[oy * ow + x0..oy * ow + x1];
+                let y = oy * s + ky - self.padding;
+                let dst = &mut plane[y * self.width + x0 * s + kx - self.padding..];
+                if s == 1 {
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d += v;
+                    }
+                } else {
+                    for (d, &v) in dst.iter_mut().step_by(s).zip(src) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Patch row `r` as (channel, kernel row, kernel column).
+    fn tap(&self, r: usize) -> (usize, usize, usize) {
+        let taps = self.kernel_h * self.kernel_w;
+        (r / taps, (r % taps) / self.kernel_w, r % self.kernel_w)
+    }
+
+    /// The output positions `lo..hi` along one axis (input length `len`,
+    /// `out` outputs) whose kernel tap `k` reads a real pixel, not padding:
+    /// `0 ≤ o·s + k − p < len`.
+    fn valid_outputs(&self, k: usize, len: usize, out: usize) -> (usize, usize) {
+        let (s, p) = (self.stride, self.padding);
+        let lo = p.saturating_sub(k).div_ceil(s);
+        let hi = (len + p).saturating_sub(k).div_ceil(s).min(out);
+        (lo.min(hi), hi)
+    }
+
+    #[track_caller]
+    fn check_image_slices(&self, op: &str, image: usize, cols: usize) {
+        self.check(op, &[1, self.channels, self.height, self.width]);
+        let want_image = self.channels * self.height * self.width;
+        let want_cols = self.patch_len() * self.out_h() * self.out_w();
+        assert!(
+            image == want_image && cols == want_cols,
+            "{op}: image of {image} values and columns of {cols} do not match the geometry \
+             (need {want_image} and {want_cols}) for {self:?}"
+        );
+    }
+
+    /// The input pixel read by patch row `r` at output position `(oy, ox)`, if
+    /// not padding: the per-element definition the row-wise copies are tested against.
+    #[cfg(test)]
     fn source(&self, r: usize, oy: usize, ox: usize) -> Option<usize> {
         let (c, rest) = (
             r / (self.kernel_h * self.kernel_w),
@@ -95,18 +210,11 @@ pub fn im2col(input: &Tensor, g: &Conv2dGeometry) -> Tensor {
     let (rows, positions) = (g.patch_len(), g.out_h() * g.out_w());
     let image = g.channels * g.height * g.width;
     let mut out = vec![0.0; n * rows * positions];
-    out.par_chunks_mut((rows * positions).max(1))
-        .enumerate()
-        .for_each(|(b, cols)| {
-            let src = &x[b * image..(b + 1) * image];
-            for (r, row) in cols.chunks_mut(positions).enumerate() {
-                for (p, v) in row.iter_mut().enumerate() {
-                    if let Some(at) = g.source(r, p / g.out_w(), p % g.out_w()) {
-                        *v = src[at];
-                    }
-                }
-            }
-        });
+    if image > 0 {
+        out.par_chunks_mut((rows * positions).max(1))
+            .zip(x.par_chunks(image))
+            .for_each(|(cols, src)| g.im2col_image(src, cols));
+    }
     Tensor::from_vec(out, &[n, rows, positions])
 }
 
@@ -129,18 +237,11 @@ pub fn col2im(columns: &Tensor, g: &Conv2dGeometry) -> Tensor {
     let cols = cols.as_slice().expect("contiguous");
     let image = g.channels * g.height * g.width;
     let mut out = vec![0.0; n * image];
-    out.par_chunks_mut(image.max(1))
-        .enumerate()
-        .for_each(|(b, img)| {
-            let src = &cols[b * rows * positions..(b + 1) * rows * positions];
-            for (r, row) in src.chunks(positions).enumerate() {
-                for (p, &v) in row.iter().enumerate() {
-                    if let Some(at) = g.source(r, p / g.out_w(), p % g.out_w()) {
-                        img[at] += v;
-                    }
-                }
-            }
-        });
+    if image > 0 {
+        out.par_chunks_mut(image)
+            .zip(cols.par_chunks((rows * positions).max(1)))
+            .for_each(|(img, src)| g.col2im_image_add(src, img));
+    }
     Tensor::from_vec(out, &[n, g.channels, g.height, g.width])
 }
 
@@ -182,6 +283,64 @@ mod tests {
             cp.select(0, 0).select(0, 0).to_vec(),
             vec![0.0, 0.0, 0.0, 4.0]
         );
+    }
+
+    #[test]
+    fn row_wise_copies_match_the_per_element_definition() {
+        // Strides, paddings and kernels where windows hang over every edge,
+        // skip pixels, or fall wholly in the padding.
+        let cases = [
+            (2, 5, 4, 3, 2, 1, 0),
+            (1, 6, 7, 3, 3, 1, 1),
+            (2, 7, 6, 3, 3, 2, 1),
+            (1, 5, 5, 2, 3, 3, 2),
+            (3, 4, 4, 1, 1, 2, 0),
+            (1, 3, 3, 3, 3, 1, 3),
+        ];
+        for (channels, height, width, kernel_h, kernel_w, stride, padding) in cases {
+            let g = Conv2dGeometry {
+                channels,
+                height,
+                width,
+                kernel_h,
+                kernel_w,
+                stride,
+                padding,
+            };
+            let image: Vec<f32> = (0..channels * height * width)
+                .map(|v| v as f32 + 1.0)
+                .collect();
+            let positions = g.out_h() * g.out_w();
+            let mut cols = vec![f32::NAN; g.patch_len() * positions];
+            g.im2col_image(&image, &mut cols);
+            let mut folded = vec![0.0; image.len()];
+            g.col2im_image_add(&cols, &mut folded);
+            let mut expected_fold = vec![0.0; image.len()];
+            for (i, &v) in cols.iter().enumerate() {
+                let (r, p) = (i / positions, i % positions);
+                let at = g.source(r, p / g.out_w(), p % g.out_w());
+                assert_eq!(v, at.map_or(0.0, |a| image[a]), "{g:?} entry {i}");
+                if let Some(a) = at {
+                    expected_fold[a] += v;
+                }
+            }
+            assert_eq!(folded, expected_fold, "{g:?}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "im2col_image: image of 8 values and columns of 4")]
+    fn wrong_slice_lengths_are_named() {
+        let g = Conv2dGeometry {
+            channels: 1,
+            height: 3,
+            width: 3,
+            kernel_h: 2,
+            kernel_w: 2,
+            stride: 1,
+            padding: 0,
+        };
+        g.im2col_image(&[0.0; 8], &mut [0.0; 4]);
     }
 
     #[test]

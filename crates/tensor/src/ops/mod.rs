@@ -4,4 +4,5 @@ mod concat;
 pub mod conv;
 mod elementwise;
 mod matmul;
+pub mod pool;
 mod reduce;
