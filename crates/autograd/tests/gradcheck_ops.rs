@@ -162,3 +162,83 @@ fn softmax_and_losses() {
     );
     check(|v| v[0].mse(&v[1]), vec![x.clone(), rand(&[4, 5], 40)]);
 }
+
+/// Distinct values spaced 0.05 apart (well beyond 2ε), in scrambled order, so
+/// no finite-difference step changes which element of a pooling window wins.
+fn spaced(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    assert!(
+        !n.is_multiple_of(37),
+        "37 must be coprime with {n} for distinct values"
+    );
+    Tensor::arange(n)
+        .map(|i| ((i as usize * 37) % n) as f32 * 0.05 - 1.0)
+        .reshape(shape)
+}
+
+#[test]
+fn conv_and_pool() {
+    // Stride 1, no padding, with bias.
+    check(
+        |v| v[0].conv2d(&v[1], Some(&v[2]), 1, 0),
+        vec![
+            rand(&[2, 3, 5, 5], 41),
+            rand(&[4, 3, 3, 3], 42),
+            rand(&[4], 43),
+        ],
+    );
+    // Stride 2, padding 1, a non-square kernel, with bias.
+    check(
+        |v| v[0].conv2d(&v[1], Some(&v[2]), 2, 1),
+        vec![
+            rand(&[2, 2, 6, 5], 44),
+            rand(&[3, 2, 3, 2], 45),
+            rand(&[3], 46),
+        ],
+    );
+    // Padding 1 without bias; stride 2 without padding or bias.
+    check(
+        |v| v[0].conv2d(&v[1], None, 1, 1),
+        vec![rand(&[1, 2, 4, 4], 47), rand(&[2, 2, 3, 3], 48)],
+    );
+    check(
+        |v| v[0].conv2d(&v[1], None, 2, 0),
+        vec![rand(&[2, 1, 7, 6], 49), rand(&[2, 1, 3, 3], 50)],
+    );
+    // Non-contiguous input (NHWC permuted to NCHW) and a transposed kernel.
+    check(
+        |v| {
+            v[0].permute(&[0, 3, 1, 2])
+                .conv2d(&v[1].transpose(2, 3), Some(&v[2]), 1, 1)
+        },
+        vec![
+            rand(&[2, 4, 5, 3], 51),
+            rand(&[2, 3, 2, 3], 52),
+            rand(&[2], 53),
+        ],
+    );
+    // More images than one backward task holds (the partial ∂W are summed).
+    check(
+        |v| v[0].conv2d(&v[1], Some(&v[2]), 1, 0),
+        vec![
+            rand(&[11, 1, 3, 3], 54),
+            rand(&[2, 1, 2, 2], 55),
+            rand(&[2], 56),
+        ],
+    );
+
+    check(|v| v[0].max_pool2d(2, 2), vec![spaced(&[2, 3, 4, 6])]);
+    // Odd sizes leave the last row and column out of every window.
+    check(|v| v[0].max_pool2d(2, 2), vec![spaced(&[1, 2, 5, 5])]);
+    // Overlapping 3×3 windows with stride 2: a pixel can win twice.
+    check(|v| v[0].max_pool2d(3, 2), vec![spaced(&[1, 2, 7, 7])]);
+    check(
+        |v| v[0].permute(&[0, 3, 1, 2]).max_pool2d(3, 2),
+        vec![spaced(&[2, 5, 7, 3])],
+    );
+    // Pooling after a convolution, as in a CNN.
+    check(
+        |v| v[0].conv2d(&v[1], None, 1, 1).max_pool2d(2, 2),
+        vec![spaced(&[1, 1, 4, 4]), rand(&[2, 1, 3, 3], 57)],
+    );
+}

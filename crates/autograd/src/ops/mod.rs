@@ -1,6 +1,7 @@
 //! The differentiable ops. Each op's backward sits right under its forward.
 
 mod bce;
+mod conv;
 mod elementwise;
 mod matmul;
 mod reduce;

@@ -1,0 +1,330 @@
+//! 2-D convolution (im2col + GEMM) and max pooling over NCHW images.
+//!
+//! Convolution, for input `x (N, C, H, W)`, weight `w (O, C, kh, kw)` and
+//! bias `b (O)`, with stride `s` and zero padding `p`:
+//!
+//! `y[n, o, i, j] = b[o] + Σ_{c, u, v} w[o, c, u, v] · x[n, c, i·s + u − p, j·s + v − p]`
+//!
+//! Unfolding each image into its column matrix `X̂ₙ = im2col(xₙ)`, of shape
+//! `(K, P)` with `K = C·kh·kw` and `P = OH·OW`, turns this into one product
+//! per image: `Yₙ = W·X̂ₙ + b·1ᵀ`, with `W` the weight read as `(O, K)`.
+//!
+//! Images are independent, so the batch is split across rayon threads, each
+//! unfolding one image at a time into its own scratch buffer (a few hundred
+//! KB that stays in cache) and running a single-threaded GEMM on it; the
+//! columns of the whole batch are never materialised. Every image is computed
+//! the same way whatever the thread count, so results are too.
+
+use ember_tensor::gemm::{gemm, MatMut, MatRef, Parallelism};
+use ember_tensor::{max_pool2d_backward, Conv2dGeometry, Tensor};
+use rayon::prelude::*;
+
+use crate::graph::{record, Grads};
+use crate::Var;
+
+/// Images per backward task. Fixed, not derived from the thread count, so the
+/// order in which per-task weight gradients are summed — and hence the
+/// rounding — never depends on the machine.
+const IMAGES_PER_TASK: usize = 8;
+
+/// The sizes of one convolution, checked once in the forward pass.
+#[derive(Clone, Copy, Debug)]
+struct ConvDims {
+    geom: Conv2dGeometry,
+    batch: usize,
+    out_channels: usize,
+}
+
+impl ConvDims {
+    /// Values per input image, `C·H·W`.
+    fn image(&self) -> usize {
+        self.geom.channels * self.geom.height * self.geom.width
+    }
+
+    /// Output positions per image, `P = OH·OW`.
+    fn positions(&self) -> usize {
+        self.geom.out_h() * self.geom.out_w()
+    }
+
+    /// The weight `(O, K)`, row-major.
+    fn weight<'a>(&self, w: &'a [f32]) -> MatRef<'a> {
+        let k = self.geom.patch_len();
+        MatRef::new(w, self.out_channels, k, k, 1)
+    }
+}
+
+/// The GEMM thread budget when `tasks` independent tasks already run in
+/// parallel: one thread each if they fill the pool, else all threads per GEMM.
+fn gemm_threads(tasks: usize) -> Parallelism {
+    match rayon::current_num_threads() {
+        t if t <= 1 || tasks >= t => Parallelism::Sequential,
+        t => Parallelism::Threads(t),
+    }
+}
+
+#[track_caller]
+fn conv_dims(x: &[usize], w: &[usize], stride: usize, padding: usize) -> ConvDims {
+    let fits = x.len() == 4
+        && w.len() == 4
+        && x[1] == w[1]
+        && x[1..].iter().all(|&d| d > 0)
+        && w[2] > 0
+        && w[3] > 0
+        && stride > 0
+        && x[2] + 2 * padding >= w[2]
+        && x[3] + 2 * padding >= w[3];
+    assert!(
+        fits,
+        "conv2d: input {x:?} does not fit weight {w:?} with stride {stride} and padding \
+         {padding} (need input (N, C, H, W), weight (O, C, kh, kw), a positive stride and \
+         the kernel within the padded image)"
+    );
+    ConvDims {
+        geom: Conv2dGeometry {
+            channels: x[1],
+            height: x[2],
+            width: x[3],
+            kernel_h: w[2],
+            kernel_w: w[3],
+            stride,
+            padding,
+        },
+        batch: x[0],
+        out_channels: w[0],
+    }
+}
+
+impl Var {
+    /// 2-D convolution (cross-correlation, as in PyTorch) of NCHW input:
+    /// `(N, C, H, W) ⊛ weight (O, C, kh, kw) + bias (O) → (N, O, OH, OW)`, with
+    /// `OH = (H + 2·padding − kh) / stride + 1` (likewise `OW`) and zero padding.
+    ///
+    /// ```
+    /// use ember_autograd::Var;
+    /// use ember_tensor::Tensor;
+    ///
+    /// // A 2×2 box filter over a 3×3 image: each output sums one window.
+    /// let x = Var::constant(Tensor::arange(9).reshape(&[1, 1, 3, 3]));
+    /// let w = Var::parameter(Tensor::ones(&[1, 1, 2, 2]));
+    /// let y = x.conv2d(&w, None, 1, 0);
+    /// assert_eq!(y.value().to_vec(), vec![8.0, 12.0, 20.0, 24.0]);
+    /// y.sum().backward();
+    /// // ∂/∂w[u, v] = Σ of the pixels under tap (u, v) across the windows.
+    /// assert_eq!(w.grad().unwrap().to_vec(), vec![8.0, 12.0, 20.0, 24.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the input is not `(N, C, H, W)`, the weight not `(O, C, kh, kw)`
+    /// with the same `C`, the bias not `(O)`, the stride 0, or the kernel larger
+    /// than the padded image; the message names the shapes.
+    #[track_caller]
+    pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, stride: usize, padding: usize) -> Var {
+        let (x, w) = (self.value().contiguous(), weight.value().contiguous());
+        let dims = conv_dims(x.shape(), w.shape(), stride, padding);
+        let b = bias.map(|b| b.value().contiguous());
+        if let Some(b) = &b {
+            assert!(
+                b.shape() == [dims.out_channels],
+                "conv2d: bias {:?} does not fit weight {:?} (need (O,))",
+                b.shape(),
+                w.shape()
+            );
+        }
+        let value = conv2d_forward(&x, &w, b.as_ref(), &dims);
+        let inputs: Vec<&Var> = match bias {
+            Some(b) => vec![self, weight, b],
+            None => vec![self, weight],
+        };
+        record("conv2d", value, &inputs, move |g, grads: &mut Grads<'_>| {
+            conv2d_backward(&x, &w, &dims, g, grads)
+        })
+    }
+
+    /// Max pooling of NCHW input with a `kernel × kernel` window moved by
+    /// `stride` (no padding): `(N, C, H, W) → (N, C, OH, OW)`,
+    /// `OH = (H − kernel) / stride + 1`.
+    ///
+    /// Each output is one input pixel, so its gradient goes to that pixel (the
+    /// first maximum of the window on ties, as in PyTorch) and the others get 0.
+    ///
+    /// ```
+    /// use ember_autograd::Var;
+    /// use ember_tensor::Tensor;
+    ///
+    /// let x = Var::parameter(Tensor::arange(16).reshape(&[1, 1, 4, 4]));
+    /// let y = x.max_pool2d(2, 2);
+    /// assert_eq!(y.value().to_vec(), vec![5.0, 7.0, 13.0, 15.0]);
+    /// y.sum().backward();
+    /// let g = x.grad().unwrap().to_vec();
+    /// assert_eq!(g.iter().sum::<f32>(), 4.0);
+    /// assert_eq!((g[5], g[7], g[13], g[15]), (1.0, 1.0, 1.0, 1.0));
+    /// ```
+    ///
+    /// # Panics
+    /// If the input is not 4-D, `kernel` or `stride` is 0, or the window is
+    /// larger than the image; the message names the input shape and window.
+    #[track_caller]
+    pub fn max_pool2d(&self, kernel: usize, stride: usize) -> Var {
+        let shape = self.shape();
+        let pooled = ember_tensor::max_pool2d(&self.value_ref(), kernel, stride);
+        let argmax = pooled.argmax;
+        record(
+            "max_pool2d",
+            pooled.output,
+            &[self],
+            move |g, grads: &mut Grads<'_>| {
+                // y = x[argmax]: a gather, whose adjoint scatters (adds) g back.
+                grads.add(0, max_pool2d_backward(g, &argmax, &shape))
+            },
+        )
+    }
+}
+
+/// `Yₙ = W·im2col(xₙ) + b`, image by image.
+fn conv2d_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, dims: &ConvDims) -> Tensor {
+    let (n, o) = (dims.batch, dims.out_channels);
+    let (k, p, image) = (dims.geom.patch_len(), dims.positions(), dims.image());
+    let (x, w) = (
+        x.as_slice().expect("contiguous"),
+        w.as_slice().expect("contiguous"),
+    );
+    let b = b.map(|b| b.as_slice().expect("contiguous"));
+    let mut out = vec![0.0; n * o * p];
+    let one_image = |x_n: &[f32], y_n: &mut [f32], cols: &mut [f32], par| {
+        dims.geom.im2col_image(x_n, cols);
+        // The bias is written first and the product accumulated onto it (β = 1).
+        let beta = match b {
+            Some(b) => {
+                for (row, &bias) in y_n.chunks_exact_mut(p).zip(b) {
+                    row.fill(bias);
+                }
+                1.0
+            }
+            None => 0.0,
+        };
+        let cols = MatRef::new(cols, k, p, p, 1);
+        gemm(
+            1.0,
+            dims.weight(w),
+            cols,
+            beta,
+            MatMut::new(y_n, o, p, p, 1),
+            par,
+        );
+    };
+    if !out.is_empty() {
+        let par = gemm_threads(n);
+        if par == Parallelism::Sequential && n > 1 {
+            out.par_chunks_mut(o * p)
+                .zip(x.par_chunks(image))
+                .for_each_init(
+                    || vec![0.0; k * p],
+                    |cols, (y_n, x_n)| one_image(x_n, y_n, cols, par),
+                );
+        } else {
+            let mut cols = vec![0.0; k * p];
+            for (y_n, x_n) in out.chunks_mut(o * p).zip(x.chunks(image)) {
+                one_image(x_n, y_n, &mut cols, par);
+            }
+        }
+    }
+    Tensor::from_vec(out, &[n, o, dims.geom.out_h(), dims.geom.out_w()])
+}
+
+// With Gₙ = ∂L/∂Yₙ (O, P) and Yₙ = W·X̂ₙ + b·1ᵀ:
+// - ∂L/∂W = Σₙ Gₙ·X̂ₙᵀ (each Yₙ[o, q] = Σₖ W[o, k]·X̂ₙ[k, q], as for matmul);
+// - ∂L/∂X̂ₙ = Wᵀ·Gₙ, and since X̂ₙ = im2col(xₙ) only copies pixels (a linear
+//   gather), ∂L/∂xₙ = col2im(Wᵀ·Gₙ): each column entry's gradient is added
+//   back onto the pixel it was copied from (padding entries are dropped);
+// - ∂L/∂b[o] = Σₙ Σ_q Gₙ[o, q].
+// X̂ₙ is recomputed here rather than kept from the forward pass: unfolding is
+// cheap beside the GEMMs and keeping it would cost K·P floats per image.
+fn conv2d_backward(x: &Tensor, w: &Tensor, dims: &ConvDims, g: &Tensor, grads: &mut Grads<'_>) {
+    let (want_x, want_w, want_b) = (grads.wants(0), grads.wants(1), grads.wants(2));
+    let (n, o) = (dims.batch, dims.out_channels);
+    let (k, p, image) = (dims.geom.patch_len(), dims.positions(), dims.image());
+    if n == 0 || o == 0 {
+        return;
+    }
+    let g = g.contiguous();
+    let (gs, xs, ws) = (
+        g.as_slice().expect("contiguous"),
+        x.as_slice().expect("contiguous"),
+        w.as_slice().expect("contiguous"),
+    );
+    let tasks = n.div_ceil(IMAGES_PER_TASK);
+    let par = gemm_threads(tasks);
+    let mut dx = vec![0.0; if want_x { n * image } else { 0 }];
+    let dx_parts: Vec<Option<&mut [f32]>> = if want_x {
+        dx.chunks_mut(IMAGES_PER_TASK * image).map(Some).collect()
+    } else {
+        (0..tasks).map(|_| None).collect()
+    };
+    // Each task returns its partial ∂W and ∂b; ∂x is written in place.
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx_parts
+        .into_par_iter()
+        .enumerate()
+        .map(|(t, mut dx_t)| {
+            let first = t * IMAGES_PER_TASK;
+            let last = (first + IMAGES_PER_TASK).min(n);
+            let mut cols = vec![0.0; if want_w || want_x { k * p } else { 0 }];
+            let mut dw = vec![0.0; if want_w { o * k } else { 0 }];
+            let mut db = vec![0.0; if want_b { o } else { 0 }];
+            for (i, img) in (first..last).enumerate() {
+                let g_n = MatRef::new(&gs[img * o * p..(img + 1) * o * p], o, p, p, 1);
+                if want_w {
+                    // dW (+)= Gₙ·X̂ₙᵀ: X̂ₙᵀ is a transposed view, not a copy.
+                    dims.geom
+                        .im2col_image(&xs[img * image..(img + 1) * image], &mut cols);
+                    let beta = if i == 0 { 0.0 } else { 1.0 };
+                    let cols_t = MatRef::new(&cols, p, k, 1, p);
+                    gemm(
+                        1.0,
+                        g_n,
+                        cols_t,
+                        beta,
+                        MatMut::new(&mut dw, o, k, k, 1),
+                        par,
+                    );
+                }
+                if let Some(dx_t) = dx_t.as_deref_mut() {
+                    // dX̂ₙ = Wᵀ·Gₙ, then folded back onto the image.
+                    let w_t = MatRef::new(ws, k, o, 1, k);
+                    gemm(1.0, w_t, g_n, 0.0, MatMut::new(&mut cols, k, p, p, 1), par);
+                    dims.geom
+                        .col2im_image_add(&cols, &mut dx_t[i * image..(i + 1) * image]);
+                }
+                if want_b {
+                    let rows = gs[img * o * p..(img + 1) * o * p].chunks_exact(p);
+                    for (acc, row) in db.iter_mut().zip(rows) {
+                        *acc += row.iter().sum::<f32>();
+                    }
+                }
+            }
+            (dw, db)
+        })
+        .collect();
+    if want_x {
+        grads.add(0, Tensor::from_vec(dx, x.shape()));
+    }
+    if want_w {
+        let dw = sum_in_order(partials.iter().map(|t| t.0.as_slice()));
+        grads.add(1, Tensor::from_vec(dw, w.shape()));
+    }
+    if want_b {
+        let db = sum_in_order(partials.iter().map(|t| t.1.as_slice()));
+        grads.add(2, Tensor::from_vec(db, &[o]));
+    }
+}
+
+/// The elementwise sum of per-task partial gradients, in task order (not in
+/// whatever order threads finished), so the rounding is always the same.
+fn sum_in_order<'a>(mut parts: impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
+    let mut total = parts.next().map_or_else(Vec::new, <[f32]>::to_vec);
+    for part in parts {
+        for (acc, &v) in total.iter_mut().zip(part) {
+            *acc += v;
+        }
+    }
+    total
+}
