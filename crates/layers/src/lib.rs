@@ -23,7 +23,7 @@
 //! ## Map of the crate
 //! - [`Module`]: the trait every layer implements (forward, named
 //!   parameters, train/eval); [`Sequential`] chains modules.
-//! - Layers: [`Linear`], `Conv2d`, `MaxPool2d`, [`Flatten`],
+//! - Layers: [`Linear`], [`Conv2d`], [`MaxPool2d`], [`Flatten`],
 //!   [`Dropout`], [`BatchNorm1d`], [`BatchNorm2d`], and activations
 //!   ([`ReLU`], [`LeakyReLU`], [`Sigmoid`], [`Tanh`], [`GELU`], [`Softmax`]).
 //! - [`init`]: pluggable weight initializers (the [`init::Initializer`]
@@ -49,6 +49,7 @@
 mod activation;
 mod batchnorm;
 pub mod checkpoint;
+mod conv;
 mod dropout;
 pub mod init;
 mod layer_init;
@@ -62,6 +63,7 @@ mod sequential;
 
 pub use activation::{Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, GELU};
 pub use batchnorm::{BatchNorm1d, BatchNorm2d};
+pub use conv::{Conv2d, MaxPool2d};
 pub use dropout::Dropout;
 pub use layer_init::{BiasInit, LayerInit};
 pub use linear::Linear;

@@ -174,7 +174,7 @@ fn ic_loop(
                     // SAFETY: the A and B panels are packed and zero-padded to
                     // full MR × kcb and kcb × NR, the live corner is inside C,
                     // and this task alone writes these rows × columns.
-                    unsafe { (kern.packed)(&tile) };
+                    unsafe { kern.packed(&tile) };
                     tiles += 1;
                 }
             }

@@ -29,8 +29,7 @@ pub fn fma_peak_gflops(kernel: Kernel, threads: usize) -> f64 {
         rayon::scope(|s| {
             for _ in 0..threads {
                 s.spawn(move |_| {
-                    // SAFETY: holding `kern` proves the CPU has its ISA.
-                    std::hint::black_box(unsafe { (kern.fma_loop)(iters) });
+                    std::hint::black_box(kern.fma_loop(iters));
                 });
             }
         });

@@ -89,17 +89,47 @@ pub(crate) struct MicroKernel {
     pub mc: usize,
     /// Columns per packed B block (the JC loop step).
     pub nc: usize,
+    // The entry points are private to `kernel/`: nothing else can assemble a
+    // `MicroKernel`, so holding one proves its ISA was detected.
     /// Reads A/B packed (`a_rs = 1, a_cs = MR, b_rs = NR`): constants fold.
-    pub packed: TileFn,
+    packed: TileFn,
     /// Reads A/B with the strides in the [`Tile`] (the small-problem path).
-    pub strided: TileFn,
+    strided: TileFn,
     /// `iters` rounds of independent FMAs, to measure the machine's peak.
-    pub fma_loop: unsafe fn(usize) -> f32,
+    fma_loop: unsafe fn(usize) -> f32,
     /// Flops per round of `fma_loop`.
     pub fma_flops: usize,
 }
 
 impl MicroKernel {
+    /// Runs one tile whose A and B are packed panels.
+    ///
+    /// # Safety
+    /// `t` satisfies the contract in the module docs with `a_rs = 1`,
+    /// `a_cs = MR` and `b_rs = NR` (its own stride fields are ignored).
+    #[inline]
+    pub unsafe fn packed(&self, t: &Tile) {
+        // SAFETY: `self` exists, so the ISA was detected; contract forwarded.
+        unsafe { (self.packed)(t) }
+    }
+
+    /// Runs one tile reading A and B through the strides in `t`.
+    ///
+    /// # Safety
+    /// `t` satisfies the contract in the module docs.
+    #[inline]
+    pub unsafe fn strided(&self, t: &Tile) {
+        // SAFETY: `self` exists, so the ISA was detected; contract forwarded.
+        unsafe { (self.strided)(t) }
+    }
+
+    /// `iters` rounds of independent FMA chains (the peak probe); returns a
+    /// value that depends on all of them.
+    pub fn fma_loop(&self, iters: usize) -> f32 {
+        // SAFETY: `self` exists, so the ISA was detected.
+        unsafe { (self.fma_loop)(iters) }
+    }
+
     /// The micro-kernel for `kind`, or `None` when this CPU cannot run it.
     pub fn new(kind: Kernel) -> Option<MicroKernel> {
         match kind {
