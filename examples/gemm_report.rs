@@ -270,7 +270,7 @@ fn main() {
             peaks[1]
         );
         println!(
-            "GFLOP/s medians: by the wall clock | per CPU-second of each thread (robust to a shared machine)"
+            "GFLOP/s medians: by the wall clock | work / (CPU seconds / threads): the rate with a core per thread (robust to a shared machine)"
         );
         println!(
             "{:<40} {:>3} {:>8} {:>8} {:>6} {:>6} | {:>8} {:>8} {:>6}",

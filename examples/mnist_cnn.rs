@@ -1,0 +1,187 @@
+//! The classic small MNIST convnet (Keras's `mnist_cnn`): conv 32 3×3 ReLU →
+//! conv 64 3×3 ReLU → max-pool 2 → dropout 0.25 → dense 128 ReLU →
+//! dropout 0.5 → 10. Keras reports 99.25 % test accuracy after 12 epochs
+//! (with Adadelta); Ember trains it with Adam (lr 0.001), batch 128.
+//! Ends with the confusion matrix on the test set.
+//!
+//! ```text
+//! cargo run --release --example mnist_cnn
+//! cargo run --release --example mnist_cnn -- --epochs 3 --plot cnn.svg
+//! ```
+
+mod common;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::{CommonArgs, EpochRecord, OptimizerKind, Reporter};
+use ember::autograd::{no_grad, Var};
+use ember::layers::checkpoint::load_checkpoint;
+use ember::layers::metrics::{correct, ConfusionMatrix, RunningMean};
+use ember::layers::{
+    Conv2d, Dropout, Flatten, LayerInit, Linear, MaxPool2d, Module, ReLU, Sequential,
+};
+use ember::mnist::{BatchConfig, Layout, MnistSet};
+use ember::report::EpochProgress;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Train the classic MNIST convnet.
+#[derive(Parser, Debug)]
+#[command(about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// `(batch, 1, 28, 28) → (batch, 10)`.
+fn build_model(init: &LayerInit, seed: u64, rng: &mut ChaCha8Rng) -> Sequential {
+    let conv =
+        |c_in, c_out, rng: &mut ChaCha8Rng| Conv2d::with_options(c_in, c_out, 3, 1, 0, init, rng);
+    Sequential::new()
+        .add(conv(1, 32, rng)) // → (32, 26, 26)
+        .add(ReLU)
+        .add(conv(32, 64, rng)) // → (64, 24, 24)
+        .add(ReLU)
+        .add(MaxPool2d::new(2)) // → (64, 12, 12)
+        .add(Dropout::new(0.25, seed))
+        .add(Flatten) // → 9216
+        .add(Linear::with_init(9216, 128, init, rng))
+        .add(ReLU)
+        .add(Dropout::new(0.5, seed ^ 1))
+        .add(Linear::with_init(128, 10, init, rng))
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let args = &cli.common;
+    let threads = common::setup_threads(args.threads);
+    let epochs = args.epochs.unwrap_or(12);
+    let kind = args.optimizer.unwrap_or(OptimizerKind::Adam);
+    let lr = args.lr.unwrap_or(kind.default_lr());
+    let (train_set, test_set) = common::load_data(args)?;
+
+    let init = args.init.layer_init(&args.bias_init)?;
+    let model = build_model(&init, args.seed, &mut ChaCha8Rng::seed_from_u64(args.seed));
+    let mut optimizer = kind.build(&model, lr);
+    let (mut start_epoch, mut step) = (0, 0u64);
+    if let Some(path) = &args.resume {
+        let state =
+            load_checkpoint(path, &model, Some(optimizer.as_mut())).map_err(|e| e.to_string())?;
+        (start_epoch, step) = (state.epoch as usize, state.step);
+    }
+    if !args.quiet {
+        println!(
+            "MNIST CNN ({} parameters), {kind:?} lr {lr}, batch {}, {epochs} epochs, {threads} threads, seed {}",
+            model.num_parameters(),
+            args.batch_size,
+            args.seed
+        );
+        println!("expected with the defaults: about 99.2 % test accuracy after 12 epochs");
+    }
+    if epochs == 0 {
+        if let Some(path) = &args.save {
+            common::save(path, &model, optimizer.as_ref(), 0, 0, args.seed)?;
+        }
+    }
+
+    let batches = BatchConfig::new(args.batch_size)
+        .shuffled(args.seed)
+        .layout(Layout::Image);
+    let mut reporter = Reporter::new(args)?;
+    let (mut train_seconds, mut samples) = (0.0, 0);
+    let mut test = (f64::NAN, f64::NAN);
+    for epoch in start_epoch..epochs {
+        model.set_training(true);
+        model.reseed(common::epoch_seed(args.seed, epoch));
+        let progress = EpochProgress::new(train_set.len(), epoch + 1, epochs, !args.quiet);
+        let (mut loss_mean, mut right, mut seen, mut epoch_seconds) =
+            (RunningMean::default(), 0, 0, 0.0);
+        for batch in train_set.epoch(&batches, epoch as u64) {
+            let ((), seconds) = common::timed(|| {
+                let logits = model.forward(&Var::constant(batch.images.clone()));
+                let loss = logits.cross_entropy(&batch.labels);
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step();
+                step += 1;
+                loss_mean.add(loss.item(), batch.labels.len());
+                right += correct(&logits.value(), &batch.labels);
+            });
+            epoch_seconds += seconds;
+            seen += batch.labels.len();
+            if !loss_mean.mean().is_finite() {
+                progress.finish();
+                return Err(format!(
+                    "the loss became {} at step {step} (epoch {}); try a lower learning rate than {lr} \
+                     (the last good checkpoint, if any, is kept)",
+                    loss_mean.mean(),
+                    epoch + 1
+                ));
+            }
+            progress.update(seen, loss_mean.mean(), right as f64 / seen as f64);
+        }
+        progress.finish();
+        train_seconds += epoch_seconds;
+        samples += seen;
+        test = common::evaluate(&model, &test_set, Layout::Image);
+        reporter.epoch(
+            EpochRecord {
+                epoch: epoch + 1,
+                train_loss: loss_mean.mean(),
+                train_accuracy: right as f64 / seen.max(1) as f64,
+                test_loss: test.0,
+                test_accuracy: test.1,
+                train_seconds: epoch_seconds,
+                samples_per_second: seen as f64 / epoch_seconds.max(1e-9),
+            },
+            epochs,
+        )?;
+        if let Some(path) = &args.save {
+            common::save(path, &model, optimizer.as_ref(), epoch + 1, step, args.seed)?;
+        }
+    }
+    if test.0.is_nan() {
+        test = common::evaluate(&model, &test_set, Layout::Image);
+    }
+    if !args.quiet {
+        println!("\nconfusion matrix on the test set (rows: true digit, columns: predicted)");
+        print!("{}", confusion(&model, &test_set));
+    } else if !args.json {
+        println!(
+            "test accuracy {:.2}%, test loss {:.4}",
+            100.0 * test.1,
+            test.0
+        );
+    }
+    if args.json {
+        println!(
+            "{}",
+            common::summary_json(epochs, test, train_seconds, samples, args.seed, threads)
+        );
+    }
+    Ok(())
+}
+
+fn confusion(model: &Sequential, set: &MnistSet) -> ConfusionMatrix {
+    model.set_training(false);
+    let mut matrix = ConfusionMatrix::new(10);
+    no_grad(|| {
+        for batch in set.epoch(&BatchConfig::new(1000).layout(Layout::Image), 0) {
+            matrix.add(
+                &model.forward(&Var::constant(batch.images)).value(),
+                &batch.labels,
+            );
+        }
+    });
+    matrix
+}
