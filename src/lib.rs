@@ -25,8 +25,8 @@ pub mod prelude {
     pub use ember_layers::init::{self, Initializer};
     pub use ember_layers::metrics::{accuracy, ConfusionMatrix, RunningMean};
     pub use ember_layers::{
-        BatchNorm1d, BatchNorm2d, Dropout, Flatten, LayerInit, LeakyReLU, Linear, Module, ReLU,
-        Sequential, Sigmoid, Softmax, Tanh, GELU,
+        BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, LayerInit, LeakyReLU, Linear,
+        MaxPool2d, Module, ReLU, Sequential, Sigmoid, Softmax, Tanh, GELU,
     };
     pub use ember_mnist::{BatchConfig, Dataset, Layout, Mnist};
     pub use ember_tensor::Tensor;
