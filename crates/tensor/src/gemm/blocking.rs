@@ -75,7 +75,8 @@ pub(crate) fn grid(kern: &MicroKernel, m: usize, n: usize, threads: usize) -> (u
     best
 }
 
-/// Splits `panels` micro-panels into `parts` contiguous, near-equal ranges.
-pub(crate) fn split(panels: usize, parts: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
-    (0..parts).map(move |i| (panels * i / parts)..(panels * (i + 1) / parts))
+/// Band `i` of `panels` micro-panels split into `parts` contiguous,
+/// near-equal ranges.
+pub(crate) fn band(panels: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
+    (panels * i / parts)..(panels * (i + 1) / parts)
 }

@@ -60,61 +60,64 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
             let kcb = kc.min(k - pc);
             let beta = if pc == 0 { p.beta } else { 1.0 };
             with_buf(&B_BUF, panels * nr * kcb, |bbuf| {
-                pack_b_block(bbuf, p.b.block(pc, jc, kcb, ncb), nr, threads);
+                pack_b_parallel(bbuf, p.b.block(pc, jc, kcb, ncb), nr, threads);
                 let bbuf = &*bbuf;
-                let task = |rows: Range<usize>, cols: Range<usize>| {
-                    let block = Block {
-                        jc,
-                        pc,
-                        kcb,
-                        ncb,
-                        beta,
-                    };
+                let block = Block {
+                    jc,
+                    pc,
+                    kcb,
+                    ncb,
+                    beta,
+                };
+                // Task t covers row band t / tn and column band t % tn.
+                let task = |t: usize| {
+                    let r = blocking::band(m.div_ceil(kern.mr), tm, t / tn);
+                    let rows = (r.start * kern.mr)..(r.end * kern.mr).min(m);
+                    let cols = blocking::band(panels, tn, t % tn);
                     let done = ic_loop(kern, p, bbuf, &block, rows, cols);
                     tiles.fetch_add(done, Ordering::Relaxed);
                 };
-                let row_bands: Vec<_> = blocking::split(m.div_ceil(kern.mr), tm)
-                    .map(|r| (r.start * kern.mr)..(r.end * kern.mr).min(m))
-                    .collect();
-                let col_bands: Vec<_> = blocking::split(panels, tn).collect();
-                if threads == 1 {
-                    task(0..m, 0..panels);
-                } else {
-                    rayon::scope(|s| {
-                        for rows in &row_bands {
-                            for cols in &col_bands {
-                                let (rows, cols) = (rows.clone(), cols.clone());
-                                s.spawn(move |_| task(rows, cols));
-                            }
-                        }
-                    });
-                }
+                run_tasks(0..tm * tn, &task);
             });
         }
     }
     tiles.into_inner()
 }
 
-/// Packs a B block, its panels shared out between `threads`.
-fn pack_b_block(dst: &mut [f32], b: MatRef<'_>, nr: usize, threads: usize) {
+/// Runs `task(t)` for every `t` in `range`, in parallel through nested
+/// `rayon::join`s: unlike `rayon::scope`, joins allocate nothing.
+fn run_tasks(range: Range<usize>, task: &(impl Fn(usize) + Sync)) {
+    match range.len() {
+        0 => {}
+        1 => task(range.start),
+        len => {
+            let mid = range.start + len / 2;
+            rayon::join(
+                || run_tasks(range.start..mid, task),
+                || run_tasks(mid..range.end, task),
+            );
+        }
+    }
+}
+
+/// Packs a B block, its panels shared out between `parts` threads by
+/// splitting the block (and the buffer) in two recursively.
+fn pack_b_parallel(dst: &mut [f32], b: MatRef<'_>, nr: usize, parts: usize) {
     let panels = b.cols.div_ceil(nr);
-    let per_panel = nr * b.rows;
-    if threads == 1 || panels < 2 {
+    let left = panels * (parts / 2) / parts.max(1);
+    if parts < 2 || left == 0 {
         pack_b(dst, b, nr);
         return;
     }
-    let chunk = panels.div_ceil(threads);
-    rayon::scope(|s| {
-        for (q, part) in dst[..panels * per_panel]
-            .chunks_mut(chunk * per_panel)
-            .enumerate()
-        {
-            let j0 = q * chunk * nr;
-            let cols = (chunk * nr).min(b.cols - j0);
-            let view = b.block(0, j0, b.rows, cols);
-            s.spawn(move |_| pack_b(part, view, nr));
-        }
-    });
+    let (dst_l, dst_r) = dst.split_at_mut(left * nr * b.rows);
+    let (b_l, b_r) = (
+        b.block(0, 0, b.rows, left * nr),
+        b.block(0, left * nr, b.rows, b.cols - left * nr),
+    );
+    rayon::join(
+        || pack_b_parallel(dst_l, b_l, nr, parts / 2),
+        || pack_b_parallel(dst_r, b_r, nr, parts - parts / 2),
+    );
 }
 
 /// The current (JC, PC) block, as seen by the inner loops.
