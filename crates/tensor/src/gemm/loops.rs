@@ -177,7 +177,13 @@ fn ic_loop(
                     // SAFETY: the A and B panels are packed and zero-padded to
                     // full MR × kcb and kcb × NR, the live corner is inside C,
                     // and this task alone writes these rows × columns.
-                    unsafe { kern.packed(&tile) };
+                    unsafe {
+                        if tile.m == mr {
+                            kern.packed(&tile);
+                        } else {
+                            kern.edge(&tile);
+                        }
+                    }
                     tiles += 1;
                 }
             }

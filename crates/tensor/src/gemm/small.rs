@@ -99,7 +99,13 @@ fn run_slice(kern: &MicroKernel, p: &Product<'_>) -> usize {
                     // SAFETY: full panels are read in place (MR rows < m, NR
                     // contiguous columns < n, k steps, all inside the views);
                     // ragged ones come packed and zero-padded.
-                    unsafe { kern.strided(&tile) };
+                    unsafe {
+                        if tile.m == mr {
+                            kern.strided(&tile);
+                        } else {
+                            kern.edge(&tile);
+                        }
+                    }
                     tiles += 1;
                 }
             }

@@ -84,6 +84,7 @@ pub(super) fn kernel() -> Option<MicroKernel> {
         nc: 4080, // B block 256×4080×4 ≈ 4 MiB: half the 8 MiB L3
         packed,
         strided,
+        short: &[(2, short2), (4, short4)],
         fma_loop,
         fma_flops: FMA_CHAINS * 8 * 2, // 8 lanes, 2 flops per FMA
     })
@@ -98,4 +99,24 @@ const FMA_CHAINS: usize = 12;
 unsafe fn fma_loop(iters: usize) -> f32 {
     // SAFETY: avx2,fma enabled on this function.
     unsafe { fma_chains::<__m256, FMA_CHAINS>(iters) }
+}
+
+/// A 2-row tile for a last, short row panel.
+///
+/// # Safety
+/// As `strided`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn short2(t: &Tile) {
+    // SAFETY: features enabled on this function; contract forwarded.
+    unsafe { tile_body::<__m256, 2, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
+}
+
+/// A 4-row tile for a last, short row panel.
+///
+/// # Safety
+/// As `strided`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn short4(t: &Tile) {
+    // SAFETY: features enabled on this function; contract forwarded.
+    unsafe { tile_body::<__m256, 4, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
 }

@@ -84,6 +84,7 @@ pub(super) fn kernel() -> Option<MicroKernel> {
         nc: 3072, // B block 384×3072×4 = 4.5 MiB: shared L3
         packed,
         strided,
+        short: &[(4, short4), (8, short8)],
         fma_loop,
         fma_flops: FMA_CHAINS * 16 * 2, // 16 lanes, 2 flops per FMA
     })
@@ -98,4 +99,24 @@ const FMA_CHAINS: usize = 24;
 unsafe fn fma_loop(iters: usize) -> f32 {
     // SAFETY: avx512f enabled on this function.
     unsafe { fma_chains::<__m512, FMA_CHAINS>(iters) }
+}
+
+/// A 4-row tile for a last, short row panel.
+///
+/// # Safety
+/// As `strided`.
+#[target_feature(enable = "avx512f")]
+unsafe fn short4(t: &Tile) {
+    // SAFETY: features enabled on this function; contract forwarded.
+    unsafe { tile_body::<__m512, 4, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
+}
+
+/// A 8-row tile for a last, short row panel.
+///
+/// # Safety
+/// As `strided`.
+#[target_feature(enable = "avx512f")]
+unsafe fn short8(t: &Tile) {
+    // SAFETY: features enabled on this function; contract forwarded.
+    unsafe { tile_body::<__m512, 8, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
 }

@@ -95,6 +95,9 @@ pub(crate) struct MicroKernel {
     packed: TileFn,
     /// Reads A/B with the strides in the [`Tile`] (the small-problem path).
     strided: TileFn,
+    /// Shorter tiles `(rows, strided entry)`, ascending, for a last row panel
+    /// with fewer than MR live rows: no FMAs are spent on padding rows.
+    short: &'static [(usize, TileFn)],
     /// `iters` rounds of independent FMAs, to measure the machine's peak.
     fma_loop: unsafe fn(usize) -> f32,
     /// Flops per round of `fma_loop`.
@@ -121,6 +124,20 @@ impl MicroKernel {
     pub unsafe fn strided(&self, t: &Tile) {
         // SAFETY: `self` exists, so the ISA was detected; contract forwarded.
         unsafe { (self.strided)(t) }
+    }
+
+    /// Runs a tile with fewer than MR live rows (`t.m < MR`), reading A
+    /// through the strides in `t`, on the shortest tile that covers them. The
+    /// arithmetic per element is the same as the full tile's, so the result is too.
+    ///
+    /// # Safety
+    /// As [`MicroKernel::strided`]: A has MR readable (zero-padded) rows.
+    #[inline]
+    pub unsafe fn edge(&self, t: &Tile) {
+        let tile = self.short.iter().find(|(rows, _)| *rows >= t.m);
+        // SAFETY: `self` exists, so the ISA was detected; a short tile reads
+        // only its first `rows ≤ MR` rows of A; contract forwarded.
+        unsafe { (tile.map_or(self.strided, |(_, f)| *f))(t) }
     }
 
     /// `iters` rounds of independent FMA chains (the peak probe); returns a

@@ -70,6 +70,7 @@ pub(super) fn kernel() -> MicroKernel {
         nc: 4096,
         packed,
         strided,
+        short: &[(2, short2)],
         fma_loop,
         fma_flops: FMA_CHAINS * 2, // one lane, mul + add
     }
@@ -83,4 +84,13 @@ const FMA_CHAINS: usize = 8;
 unsafe fn fma_loop(iters: usize) -> f32 {
     // SAFETY: scalar code needs no ISA.
     unsafe { fma_chains::<f32, FMA_CHAINS>(iters) }
+}
+
+/// A 2-row tile for a last, short row panel.
+///
+/// # Safety
+/// As `strided`.
+unsafe fn short2(t: &Tile) {
+    // SAFETY: scalar code needs no ISA; contract forwarded.
+    unsafe { tile_body::<f32, 2, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
 }
