@@ -38,6 +38,9 @@
 //! - [`checkpoint`]: atomic safetensors checkpoints that PyTorch can read,
 //!   with optimizer state and the training position for exact resumes.
 //! - [`metrics`]: accuracy, a running mean, a confusion matrix.
+//! - [`diagnostics`]: an [`diagnostics::InitReport`] of a model at
+//!   initialization (weight spread, pre-activations, saturated and dead
+//!   units, gradient norms per layer).
 //!
 //! ## Ember's initialization defaults
 //! Weights: a truncated normal with std 1/√fan_in, cut at ±2σ (TensorFlow's
@@ -50,6 +53,7 @@ mod activation;
 mod batchnorm;
 pub mod checkpoint;
 mod conv;
+pub mod diagnostics;
 mod dropout;
 pub mod init;
 mod layer_init;
