@@ -39,6 +39,11 @@ struct Cli {
     /// Dropout probability after each hidden layer.
     #[arg(long, default_value_t = 0.2)]
     dropout: f32,
+    /// Before training, print an initialization report (weight spread,
+    /// pre-activations, saturated and dead units, gradient norms per layer) on
+    /// the first training batch; with --epochs 0, only the report.
+    #[arg(long)]
+    init_report: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -118,6 +123,19 @@ fn run(cli: Cli) -> Result<(), String> {
     let batches = BatchConfig::new(args.batch_size)
         .shuffled(args.seed)
         .layout(Layout::Flat);
+    if cli.init_report {
+        // Dropout off, so the report shows the network itself.
+        if let Some(batch) = train_set.epoch(&batches, start_epoch as u64).next() {
+            model.set_training(false);
+            let report =
+                ember::layers::diagnostics::InitReport::new(&model, &batch.images, &batch.labels);
+            model.set_training(true);
+            println!("{report}");
+        }
+        if epochs == 0 {
+            return Ok(());
+        }
+    }
     let mut reporter = Reporter::new(args)?;
     let show_progress = !args.quiet;
     let (mut train_seconds, mut samples) = (0.0, 0);
