@@ -1,0 +1,287 @@
+//! Why a truncated normal? The study behind Ember's default initializer,
+//! measured instead of argued: five experiments, each over several seeds
+//! (mean ± 95 % interval), written as SVG plots and Markdown tables into
+//! `docs/` (see `docs/initialization.md`).
+//!
+//! ```text
+//! cargo run --release --example init_study            # the full study (< 15 min on 2 cores)
+//! cargo run --release --example init_study -- --quick # a smoke run (< 1 min)
+//! cargo run --release --example init_study -- --quick --out-dir /tmp/study
+//! ```
+//!
+//! Needs the MNIST files (`MNIST_DIR` or `--data-dir`). The generated tables
+//! go between `<!-- init_study:NAME:begin/end -->` markers of
+//! `OUT/initialization.md` (created if missing), the plots into `OUT/img/`.
+//! Lines `check NAME VALUE` on stdout carry the key numbers for tests.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod depth;
+mod distributions;
+mod doc;
+mod saturation;
+mod stats;
+mod training;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use common::InitKind;
+use ember::layers::{Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Tanh};
+use ember::mnist::batches::permutation;
+use ember::mnist::{Dataset, Layout, Mnist, MnistSet, Scaling};
+use ember::tensor::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Run the initialization study.
+#[derive(Parser, Debug)]
+#[command(about, long_about = None)]
+struct Cli {
+    /// A smoke run: 2 seeds, tiny training runs (under a minute).
+    #[arg(long)]
+    quick: bool,
+    /// Where initialization.md and img/ go.
+    #[arg(long, default_value = "docs")]
+    out_dir: PathBuf,
+    /// Seeds per experiment (default: 5, or 2 with --quick).
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// Folder with the MNIST files (else $MNIST_DIR, else data/mnist).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Training images in experiments 4 and 5 (default 8,000; 1,024 with --quick).
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Epochs in experiments 4 and 5 (default 2; 1 with --quick).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// The hidden activation of an MLP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// max(z, 0).
+    Relu,
+    /// The logistic sigmoid.
+    Sigmoid,
+    /// tanh.
+    Tanh,
+}
+
+impl Act {
+    /// A lower-case name for files and check lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Act::Relu => "relu",
+            Act::Sigmoid => "sigmoid",
+            Act::Tanh => "tanh",
+        }
+    }
+    /// The name in titles.
+    pub fn title(self) -> &'static str {
+        match self {
+            Act::Relu => "ReLU",
+            Act::Sigmoid => "Sigmoid",
+            Act::Tanh => "Tanh",
+        }
+    }
+}
+
+/// 784 → hidden… → 10, each hidden layer followed by `act` (and dropout if
+/// `dropout > 0`); weights drawn from a generator seeded with `seed`.
+pub fn mlp(hidden: &[usize], act: Act, init: &LayerInit, dropout: f32, seed: u64) -> Sequential {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut model = Sequential::new();
+    let mut width = 784;
+    for (i, &h) in hidden.iter().enumerate() {
+        model.push(Box::new(Linear::with_init(width, h, init, &mut rng)));
+        model.push(match act {
+            Act::Relu => Box::new(ReLU) as Box<dyn Module>,
+            Act::Sigmoid => Box::new(Sigmoid),
+            Act::Tanh => Box::new(Tanh),
+        });
+        if dropout > 0.0 {
+            model.push(Box::new(Dropout::new(dropout, seed ^ i as u64)));
+        }
+        width = h;
+    }
+    model.push(Box::new(Linear::with_init(width, 10, init, &mut rng)));
+    model
+}
+
+/// How the study names the initializers it compares.
+pub fn init_name(kind: InitKind) -> &'static str {
+    match kind {
+        InitKind::TruncatedNormal => "truncated (TF, Ember)",
+        InitKind::TruncatedNormalCorrected => "truncated, corrected (Keras)",
+        InitKind::Normal => "normal",
+        InitKind::Uniform => "uniform",
+        InitKind::GlorotUniform => "Glorot uniform",
+        InitKind::HeNormal => "He normal",
+        InitKind::GlorotNormal => "Glorot normal",
+        InitKind::HeUniform => "He uniform",
+        InitKind::LecunUniform => "LeCun uniform",
+        InitKind::LecunNormal => "LeCun normal",
+        InitKind::Orthogonal => "orthogonal",
+        InitKind::Zeros => "zeros",
+    }
+}
+
+/// What to run, and the data to run it on.
+pub struct Plan {
+    /// The seeds of every experiment.
+    pub seeds: Vec<u64>,
+    /// Images per seed in the initialization probes (experiments 2 and 3).
+    pub probe_size: usize,
+    /// Weight stds of experiment 2's sweep.
+    pub sweep: Vec<f64>,
+    /// Hidden layers in experiment 3.
+    pub depth: usize,
+    /// The whole training set (probe batches are drawn from it).
+    pub full_train: MnistSet,
+    /// The training subset of experiments 4 and 5.
+    pub train: MnistSet,
+    /// The test subset of experiments 4 and 5.
+    pub test: MnistSet,
+    /// Epochs of each training run.
+    pub epochs: usize,
+    /// Test evaluations per epoch (besides the one at its end).
+    pub evals_per_epoch: usize,
+    /// Images on which dead units are counted (experiment 5).
+    pub dead_probe_size: usize,
+}
+
+impl Plan {
+    /// `probe_size` training images drawn by `seed`, pixels in [0, 1].
+    pub fn probe_batch(&self, seed: u64) -> (Tensor, Vec<usize>) {
+        let order = permutation(self.full_train.len(), seed, 0);
+        let batch = self
+            .full_train
+            .batch(&order[..self.probe_size], Layout::Flat, Scaling::Unit);
+        (batch.images, batch.labels)
+    }
+
+    /// The first `dead_probe_size` images of the training subset.
+    pub fn dead_probe(&self) -> (Tensor, Vec<usize>) {
+        let n = self.dead_probe_size.min(self.train.len());
+        let batch = self
+            .train
+            .batch(&(0..n).collect::<Vec<_>>(), Layout::Flat, Scaling::Unit);
+        (batch.images, batch.labels)
+    }
+}
+
+/// Where results go, and the key numbers printed for tests.
+pub struct Out {
+    /// The folder of the plots.
+    pub img: PathBuf,
+}
+
+impl Out {
+    /// Prints `check NAME VALUE` (read by `tests/init_study.rs`).
+    pub fn check(&mut self, name: &str, value: f64) {
+        println!("check {name} {value}");
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn take(set: &MnistSet, n: usize) -> MnistSet {
+    set.select(&(0..n.min(set.len())).collect::<Vec<_>>())
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let started = Instant::now();
+    let threads = common::setup_threads(cli.threads);
+    let mnist = Mnist::load(Dataset::Mnist, cli.data_dir.as_deref()).map_err(|e| {
+        format!("{e}\n(the study needs the MNIST files: set MNIST_DIR or pass --data-dir)")
+    })?;
+    let quick = cli.quick;
+    let seeds = cli.seeds.unwrap_or(if quick { 2 } else { 5 }).max(2);
+    let plan = Plan {
+        seeds: (0..seeds as u64).collect(),
+        probe_size: if quick { 128 } else { 256 },
+        sweep: if quick {
+            vec![0.03, 0.3, 1.0]
+        } else {
+            vec![0.01, 0.02, 0.035, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0]
+        },
+        depth: if quick { 10 } else { 20 },
+        train: take(
+            &mnist.train,
+            cli.train_limit.unwrap_or(if quick { 1024 } else { 8_000 }),
+        ),
+        test: take(&mnist.test, if quick { 500 } else { 2_000 }),
+        full_train: mnist.train,
+        epochs: cli.epochs.unwrap_or(if quick { 1 } else { 2 }).max(1),
+        evals_per_epoch: 2,
+        dead_probe_size: if quick { 256 } else { 1000 },
+    };
+    let img = cli.out_dir.join("img");
+    std::fs::create_dir_all(&img).map_err(|e| format!("{}: {e}", img.display()))?;
+    let mut out = Out { img };
+
+    let mut sections = Vec::new();
+    let mut times = Vec::new();
+    let mut trainer = training::Trainer::default();
+    macro_rules! experiment {
+        ($name:expr, $body:expr) => {{
+            let t = Instant::now();
+            eprintln!("{} …", $name);
+            sections.push($body?);
+            times.push(($name, t.elapsed().as_secs_f64()));
+        }};
+    }
+    experiment!("1. distributions", distributions::run(&plan, &mut out));
+    experiment!("2. saturation", saturation::run(&plan, &mut out));
+    experiment!("3. depth", depth::run(&plan, &mut out));
+    experiment!(
+        "4. training outcome",
+        training::outcome(&plan, &mut trainer, &mut out)
+    );
+    experiment!(
+        "5. ReLU bias",
+        training::relu_bias(&plan, &mut trainer, &mut out)
+    );
+
+    let total = started.elapsed().as_secs_f64();
+    let mut md = format!(
+        "Generated by `cargo run {}--example init_study{}` ({} seeds, {threads} threads) \
+         in {:.0} s of wall time on a shared 2-core machine:\n\n",
+        // The dev profile is optimised too (opt-level 3), with debug assertions.
+        if cfg!(debug_assertions) {
+            ""
+        } else {
+            "--release "
+        },
+        if quick { " -- --quick" } else { "" },
+        plan.seeds.len(),
+        total
+    );
+    for (name, seconds) in &times {
+        md.push_str(&format!("- {name}: {seconds:.0} s\n"));
+    }
+    sections.push(doc::Section {
+        name: "run",
+        markdown: md,
+    });
+    let path = cli.out_dir.join("initialization.md");
+    doc::write(&path, &sections)?;
+    println!("wrote {} and {}/", path.display(), out.img.display());
+    println!("check total_seconds {total:.1}");
+    Ok(())
+}
