@@ -65,11 +65,14 @@ impl Module for Dropout {
         }
         let shape = input.shape();
         let scale = 1.0 / (1.0 - self.p);
-        let keep = 1.0 - self.p;
-        let mut rng = self.rng.borrow_mut();
-        let n = shape.iter().product();
-        let mask: Vec<f32> = (0..n)
-            .map(|_| if rng.gen::<f32>() < keep { scale } else { 0.0 })
+        // Keep an element when a uniform u32 falls below (1 − p)·2³²: one
+        // integer compare per element on bulk-generated random words.
+        let threshold = ((1.0 - f64::from(self.p)) * 4_294_967_296.0) as u64;
+        let mut words = vec![0u32; shape.iter().product()];
+        self.rng.borrow_mut().fill(words.as_mut_slice());
+        let mask: Vec<f32> = words
+            .iter()
+            .map(|&w| if u64::from(w) < threshold { scale } else { 0.0 })
             .collect();
         input.dropout_with_mask(&Tensor::from_vec(mask, &shape))
     }
