@@ -126,7 +126,9 @@ fn train(plan: &Plan, act: Act, kind: InitKind, bias: &str, seed: u64) -> Result
             if !loss.item().is_finite() {
                 return Err(format!("{kind:?} {act:?} seed {seed}: the loss diverged"));
             }
-            if step % eval_every == 0 && step % steps_per_epoch != 0 {
+            // Mid-epoch evaluations, none just before the one at the epoch's end.
+            let left = steps_per_epoch - (step - 1) % steps_per_epoch - 1;
+            if step % eval_every == 0 && left > eval_every / 2 {
                 curve.push(evaluate(seen));
             }
         }
