@@ -55,8 +55,10 @@
 //! - **TensorFlow** (`tf.random.truncated_normal`, `tf.keras.initializers.TruncatedNormal`)
 //!   and **JAX** (`jax.nn.initializers.truncated_normal`): bounds at ±2 **in
 //!   units of std**, and `stddev` is the std of the normal *before*
-//!   truncation, so the samples' actual std is 0.88 × stddev. Out-of-bounds
-//!   draws are redrawn. Ember's [`TruncatedNormal`] is this one, and the
+//!   truncation, so the samples' actual std is 0.88 × stddev. TensorFlow
+//!   redraws out-of-bounds samples; JAX draws by inverse CDF
+//!   (`jax.random.truncated_normal`); both give the same distribution.
+//!   Ember's [`TruncatedNormal`] is this one (sampled by rejection), and the
 //!   `tf.truncated_normal(shape, stddev=1/sqrt(N))` of the TensorFlow MNIST
 //!   tutorial is [`FanInTruncatedNormal`].
 //! - **Keras and JAX `VarianceScaling`** (hence `glorot_normal`, `he_normal`,
