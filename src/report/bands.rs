@@ -257,14 +257,18 @@ where
         .y_label_formatter(&|v| tick(*v))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
+    // All the shading first, so that no band veils another series' line.
     for (i, s) in chart.series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         if !s.fill.is_empty() && s.fill.iter().all(|&(_, y)| usable(y)) {
             ctx.draw_series(std::iter::once(Polygon::new(
                 s.fill.clone(),
-                color.mix(0.18).filled(),
+                color.mix(0.15).filled(),
             )))?;
         }
+    }
+    for (i, s) in chart.series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
         // Split the line where values cannot be drawn.
         let mut first = true;
         for run in s.line.split(|&(_, y)| !usable(y)) {
