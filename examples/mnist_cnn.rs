@@ -12,17 +12,16 @@
 mod common;
 
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Parser;
-use common::{CommonArgs, EpochRecord, OptimizerKind, Reporter};
+use common::{CommonArgs, EpochTracker, OptimizerKind, Reporter};
 use ember::autograd::{no_grad, Var};
-use ember::layers::checkpoint::load_checkpoint;
-use ember::layers::metrics::{correct, ConfusionMatrix, RunningMean};
+use ember::layers::metrics::ConfusionMatrix;
 use ember::layers::{
     Conv2d, Dropout, Flatten, LayerInit, Linear, MaxPool2d, Module, ReLU, Sequential,
 };
 use ember::mnist::{BatchConfig, Layout, MnistSet};
-use ember::report::EpochProgress;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -73,12 +72,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let init = args.init.layer_init(&args.bias_init)?;
     let model = build_model(&init, args.seed, &mut ChaCha8Rng::seed_from_u64(args.seed));
     let mut optimizer = kind.build(&model, lr);
-    let (mut start_epoch, mut step) = (0, 0u64);
-    if let Some(path) = &args.resume {
-        let state =
-            load_checkpoint(path, &model, Some(optimizer.as_mut())).map_err(|e| e.to_string())?;
-        (start_epoch, step) = (state.epoch as usize, state.step);
-    }
+    let (start_epoch, mut step) = common::start(args, epochs, &model, optimizer.as_mut())?;
     if !args.quiet {
         println!(
             "MNIST CNN ({} parameters), {kind:?} lr {lr}, batch {}, {epochs} epochs, {threads} threads, seed {}",
@@ -88,64 +82,28 @@ fn run(cli: Cli) -> Result<(), String> {
         );
         println!("expected with the defaults: about 99.2 % test accuracy after 12 epochs");
     }
-    if epochs == 0 {
-        if let Some(path) = &args.save {
-            common::save(path, &model, optimizer.as_ref(), 0, 0, args.seed)?;
-        }
-    }
-
     let batches = BatchConfig::new(args.batch_size)
         .shuffled(args.seed)
         .layout(Layout::Image);
     let mut reporter = Reporter::new(args)?;
-    let (mut train_seconds, mut samples) = (0.0, 0);
     let mut test = (f64::NAN, f64::NAN);
     for epoch in start_epoch..epochs {
         model.set_training(true);
         model.reseed(common::epoch_seed(args.seed, epoch));
-        let progress = EpochProgress::new(train_set.len(), epoch + 1, epochs, !args.quiet);
-        let (mut loss_mean, mut right, mut seen, mut epoch_seconds) =
-            (RunningMean::default(), 0, 0, 0.0);
+        let mut tracker = EpochTracker::new(train_set.len(), epoch, epochs, lr, args);
         for batch in train_set.epoch(&batches, epoch as u64) {
-            let ((), seconds) = common::timed(|| {
-                let logits = model.forward(&Var::constant(batch.images.clone()));
-                let loss = logits.cross_entropy(&batch.labels);
-                optimizer.zero_grad();
-                loss.backward();
-                optimizer.step();
-                step += 1;
-                loss_mean.add(loss.item(), batch.labels.len());
-                right += correct(&logits.value(), &batch.labels);
-            });
-            epoch_seconds += seconds;
-            seen += batch.labels.len();
-            if !loss_mean.mean().is_finite() {
-                progress.finish();
-                return Err(format!(
-                    "the loss became {} at step {step} (epoch {}); try a lower learning rate than {lr} \
-                     (the last good checkpoint, if any, is kept)",
-                    loss_mean.mean(),
-                    epoch + 1
-                ));
-            }
-            progress.update(seen, loss_mean.mean(), right as f64 / seen as f64);
+            let started = Instant::now();
+            let logits = model.forward(&Var::constant(batch.images));
+            let loss = logits.cross_entropy(&batch.labels);
+            optimizer.zero_grad();
+            loss.backward();
+            optimizer.step();
+            step += 1;
+            let elapsed = started.elapsed();
+            tracker.record(loss.item(), &logits.value(), &batch.labels, elapsed, step)?;
         }
-        progress.finish();
-        train_seconds += epoch_seconds;
-        samples += seen;
         test = common::evaluate(&model, &test_set, Layout::Image);
-        reporter.epoch(
-            EpochRecord {
-                epoch: epoch + 1,
-                train_loss: loss_mean.mean(),
-                train_accuracy: right as f64 / seen.max(1) as f64,
-                test_loss: test.0,
-                test_accuracy: test.1,
-                train_seconds: epoch_seconds,
-                samples_per_second: seen as f64 / epoch_seconds.max(1e-9),
-            },
-            epochs,
-        )?;
+        reporter.epoch(tracker.finish(test), epochs)?;
         if let Some(path) = &args.save {
             common::save(path, &model, optimizer.as_ref(), epoch + 1, step, args.seed)?;
         }
@@ -156,19 +114,8 @@ fn run(cli: Cli) -> Result<(), String> {
     if !args.quiet {
         println!("\nconfusion matrix on the test set (rows: true digit, columns: predicted)");
         print!("{}", confusion(&model, &test_set));
-    } else if !args.json {
-        println!(
-            "test accuracy {:.2}%, test loss {:.4}",
-            100.0 * test.1,
-            test.0
-        );
     }
-    if args.json {
-        println!(
-            "{}",
-            common::summary_json(epochs, test, train_seconds, samples, args.seed, threads)
-        );
-    }
+    common::finish(args, epochs, threads, reporter.history(), test);
     Ok(())
 }
 

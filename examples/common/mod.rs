@@ -6,11 +6,11 @@
 #![allow(dead_code)] // each example uses a different part of this module
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ember::autograd::{no_grad, Var};
-use ember::layers::checkpoint::{save_checkpoint, TrainingState};
+use ember::layers::checkpoint::{load_checkpoint, save_checkpoint, TrainingState};
 use ember::layers::init::{
     self, FanMode, GlorotNormal, GlorotUniform, HeNormal, HeUniform, LecunNormal, LecunUniform,
     Orthogonal, VarianceScaling, Zeros,
@@ -21,7 +21,8 @@ use ember::layers::optim::{
 };
 use ember::layers::{LayerInit, Module};
 use ember::mnist::{BatchConfig, Dataset, Layout, Mnist, MnistError, MnistSet};
-use ember::report::{plot_curves, Curve, MetricsCsv, Panel};
+use ember::report::{plot_curves, Curve, EpochProgress, MetricsCsv, Panel};
+use ember::tensor::Tensor;
 
 /// Options every MNIST example takes.
 #[derive(Args, Debug, Clone)]
@@ -294,6 +295,8 @@ pub struct EpochRecord {
     pub test_loss: f64,
     /// Test accuracy.
     pub test_accuracy: f64,
+    /// Training samples seen.
+    pub samples: usize,
     /// Seconds spent in training steps.
     pub train_seconds: f64,
     /// Training samples per second.
@@ -442,9 +445,118 @@ pub fn save(
     save_checkpoint(path, model, Some(optimizer), &state).map_err(|e| e.to_string())
 }
 
-/// Times a closure, returning its result and the seconds it took.
-pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
-    let start = Instant::now();
-    let out = f();
-    (out, start.elapsed().as_secs_f64())
+/// One training epoch's running figures: loss, accuracy, the time spent in
+/// training steps, the progress bar; and the divergence check.
+pub struct EpochTracker {
+    epoch: usize,
+    lr: f32,
+    progress: EpochProgress,
+    loss: RunningMean,
+    right: usize,
+    seen: usize,
+    seconds: f64,
+}
+
+impl EpochTracker {
+    /// Starts epoch `epoch` (0-based) of `epochs`, over `samples` samples.
+    pub fn new(samples: usize, epoch: usize, epochs: usize, lr: f32, args: &CommonArgs) -> Self {
+        EpochTracker {
+            epoch,
+            lr,
+            progress: EpochProgress::new(samples, epoch + 1, epochs, !args.quiet),
+            loss: RunningMean::default(),
+            right: 0,
+            seen: 0,
+            seconds: 0.0,
+        }
+    }
+
+    /// Records training step `step`, which took `elapsed`.
+    ///
+    /// # Errors
+    /// If the loss is not finite: training has diverged.
+    pub fn record(
+        &mut self,
+        loss: f32,
+        logits: &Tensor,
+        labels: &[usize],
+        elapsed: Duration,
+        step: u64,
+    ) -> Result<(), String> {
+        if !loss.is_finite() {
+            self.progress.finish();
+            return Err(format!(
+                "the loss became {loss} at step {step} (epoch {}); try a lower learning rate than {} \
+                 (the last good checkpoint, if any, is kept)",
+                self.epoch + 1,
+                self.lr
+            ));
+        }
+        self.seconds += elapsed.as_secs_f64();
+        self.loss.add(loss, labels.len());
+        self.right += correct(logits, labels);
+        self.seen += labels.len();
+        let accuracy = self.right as f64 / self.seen as f64;
+        self.progress.update(self.seen, self.loss.mean(), accuracy);
+        Ok(())
+    }
+
+    /// Ends the epoch with its test loss and accuracy.
+    pub fn finish(self, test: (f64, f64)) -> EpochRecord {
+        self.progress.finish();
+        EpochRecord {
+            epoch: self.epoch + 1,
+            train_loss: self.loss.mean(),
+            train_accuracy: self.right as f64 / self.seen.max(1) as f64,
+            test_loss: test.0,
+            test_accuracy: test.1,
+            samples: self.seen,
+            train_seconds: self.seconds,
+            samples_per_second: self.seen as f64 / self.seconds.max(1e-9),
+        }
+    }
+}
+
+/// Loads `--resume` into the model and optimizer; returns (epoch, step) to
+/// continue from. With `--epochs 0 --save`, writes the initial weights.
+pub fn start(
+    args: &CommonArgs,
+    epochs: usize,
+    model: &dyn Module,
+    optimizer: &mut dyn Optimizer,
+) -> Result<(usize, u64), String> {
+    let mut position = (0, 0);
+    if let Some(path) = &args.resume {
+        let state = load_checkpoint(path, model, Some(optimizer)).map_err(|e| e.to_string())?;
+        position = (state.epoch as usize, state.step);
+    }
+    if let (0, Some(path)) = (epochs, &args.save) {
+        save(path, model, optimizer, position.0, position.1, args.seed)?;
+    }
+    Ok(position)
+}
+
+/// Prints the final result: a line with `--quiet`, the JSON object with `--json`.
+pub fn finish(
+    args: &CommonArgs,
+    epochs: usize,
+    threads: usize,
+    history: &[EpochRecord],
+    test: (f64, f64),
+) {
+    if args.quiet && !args.json {
+        println!(
+            "test accuracy {:.2}%, test loss {:.4}",
+            100.0 * test.1,
+            test.0
+        );
+    }
+    if args.json {
+        let seconds: f64 = history.iter().map(|r| r.train_seconds).sum();
+        let samples: usize = history.iter().map(|r| r.samples).sum();
+        println!(
+            "{}",
+            summary_json(epochs, test, seconds, samples, args.seed, threads)
+        );
+    }
 }
