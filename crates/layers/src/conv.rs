@@ -1,13 +1,11 @@
 //! Convolution and pooling layers (NCHW).
 
-use std::cell::Cell;
-
 use ember_autograd::Var;
-use ember_tensor::Tensor;
 use rand::RngCore;
 
 use crate::init::Fans;
-use crate::{LayerInit, Module, Named, RELU_BIAS};
+use crate::layer_init::Bias;
+use crate::{LayerInit, Module, Named};
 
 /// A 2-D convolution: `(N, C_in, H, W) → (N, C_out, H', W')` with
 /// `H' = (H + 2·padding − k)/stride + 1` (same for W').
@@ -29,13 +27,12 @@ use crate::{LayerInit, Module, Named, RELU_BIAS};
 /// ```
 pub struct Conv2d {
     weight: Var,
-    bias: Option<Var>,
+    bias: Bias,
     in_channels: usize,
     out_channels: usize,
     kernel: usize,
     stride: usize,
     padding: usize,
-    bias_is_default: Cell<bool>,
 }
 
 impl Conv2d {
@@ -70,13 +67,7 @@ impl Conv2d {
         let shape = [out_channels, in_channels, kernel, kernel];
         let fans = Fans::from_shape(&shape);
         let weight = Var::parameter(init.weight.init(&shape, fans, rng));
-        let (bias, bias_is_default) = match init.bias_initializer() {
-            Some((b, is_default)) => (
-                Some(Var::parameter(b.init(&[out_channels], fans, rng))),
-                is_default,
-            ),
-            None => (None, false),
-        };
+        let bias = Bias::new(init, out_channels, fans, rng);
         Conv2d {
             weight,
             bias,
@@ -85,7 +76,6 @@ impl Conv2d {
             kernel,
             stride,
             padding,
-            bias_is_default: Cell::new(bias_is_default),
         }
     }
 
@@ -96,28 +86,21 @@ impl Conv2d {
 
     /// The bias `(C_out)`, if any.
     pub fn bias(&self) -> Option<&Var> {
-        self.bias.as_ref()
+        self.bias.var()
     }
 }
 
 impl Module for Conv2d {
     fn forward(&self, input: &Var) -> Var {
-        input.conv2d(&self.weight, self.bias.as_ref(), self.stride, self.padding)
+        input.conv2d(&self.weight, self.bias.var(), self.stride, self.padding)
     }
 
     fn parameters(&self) -> Vec<Named> {
-        let mut out = vec![("weight".to_string(), self.weight.clone())];
-        if let Some(b) = &self.bias {
-            out.push(("bias".to_string(), b.clone()));
-        }
-        out
+        self.bias.with_weight(&self.weight)
     }
 
     fn feeds_relu(&self) {
-        if let (Some(bias), true) = (&self.bias, self.bias_is_default.get()) {
-            bias.set_value(Tensor::full(&[self.out_channels], RELU_BIAS));
-            self.bias_is_default.set(false);
-        }
+        self.bias.feeds_relu();
     }
 
     fn describe(&self) -> String {

@@ -1,8 +1,14 @@
 //! How a layer initializes its parameters: per layer, or model-wide.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
-use crate::init::{default_weight_init, Constant, Initializer, Zeros};
+use ember_autograd::Var;
+use ember_tensor::Tensor;
+use rand::RngCore;
+
+use crate::init::{default_weight_init, Constant, Fans, Initializer, Zeros};
+use crate::{Named, RELU_BIAS};
 
 /// The bias a layer starts with.
 #[derive(Clone, Debug, Default)]
@@ -74,14 +80,49 @@ impl LayerInit {
         self.bias = BiasInit::Disabled;
         self
     }
+}
 
-    /// The initializer for a bias before we know what follows: the chosen one,
-    /// or zeros for the default (raised to 0.1 later if a ReLU follows).
-    pub(crate) fn bias_initializer(&self) -> Option<(Arc<dyn Initializer>, bool)> {
-        match &self.bias {
-            BiasInit::Default => Some((Arc::new(Zeros), true)),
-            BiasInit::With(init) => Some((init.clone(), false)),
-            BiasInit::Disabled => None,
+/// A layer's optional bias, and whether it still holds Ember's default (zero),
+/// which a following ReLU raises to [`RELU_BIAS`]. Shared by `Linear` and
+/// `Conv2d`.
+pub(crate) struct Bias {
+    var: Option<Var>,
+    is_default: Cell<bool>,
+}
+
+impl Bias {
+    /// Draws a bias of `size` as `init` says (after the weight, from the same RNG).
+    pub(crate) fn new(init: &LayerInit, size: usize, fans: Fans, rng: &mut dyn RngCore) -> Bias {
+        let (var, is_default) = match &init.bias {
+            BiasInit::Default => (Some(Var::parameter(Zeros.init(&[size], fans, rng))), true),
+            BiasInit::With(b) => (Some(Var::parameter(b.init(&[size], fans, rng))), false),
+            BiasInit::Disabled => (None, false),
+        };
+        Bias {
+            var,
+            is_default: Cell::new(is_default),
         }
+    }
+
+    /// The bias parameter, if the layer has one.
+    pub(crate) fn var(&self) -> Option<&Var> {
+        self.var.as_ref()
+    }
+
+    /// A ReLU follows: a bias left at its default starts at [`RELU_BIAS`].
+    pub(crate) fn feeds_relu(&self) {
+        if let (Some(bias), true) = (&self.var, self.is_default.get()) {
+            bias.set_value(Tensor::full(&bias.shape(), RELU_BIAS));
+            self.is_default.set(false);
+        }
+    }
+
+    /// `weight` and this bias as state-dict entries.
+    pub(crate) fn with_weight(&self, weight: &Var) -> Vec<Named> {
+        let mut out = vec![("weight".to_string(), weight.clone())];
+        if let Some(b) = &self.var {
+            out.push(("bias".to_string(), b.clone()));
+        }
+        out
     }
 }

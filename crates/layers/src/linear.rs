@@ -1,13 +1,11 @@
 //! The fully connected layer.
 
-use std::cell::Cell;
-
 use ember_autograd::Var;
-use ember_tensor::Tensor;
 use rand::RngCore;
 
 use crate::init::Fans;
-use crate::{LayerInit, Module, Named, RELU_BIAS};
+use crate::layer_init::Bias;
+use crate::{LayerInit, Module, Named};
 
 /// A fully connected layer: `y = x·Wᵀ + b`, `(batch, in) → (batch, out)`.
 ///
@@ -30,10 +28,9 @@ use crate::{LayerInit, Module, Named, RELU_BIAS};
 /// ```
 pub struct Linear {
     weight: Var,
-    bias: Option<Var>,
+    bias: Bias,
     in_features: usize,
     out_features: usize,
-    bias_is_default: Cell<bool>,
 }
 
 impl Linear {
@@ -52,22 +49,12 @@ impl Linear {
     ) -> Linear {
         let shape = [out_features, in_features];
         let weight = init.weight.init(&shape, Fans::from_shape(&shape), rng);
-        let (bias, bias_is_default) = match init.bias_initializer() {
-            Some((b, is_default)) => {
-                let fans = Fans::from_shape(&shape);
-                (
-                    Some(Var::parameter(b.init(&[out_features], fans, rng))),
-                    is_default,
-                )
-            }
-            None => (None, false),
-        };
+        let bias = Bias::new(init, out_features, Fans::from_shape(&shape), rng);
         Linear {
             weight: Var::parameter(weight),
             bias,
             in_features,
             out_features,
-            bias_is_default: Cell::new(bias_is_default),
         }
     }
 
@@ -78,7 +65,7 @@ impl Linear {
 
     /// The bias `(out)`, if the layer has one.
     pub fn bias(&self) -> Option<&Var> {
-        self.bias.as_ref()
+        self.bias.var()
     }
 
     /// Input features.
@@ -95,22 +82,15 @@ impl Linear {
 impl Module for Linear {
     /// `(batch, in) → (batch, out)`.
     fn forward(&self, input: &Var) -> Var {
-        input.linear(&self.weight, self.bias.as_ref())
+        input.linear(&self.weight, self.bias.var())
     }
 
     fn parameters(&self) -> Vec<Named> {
-        let mut out = vec![("weight".to_string(), self.weight.clone())];
-        if let Some(b) = &self.bias {
-            out.push(("bias".to_string(), b.clone()));
-        }
-        out
+        self.bias.with_weight(&self.weight)
     }
 
     fn feeds_relu(&self) {
-        if let (Some(bias), true) = (&self.bias, self.bias_is_default.get()) {
-            bias.set_value(Tensor::full(&[self.out_features], RELU_BIAS));
-            self.bias_is_default.set(false);
-        }
+        self.bias.feeds_relu();
     }
 
     fn describe(&self) -> String {
