@@ -74,7 +74,8 @@ pub struct HistogramPanel {
     pub histograms: Vec<Histogram>,
 }
 
-const COLORS: [RGBColor; 7] = [
+/// The series colours of every Ember plot (matplotlib's first seven).
+pub(super) const COLORS: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),

@@ -4,6 +4,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use super::bands::COLORS;
+
 /// One named line.
 #[derive(Clone, Debug)]
 pub struct Curve {
@@ -25,15 +27,6 @@ pub struct Panel {
     /// The lines to draw.
     pub curves: Vec<Curve>,
 }
-
-const COLORS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-];
 
 /// Draws the panels side by side into one SVG file.
 ///
