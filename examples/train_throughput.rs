@@ -6,13 +6,14 @@
 //!
 //! ```text
 //! cargo run --release --example train_throughput
+//! cargo run --release --example train_throughput -- cnn 2t   # only these models, threads
 //! ```
 
 use std::time::Instant;
 
 use ember::autograd::Var;
-use ember::layers::optim::{Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig};
-use ember::layers::{Dropout, Linear, Module, ReLU, Sequential};
+use ember::layers::optim::{Adam, AdamConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig};
+use ember::layers::{Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
 use ember::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -48,13 +49,41 @@ fn small(rng: &mut ChaCha8Rng) -> (Sequential, Box<dyn Optimizer>) {
     (model, Box::new(optimizer))
 }
 
+/// The convnet of `mnist_cnn`, with Adam as there.
+fn cnn(rng: &mut ChaCha8Rng) -> (Sequential, Box<dyn Optimizer>) {
+    let model = Sequential::new()
+        .add(Conv2d::new(1, 32, 3, rng))
+        .add(ReLU)
+        .add(Conv2d::new(32, 64, 3, rng))
+        .add(ReLU)
+        .add(MaxPool2d::new(2))
+        .add(Dropout::new(0.25, 1))
+        .add(Flatten)
+        .add(Linear::new(9216, 128, rng))
+        .add(ReLU)
+        .add(Dropout::new(0.5, 2))
+        .add(Linear::new(128, 10, rng));
+    let optimizer = Adam::new(model.parameters(), AdamConfig::default());
+    (model, Box::new(optimizer))
+}
+
 type Build = fn(&mut ChaCha8Rng) -> (Sequential, Box<dyn Optimizer>);
 
+/// The models, with their batch size and input shape after the batch axis.
+const MODELS: [(&str, Build, usize, &[usize]); 3] = [
+    ("classic_mlp_b128", classic, 128, &[784]),
+    ("small_mlp_b64", small, 64, &[784]),
+    ("cnn_b128", cnn, 128, &[1, 28, 28]),
+];
+
 /// Median samples per second of training steps at this batch size.
-fn measure(build: Build, batch: usize) -> f64 {
+fn measure(build: Build, batch: usize, input: &[usize], steps: usize) -> f64 {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let (model, mut optimizer) = build(&mut rng);
-    let images = Tensor::uniform(&[batch, 784], 0.0, 1.0, &mut rng);
+    let shape: Vec<usize> = std::iter::once(batch)
+        .chain(input.iter().copied())
+        .collect();
+    let images = Tensor::uniform(&shape, 0.0, 1.0, &mut rng);
     let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
     let mut step = || {
         let loss = model
@@ -64,12 +93,12 @@ fn measure(build: Build, batch: usize) -> f64 {
         loss.backward();
         optimizer.step();
     };
-    (0..STEPS).for_each(|_| step());
+    (0..steps).for_each(|_| step());
     let mut rates: Vec<f64> = (0..ROUNDS)
         .map(|_| {
             let start = Instant::now();
-            (0..STEPS).for_each(|_| step());
-            (STEPS * batch) as f64 / start.elapsed().as_secs_f64()
+            (0..steps).for_each(|_| step());
+            (steps * batch) as f64 / start.elapsed().as_secs_f64()
         })
         .collect();
     rates.sort_by(f64::total_cmp);
@@ -77,13 +106,33 @@ fn measure(build: Build, batch: usize) -> f64 {
 }
 
 fn main() {
-    for threads in [1, 2] {
+    let (thread_args, wanted): (Vec<String>, Vec<String>) = std::env::args()
+        .skip(1)
+        .partition(|a| a.strip_suffix('t').is_some_and(|n| n.parse::<usize>().is_ok()));
+    let mut thread_counts: Vec<usize> = thread_args
+        .iter()
+        .map(|a| a.trim_end_matches('t').parse().expect("checked above"))
+        .collect();
+    if thread_counts.is_empty() {
+        thread_counts = vec![1, 2];
+    }
+    for threads in thread_counts {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        let (a, b) = pool.install(|| (measure(classic, 128), measure(small, 64)));
-        println!("ember classic_mlp_b128 {threads}t: {a:.0} samples/s");
-        println!("ember small_mlp_b64 {threads}t: {b:.0} samples/s");
+        for (name, build, batch, input) in MODELS {
+            if !wanted.is_empty() && !wanted.iter().any(|w| name.starts_with(w.as_str())) {
+                continue;
+            }
+            // The convnet's steps are ~50× longer: fewer of them per round.
+            let steps = if name.starts_with("cnn") {
+                STEPS / 8
+            } else {
+                STEPS
+            };
+            let rate = pool.install(|| measure(build, batch, input, steps));
+            println!("ember {name} {threads}t: {rate:.0} samples/s");
+        }
     }
 }
