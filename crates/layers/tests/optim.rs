@@ -322,6 +322,64 @@ fn steps_update_the_parameter_storage_in_place() {
     }
 }
 
+/// `every_optimizer` plus the variants whose unused state slots are empty.
+fn every_variant(params: Vec<Named>) -> Vec<(&'static str, Box<dyn Optimizer>)> {
+    let mut all = every_optimizer(params.clone());
+    all.push((
+        "plain sgd",
+        Box::new(Sgd::new(params.clone(), SgdConfig::default())),
+    ));
+    all.push((
+        "keras rmsprop",
+        Box::new(RmsProp::new(params, RmsPropConfig::keras())),
+    ));
+    all
+}
+
+#[test]
+fn large_parameters_split_across_threads_update_exactly_as_on_one() {
+    // 100,003 values: several pieces for the thread pool, the last one short.
+    let n = 100_003;
+    let start: Vec<f32> = (0..n)
+        .map(|i| ((i * 37) % 101) as f32 * 0.01 - 0.5)
+        .collect();
+    let grad = |step: usize| {
+        let g = (0..n).map(|i| ((i * 13 + step * 7) % 29) as f32 * 0.1 - 1.4);
+        Tensor::from_vec(g.collect(), &[n])
+    };
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let w = Var::parameter(Tensor::from_vec(start.clone(), &[n]));
+            let mut finals = Vec::new();
+            for (name, mut opt) in every_variant(vec![("w".to_string(), w.clone())]) {
+                w.set_value(Tensor::from_vec(start.clone(), &[n]));
+                for step in 0..3 {
+                    opt.zero_grad();
+                    w.set_grad(Some(grad(step)));
+                    opt.step();
+                }
+                finals.push((name, w.value().to_vec(), opt.state()));
+            }
+            finals
+        })
+    };
+    for ((name, one, state_one), (_, two, state_two)) in run(1).into_iter().zip(run(2)) {
+        assert_ne!(one, start, "{name}: the steps moved nothing");
+        let same = one
+            .iter()
+            .zip(&two)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{name}: 2 threads changed the values");
+        for ((slot, a), (_, b)) in state_one.iter().zip(&state_two) {
+            assert_eq!(a.to_vec(), b.to_vec(), "{name}: 2 threads changed {slot}");
+        }
+    }
+}
+
 #[test]
 fn exported_state_resumes_bit_for_bit() {
     let grads = [G1, G2, [0.7, 0.1, -0.3], [-1.0, 2.0, 0.5]];

@@ -3,7 +3,9 @@
 use ember_tensor::Tensor;
 
 use super::StateError;
-use super::{check_config, export_state, import_state, update_param, Optimizer, ParamState};
+use super::{
+    check_config, export_state, import_state, par_update, update_param, Optimizer, ParamState,
+};
 use crate::Named;
 
 const SLOTS: &[&str] = &["sum"];
@@ -115,7 +117,9 @@ impl Optimizer for Adagrad {
             update_param(param, |p, g| {
                 state.step += 1;
                 let clr = lr / (1.0 + (state.step - 1) as f32 * lr_decay);
-                adagrad_kernel(p, g, state.slots[0].data_mut(), clr, eps, weight_decay);
+                par_update(p, g, [state.slots[0].data_mut()], |p, g, [sum]| {
+                    adagrad_kernel(p, g, sum, clr, eps, weight_decay)
+                });
             });
         }
     }

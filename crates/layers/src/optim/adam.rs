@@ -3,8 +3,8 @@
 use ember_tensor::Tensor;
 
 use super::{
-    bias_correction, check_config, export_state, import_state, update_param, Optimizer, ParamState,
-    StateError,
+    bias_correction, check_config, export_state, import_state, par_update, update_param, Optimizer,
+    ParamState, StateError,
 };
 use crate::Named;
 
@@ -139,7 +139,9 @@ impl AdamCore {
                 let [m, v] = &mut state.slots[..] else {
                     unreachable!("Adam keeps two slots per parameter")
                 };
-                adam_kernel(p, g, m.data_mut(), v.data_mut(), k);
+                par_update(p, g, [m.data_mut(), v.data_mut()], |p, g, [m, v]| {
+                    adam_kernel(p, g, m, v, k)
+                });
             });
         }
     }

@@ -164,6 +164,53 @@ pub(crate) fn update_param(param: &Var, f: impl FnOnce(&mut [f32], &[f32])) {
     });
 }
 
+/// Values per piece when a large parameter's update is split across threads:
+/// a piece (≈ 128 KiB per array) costs tens of µs, far more than handing it
+/// to a thread, and the 784×512 weight of the classic MLP gives 13 pieces,
+/// enough to balance two threads.
+const PIECE: usize = 32 * 1024;
+
+/// One piece of a split update: value, gradient and state slots.
+type Piece<'a, const S: usize> = (&'a mut [f32], &'a [f32], [&'a mut [f32]; S]);
+
+/// Runs an element-wise optimizer `kernel` over a parameter's `value`, its
+/// `grad` and its state `slots` (each as long as the value, or empty when the
+/// variant does not use it). A parameter of at least two pieces is split into
+/// pieces run on the rayon pool (when it has more than one thread); every
+/// element still goes through the same arithmetic, so the result does not
+/// depend on the split or the thread count.
+pub(crate) fn par_update<const S: usize>(
+    value: &mut [f32],
+    grad: &[f32],
+    slots: [&mut [f32]; S],
+    kernel: impl Fn(&mut [f32], &[f32], [&mut [f32]; S]) + Sync,
+) {
+    use rayon::prelude::*;
+    let n = value.len();
+    if n < 2 * PIECE || rayon::current_num_threads() < 2 {
+        kernel(value, grad, slots);
+        return;
+    }
+    let pieces = n.div_ceil(PIECE);
+    let mut slot_pieces = slots.map(|slot| {
+        let split: Vec<&mut [f32]> = if slot.is_empty() {
+            (0..pieces).map(|_| <&mut [f32]>::default()).collect()
+        } else {
+            slot[..n].chunks_mut(PIECE).collect()
+        };
+        split.into_iter()
+    });
+    let work: Vec<Piece<'_, S>> = value
+        .chunks_mut(PIECE)
+        .zip(grad[..n].chunks(PIECE))
+        .map(|(v, g)| {
+            let s = std::array::from_fn(|k| slot_pieces[k].next().expect("one piece per chunk"));
+            (v, g, s)
+        })
+        .collect();
+    work.into_par_iter().for_each(|(v, g, s)| kernel(v, g, s));
+}
+
 /// `1 − βᵗ` in f64 then rounded, the bias correction of Adam-style averages.
 pub(crate) fn bias_correction(beta: f32, step: u64) -> f32 {
     let t = i32::try_from(step).unwrap_or(i32::MAX);

@@ -3,7 +3,9 @@
 use ember_tensor::Tensor;
 
 use super::StateError;
-use super::{check_config, export_state, import_state, update_param, Optimizer, ParamState};
+use super::{
+    check_config, export_state, import_state, par_update, update_param, Optimizer, ParamState,
+};
 use crate::Named;
 
 /// Where RMSprop adds ε: the one real difference between the PyTorch and
@@ -166,16 +168,19 @@ impl Optimizer for RmsProp {
                 use EpsilonPlacement::{InsideSqrt as In, OutsideSqrt as Out};
                 let m = c.momentum != 0.0;
                 // One loop per variant, each free of branches.
-                match (c.centered, m, c.eps_placement) {
-                    (false, false, Out) => kernel::<false, false, false>(p, g, v, ga, buf, &c),
-                    (false, false, In) => kernel::<false, false, true>(p, g, v, ga, buf, &c),
-                    (false, true, Out) => kernel::<false, true, false>(p, g, v, ga, buf, &c),
-                    (false, true, In) => kernel::<false, true, true>(p, g, v, ga, buf, &c),
-                    (true, false, Out) => kernel::<true, false, false>(p, g, v, ga, buf, &c),
-                    (true, false, In) => kernel::<true, false, true>(p, g, v, ga, buf, &c),
-                    (true, true, Out) => kernel::<true, true, false>(p, g, v, ga, buf, &c),
-                    (true, true, In) => kernel::<true, true, true>(p, g, v, ga, buf, &c),
-                }
+                let kernel = match (c.centered, m, c.eps_placement) {
+                    (false, false, Out) => kernel::<false, false, false>,
+                    (false, false, In) => kernel::<false, false, true>,
+                    (false, true, Out) => kernel::<false, true, false>,
+                    (false, true, In) => kernel::<false, true, true>,
+                    (true, false, Out) => kernel::<true, false, false>,
+                    (true, false, In) => kernel::<true, false, true>,
+                    (true, true, Out) => kernel::<true, true, false>,
+                    (true, true, In) => kernel::<true, true, true>,
+                };
+                par_update(p, g, [v, ga, buf], |p, g, [v, ga, buf]| {
+                    kernel(p, g, v, ga, buf, &c)
+                });
             });
         }
     }

@@ -3,7 +3,9 @@
 use ember_tensor::Tensor;
 
 use super::StateError;
-use super::{check_config, export_state, import_state, update_param, Optimizer, ParamState};
+use super::{
+    check_config, export_state, import_state, par_update, update_param, Optimizer, ParamState,
+};
 use crate::Named;
 
 /// Settings of [`Sgd`].
@@ -116,9 +118,12 @@ impl Optimizer for Sgd {
         for ((_, param), state) in self.params.iter().zip(&mut self.states) {
             update_param(param, |p, g| {
                 state.step += 1;
+                let first = state.step == 1;
                 match state.slots.first_mut() {
-                    None => sgd_kernel(p, g, c.lr, c.weight_decay),
-                    Some(buf) => momentum_kernel(p, g, buf.data_mut(), &c, state.step == 1),
+                    None => par_update(p, g, [], |p, g, []| sgd_kernel(p, g, c.lr, c.weight_decay)),
+                    Some(buf) => par_update(p, g, [buf.data_mut()], |p, g, [buf]| {
+                        momentum_kernel(p, g, buf, &c, first)
+                    }),
                 }
             });
         }
