@@ -6,8 +6,13 @@ use ember_autograd::Var;
 use ember_tensor::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::Module;
+
+/// Mask elements generated per task: a chunk (64 KiB of mask) costs tens of
+/// µs, well above the cost of handing it to a thread.
+const MASK_CHUNK: usize = 16 * 1024;
 
 /// Inverted dropout: in training, zeroes each element with probability `p`
 /// and scales the survivors by `1/(1 − p)`, so evaluation (where it is the
@@ -68,12 +73,32 @@ impl Module for Dropout {
         // Keep an element when a uniform u32 falls below (1 − p)·2³²: one
         // integer compare per element on bulk-generated random words.
         let threshold = ((1.0 - f64::from(self.p)) * 4_294_967_296.0) as u64;
-        let mut words = vec![0u32; shape.iter().product()];
-        self.rng.borrow_mut().fill(words.as_mut_slice());
-        let mask: Vec<f32> = words
-            .iter()
-            .map(|&w| if u64::from(w) < threshold { scale } else { 0.0 })
-            .collect();
+        let mut mask = vec![0.0f32; shape.iter().product()];
+        let mut rng = self.rng.borrow_mut();
+        let first_word = rng.get_word_pos();
+        let base = rng.clone();
+        // Element i takes word `first_word + i` of the stream, whichever
+        // thread generates it: chunks jump to their own position, so the
+        // mask is the same as one sequential fill for any thread count.
+        let fill = |(chunk, out): (usize, &mut [f32])| {
+            let mut stream = base.clone();
+            stream.set_word_pos(first_word + (chunk * MASK_CHUNK) as u128);
+            let mut words = [0u32; 1024];
+            for part in out.chunks_mut(words.len()) {
+                let words = &mut words[..part.len()];
+                stream.fill(words);
+                for (m, &w) in part.iter_mut().zip(words.iter()) {
+                    *m = if u64::from(w) < threshold { scale } else { 0.0 };
+                }
+            }
+        };
+        if mask.len() >= 2 * MASK_CHUNK && rayon::current_num_threads() > 1 {
+            mask.par_chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
+        } else {
+            mask.chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
+        }
+        let words_used = mask.len() as u128;
+        rng.set_word_pos(first_word + words_used);
         input.dropout_with_mask(&Tensor::from_vec(mask, &shape))
     }
 
@@ -87,5 +112,64 @@ impl Module for Dropout {
 
     fn describe(&self) -> String {
         format!("Dropout(p = {})", self.p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mask of `count` consecutive forwards over `n` ones, as one sequential
+    /// stream of words would give it: word i of the seed's stream decides element i.
+    fn sequential_masks(p: f32, seed: u64, n: usize, count: usize) -> Vec<Vec<f32>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let threshold = ((1.0 - f64::from(p)) * 4_294_967_296.0) as u64;
+        (0..count)
+            .map(|_| {
+                let mut words = vec![0u32; n];
+                rng.fill(words.as_mut_slice());
+                let keep = |w: u32| u64::from(w) < threshold;
+                words
+                    .into_iter()
+                    .map(|w| if keep(w) { 1.0 / (1.0 - p) } else { 0.0 })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn masks_are_one_sequential_stream_for_any_thread_count() {
+        // Not a multiple of the chunk, and several chunks, so both paths run.
+        let n = 3 * MASK_CHUNK + 123;
+        let want = sequential_masks(0.3, 11, n, 2);
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let got = pool.install(|| {
+                let drop = Dropout::new(0.3, 11);
+                let x = Var::constant(Tensor::ones(&[n]));
+                [
+                    drop.forward(&x).value().to_vec(),
+                    drop.forward(&x).value().to_vec(),
+                ]
+            });
+            for (i, (got, want)) in got.iter().zip(&want).enumerate() {
+                assert!(got == want, "forward {i} on {threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn keeps_about_one_minus_p_and_reseeds() {
+        let drop = Dropout::new(0.2, 3);
+        let x = Var::constant(Tensor::ones(&[50_000]));
+        let first = drop.forward(&x).value().to_vec();
+        let kept = first.iter().filter(|&&v| v != 0.0).count() as f64 / 50_000.0;
+        assert!((kept - 0.8).abs() < 0.01, "kept {kept}");
+        assert_ne!(drop.forward(&x).value().to_vec(), first);
+        drop.reseed(3);
+        assert_eq!(drop.forward(&x).value().to_vec(), first);
     }
 }
