@@ -95,13 +95,24 @@ pub(crate) fn record(
     )))
 }
 
+/// One input's gradient while an op's backward runs.
+enum Slot {
+    /// No gradient yet.
+    Empty,
+    /// No gradient yet, but a buffer of the input's shape (a parameter's
+    /// gradient cleared by `zero_grad`) that may be overwritten.
+    Spare(Tensor),
+    /// The gradient accumulated so far.
+    Grad(Tensor),
+}
+
 /// The gradient slots of one op's inputs during the backward pass.
 ///
 /// An op adds the gradient of each input it is responsible for; inputs that
 /// do not require a gradient are skipped (check [`Grads::wants`] to avoid
 /// computing what nobody needs).
 pub(crate) struct Grads<'a> {
-    slots: &'a mut [Option<Tensor>],
+    slots: &'a mut [Slot],
     wants: &'a [bool],
     shapes: &'a [Vec<usize>],
 }
@@ -124,25 +135,34 @@ impl Grads<'_> {
             grad.sum_to(&self.shapes[i])
         };
         match &mut self.slots[i] {
-            Some(existing) => existing.add_assign(&grad),
-            slot @ None => *slot = Some(grad),
+            Slot::Grad(existing) => existing.add_assign(&grad),
+            slot => *slot = Slot::Grad(grad),
         }
     }
 
     /// Adds `alpha · a · b` to input `i`'s gradient with one GEMM: β = 1 when a
-    /// gradient is already there, β = 0 into a new buffer otherwise.
+    /// gradient is already there; otherwise β = 0 (C is only written) into the
+    /// spare buffer if there is one, else into a new one.
     pub(crate) fn add_matmul(&mut self, i: usize, alpha: f32, a: &Tensor, b: &Tensor) {
         if !self.wants(i) {
             return;
         }
-        match &mut self.slots[i] {
-            Some(existing) => existing.gemm_assign(alpha, a, b, 1.0),
-            slot @ None => {
+        let slot = std::mem::replace(&mut self.slots[i], Slot::Empty);
+        self.slots[i] = Slot::Grad(match slot {
+            Slot::Grad(mut existing) => {
+                existing.gemm_assign(alpha, a, b, 1.0);
+                existing
+            }
+            Slot::Spare(mut buffer) => {
+                buffer.gemm_assign(alpha, a, b, 0.0);
+                buffer
+            }
+            Slot::Empty => {
                 let mut fresh = Tensor::zeros(&self.shapes[i]);
                 fresh.gemm_assign(alpha, a, b, 0.0);
-                *slot = Some(fresh);
+                fresh
             }
-        }
+        });
     }
 }
 
@@ -210,23 +230,29 @@ pub(crate) fn run_backward(root: &Var, seed: Tensor) {
         let shapes: Vec<Vec<usize>> = parents.iter().map(Var::shape).collect();
         // Each distinct parent's pending gradient is lent to the op once, so
         // β = 1 accumulation works; repeated inputs (x · x) start empty.
-        let mut slots: Vec<Option<Tensor>> = Vec::with_capacity(parents.len());
+        let mut slots: Vec<Slot> = Vec::with_capacity(parents.len());
         for (i, p) in parents.iter().enumerate() {
             let first = parents[..i].iter().all(|q| key(q) != key(p));
-            let pending = if first && wants[i] {
-                grads.remove(&key(p))
-            } else {
-                None
+            if !(first && wants[i]) {
+                slots.push(Slot::Empty);
+                continue;
+            }
+            // A leaf's stored gradient is lent too, so dW += Xᵀ·dY lands in
+            // place; after zero_grad, its old buffer is lent to be overwritten.
+            let slot = match grads.remove(&key(p)) {
+                Some(pending) => Slot::Grad(pending),
+                None if p.is_leaf() => match p.0.grad.borrow_mut().take() {
+                    Some(stored) => Slot::Grad(stored),
+                    None => {
+                        p.0.spare_grad
+                            .borrow_mut()
+                            .take()
+                            .map_or(Slot::Empty, Slot::Spare)
+                    }
+                },
+                None => Slot::Empty,
             };
-            // A leaf's stored gradient is lent too: dW += Xᵀ·dY lands in place.
-            let stored = || {
-                if first && wants[i] && p.is_leaf() {
-                    p.0.grad.borrow_mut().take()
-                } else {
-                    None
-                }
-            };
-            slots.push(pending.or_else(stored));
+            slots.push(slot);
         }
         backward(
             &grad,
@@ -237,13 +263,16 @@ pub(crate) fn run_backward(root: &Var, seed: Tensor) {
             },
         );
         for (p, slot) in parents.iter().zip(slots) {
-            if let Some(g) = slot {
-                match grads.get_mut(&key(p)) {
+            match slot {
+                Slot::Grad(g) => match grads.get_mut(&key(p)) {
                     Some(existing) => existing.add_assign(&g),
                     None => {
                         grads.insert(key(p), g);
                     }
-                }
+                },
+                // Not used by this op: kept for the leaf's next consumer.
+                Slot::Spare(buffer) => *p.0.spare_grad.borrow_mut() = Some(buffer),
+                Slot::Empty => {}
             }
         }
     }

@@ -13,6 +13,9 @@ pub(crate) struct Node {
     pub(crate) op: &'static str,
     pub(crate) value: RefCell<Tensor>,
     pub(crate) grad: RefCell<Option<Tensor>>,
+    /// The buffer of a gradient cleared by `zero_grad`, kept so the next
+    /// backward can overwrite it instead of allocating and zeroing a new one.
+    pub(crate) spare_grad: RefCell<Option<Tensor>>,
     pub(crate) requires_grad: bool,
     pub(crate) parents: Vec<Var>,
     pub(crate) backward: RefCell<Option<BackwardFn>>,
@@ -41,6 +44,7 @@ impl Node {
             op,
             value: RefCell::new(value),
             grad: RefCell::new(None),
+            spare_grad: RefCell::new(None),
             requires_grad,
             parents,
             backward: RefCell::new(backward),
@@ -149,8 +153,16 @@ impl Var {
     }
 
     /// Clears the accumulated gradient (the next backward starts from zero).
+    ///
+    /// The cleared gradient's buffer is kept aside: a backward pass that
+    /// computes this gradient with a GEMM (a linear layer's weight) writes it
+    /// into that buffer rather than allocating and zeroing a new one. (A
+    /// gradient tensor obtained earlier from [`Var::grad`] is unaffected:
+    /// shared storage is copied before it is written.)
     pub fn zero_grad(&self) {
-        *self.0.grad.borrow_mut() = None;
+        if let Some(old) = self.0.grad.borrow_mut().take() {
+            *self.0.spare_grad.borrow_mut() = Some(old);
+        }
     }
 
     /// Replaces the gradient (used by gradient clipping and checkpoints).

@@ -152,3 +152,32 @@ fn intermediate_buffers_are_freed_after_backward_and_drop() {
         );
     }
 }
+
+#[test]
+fn zero_grad_keeps_the_weight_gradient_buffer_for_the_next_backward() {
+    let x = Var::constant(Tensor::arange(6).reshape(&[3, 2]));
+    let w = Var::parameter(t(&[1.0, -1.0, 0.5, 2.0], &[2, 2]));
+    let step = |scale: f32| (&x.linear(&w, None) * scale).sum().backward();
+    step(1.0);
+    let first = w.grad().unwrap().to_vec();
+    // A gradient taken before zero_grad keeps its values when the buffer is reused.
+    let kept = w.grad().unwrap();
+    w.zero_grad();
+    assert!(w.grad().is_none());
+    step(2.0);
+    assert_eq!(kept.to_vec(), first, "an earlier gradient was overwritten");
+    drop(kept);
+    assert_eq!(
+        w.grad().unwrap().to_vec(),
+        first.iter().map(|g| 2.0 * g).collect::<Vec<_>>()
+    );
+    // With no other handle on it, the next backward overwrites the same
+    // buffer: β = 0, so even NaN left in it does not leak into the result.
+    w.set_grad(Some(Tensor::full(&[2, 2], f32::NAN)));
+    let buffer_nan = w.grad().unwrap().as_slice().unwrap().as_ptr();
+    w.zero_grad();
+    step(3.0);
+    let g = w.grad().unwrap();
+    assert_eq!(g.as_slice().unwrap().as_ptr(), buffer_nan);
+    assert_eq!(g.to_vec(), first.iter().map(|g| 3.0 * g).collect::<Vec<_>>());
+}
