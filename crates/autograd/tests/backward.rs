@@ -179,5 +179,8 @@ fn zero_grad_keeps_the_weight_gradient_buffer_for_the_next_backward() {
     step(3.0);
     let g = w.grad().unwrap();
     assert_eq!(g.as_slice().unwrap().as_ptr(), buffer_nan);
-    assert_eq!(g.to_vec(), first.iter().map(|g| 3.0 * g).collect::<Vec<_>>());
+    assert_eq!(
+        g.to_vec(),
+        first.iter().map(|g| 3.0 * g).collect::<Vec<_>>()
+    );
 }
