@@ -2,14 +2,15 @@
 //! `docs/bench/pytorch_train_step.py` measures PyTorch's, so the two can be
 //! run back to back (see `docs/benchmarks.md`): synthetic batches, 40 warm-up
 //! steps, then the median samples/s over 15 rounds of 40 steps, on 1 and 2
-//! threads.
+//! threads. Each line also gives the share of the measured time spent in the
+//! forward pass (with the loss), the backward pass and the optimizer step.
 //!
 //! ```text
 //! cargo run --release --example train_throughput
 //! cargo run --release --example train_throughput -- cnn 2t   # only these models, threads
 //! ```
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ember::autograd::Var;
 use ember::layers::optim::{Adam, AdamConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig};
@@ -76,8 +77,17 @@ const MODELS: [(&str, Build, usize, &[usize]); 3] = [
     ("cnn_b128", cnn, 128, &[1, 28, 28]),
 ];
 
-/// Median samples per second of training steps at this batch size.
-fn measure(build: Build, batch: usize, input: &[usize], steps: usize) -> f64 {
+/// Time spent in each phase of the measured steps.
+#[derive(Default)]
+struct Phases {
+    forward: Duration,
+    backward: Duration,
+    optimizer: Duration,
+}
+
+/// Median samples per second of training steps at this batch size, and where
+/// the measured steps spent their time.
+fn measure(build: Build, batch: usize, input: &[usize], steps: usize) -> (f64, Phases) {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let (model, mut optimizer) = build(&mut rng);
     let shape: Vec<usize> = std::iter::once(batch)
@@ -85,30 +95,40 @@ fn measure(build: Build, batch: usize, input: &[usize], steps: usize) -> f64 {
         .collect();
     let images = Tensor::uniform(&shape, 0.0, 1.0, &mut rng);
     let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
-    let mut step = || {
+    let mut phases = Phases::default();
+    let mut step = |phases: &mut Phases| {
+        let t0 = Instant::now();
         let loss = model
             .forward(&Var::constant(images.clone()))
             .cross_entropy(&labels);
+        let t1 = Instant::now();
         optimizer.zero_grad();
         loss.backward();
+        let t2 = Instant::now();
         optimizer.step();
+        let t3 = Instant::now();
+        phases.forward += t1 - t0;
+        phases.backward += t2 - t1;
+        phases.optimizer += t3 - t2;
     };
-    (0..steps).for_each(|_| step());
+    (0..steps).for_each(|_| step(&mut Phases::default()));
     let mut rates: Vec<f64> = (0..ROUNDS)
         .map(|_| {
             let start = Instant::now();
-            (0..steps).for_each(|_| step());
+            (0..steps).for_each(|_| step(&mut phases));
             (steps * batch) as f64 / start.elapsed().as_secs_f64()
         })
         .collect();
     rates.sort_by(f64::total_cmp);
-    rates[ROUNDS / 2]
+    (rates[ROUNDS / 2], phases)
 }
 
 fn main() {
-    let (thread_args, wanted): (Vec<String>, Vec<String>) = std::env::args()
-        .skip(1)
-        .partition(|a| a.strip_suffix('t').is_some_and(|n| n.parse::<usize>().is_ok()));
+    let (thread_args, wanted): (Vec<String>, Vec<String>) =
+        std::env::args().skip(1).partition(|a| {
+            a.strip_suffix('t')
+                .is_some_and(|n| n.parse::<usize>().is_ok())
+        });
     let mut thread_counts: Vec<usize> = thread_args
         .iter()
         .map(|a| a.trim_end_matches('t').parse().expect("checked above"))
@@ -131,8 +151,16 @@ fn main() {
             } else {
                 STEPS
             };
-            let rate = pool.install(|| measure(build, batch, input, steps));
-            println!("ember {name} {threads}t: {rate:.0} samples/s");
+            let (rate, phases) = pool.install(|| measure(build, batch, input, steps));
+            let total = (phases.forward + phases.backward + phases.optimizer).as_secs_f64();
+            let share = |d: Duration| 100.0 * d.as_secs_f64() / total;
+            println!(
+                "ember {name} {threads}t: {rate:.0} samples/s \
+                 (forward {:.0} %, backward {:.0} %, optimizer {:.0} %)",
+                share(phases.forward),
+                share(phases.backward),
+                share(phases.optimizer)
+            );
         }
     }
 }
