@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use common::{CommonArgs, EpochTracker, OptimizerKind, Reporter};
+use common::{CommonArgs, EpochTracker, OptimizerKind, Reporter, ScheduleKind};
 use ember::autograd::Var;
 use ember::layers::{Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Tanh};
 use ember::mnist::{BatchConfig, Layout};
@@ -96,19 +96,23 @@ fn run(cli: Cli) -> Result<(), String> {
     let model = build_model(&cli, &init, &mut ChaCha8Rng::seed_from_u64(args.seed));
     let mut optimizer = kind.build(&model, lr);
     let (start_epoch, mut step) = common::start(args, epochs, &model, optimizer.as_mut())?;
+    let batches = BatchConfig::new(args.batch_size)
+        .shuffled(args.seed)
+        .layout(Layout::Flat);
+    let schedule_kind = args.schedule.unwrap_or(ScheduleKind::Constant);
+    let total_steps = epochs * batches.batches_per_epoch(train_set.len());
+    let schedule = schedule_kind.build(lr, total_steps);
     if !args.quiet {
         println!(
-            "MNIST MLP {:?} ({} parameters), {kind:?} lr {lr}, batch {}, {epochs} epochs, {threads} threads, seed {}",
+            "MNIST MLP {:?} ({} parameters), {kind:?} lr {lr} ({} schedule), batch {}, {epochs} epochs, {threads} threads, seed {}",
             cli.hidden,
             model.num_parameters(),
+            schedule_kind.name(),
             args.batch_size,
             args.seed
         );
         println!("expected with the defaults: about 98.3–98.5 % test accuracy after 20 epochs");
     }
-    let batches = BatchConfig::new(args.batch_size)
-        .shuffled(args.seed)
-        .layout(Layout::Flat);
     if cli.init_report {
         // Dropout off, so the report shows the network itself.
         if let Some(batch) = train_set.epoch(&batches, start_epoch as u64).next() {
@@ -131,6 +135,7 @@ fn run(cli: Cli) -> Result<(), String> {
         for batch in train_set.epoch(&batches, epoch as u64) {
             // The training step, as in any PyTorch loop.
             let started = Instant::now();
+            optimizer.set_lr(schedule.lr(step as usize));
             let logits = model.forward(&Var::constant(batch.images));
             let loss = logits.cross_entropy(&batch.labels);
             optimizer.zero_grad();

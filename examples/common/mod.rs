@@ -19,6 +19,7 @@ use ember::layers::metrics::{correct, RunningMean};
 use ember::layers::optim::{
     Adam, AdamConfig, AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig,
 };
+use ember::layers::schedule::{ConstantLr, CosineAnnealing, LrSchedule};
 use ember::layers::{LayerInit, Module};
 use ember::mnist::{BatchConfig, Dataset, Layout, Mnist, MnistError, MnistSet};
 use ember::report::{plot_curves, Curve, EpochProgress, MetricsCsv, Panel};
@@ -39,6 +40,9 @@ pub struct CommonArgs {
     /// The optimizer.
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
+    /// Learning-rate schedule, updated every batch (default: the recipe's).
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleKind>,
     /// Weight initializer of every layer.
     #[arg(long, value_enum, default_value_t = InitKind::TruncatedNormal)]
     pub init: InitKind,
@@ -81,6 +85,33 @@ pub struct CommonArgs {
     /// Evaluate on the first N test images only.
     #[arg(long)]
     pub test_limit: Option<usize>,
+}
+
+/// The learning-rate schedules the examples offer.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScheduleKind {
+    /// The same rate throughout.
+    Constant,
+    /// Half a cosine from the rate down to 0 over the whole run, per batch.
+    Cosine,
+}
+
+impl ScheduleKind {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScheduleKind::Constant => "constant",
+            ScheduleKind::Cosine => "cosine",
+        }
+    }
+
+    /// The schedule for a run of `total_steps` batches starting at `lr`.
+    pub fn build(self, lr: f32, total_steps: usize) -> Box<dyn LrSchedule> {
+        match self {
+            ScheduleKind::Constant => Box::new(ConstantLr(lr)),
+            ScheduleKind::Cosine => Box::new(CosineAnnealing::new(lr, total_steps.max(1), 0.0)),
+        }
+    }
 }
 
 /// The optimizers the examples offer.
