@@ -37,6 +37,7 @@
 mod ops;
 mod parallel;
 mod random;
+mod recycle;
 pub mod shape;
 mod tensor;
 mod view;

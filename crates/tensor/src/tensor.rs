@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::parallel::{worth_splitting, CHUNK};
+use crate::recycle::{self, Storage};
 use crate::shape::{contiguous_strides, numel};
 
 /// An f32 n-dimensional array.
@@ -27,7 +28,7 @@ use crate::shape::{contiguous_strides, numel};
 /// ```
 #[derive(Clone)]
 pub struct Tensor {
-    pub(crate) storage: Arc<Vec<f32>>,
+    pub(crate) storage: Arc<Storage>,
     pub(crate) shape: Vec<usize>,
     pub(crate) strides: Vec<usize>,
     pub(crate) offset: usize,
@@ -49,7 +50,7 @@ impl Tensor {
             numel(shape)
         );
         Tensor {
-            storage: Arc::new(data),
+            storage: Arc::new(Storage::new(data)),
             strides: contiguous_strides(shape),
             shape: shape.to_vec(),
             offset: 0,
@@ -63,7 +64,7 @@ impl Tensor {
 
     /// A tensor of the given shape filled with `value`.
     pub fn full(shape: &[usize], value: f32) -> Tensor {
-        Tensor::from_vec(vec![value; numel(shape)], shape)
+        Tensor::from_vec(recycle::filled(numel(shape), value), shape)
     }
 
     /// A tensor of zeros.
@@ -169,9 +170,9 @@ impl Tensor {
     /// The elements in row-major order, as a new vector.
     pub fn to_vec(&self) -> Vec<f32> {
         if let Some(slice) = self.as_slice() {
-            return slice.to_vec();
+            return recycle::copied(slice);
         }
-        let mut out = vec![0.0; self.numel()];
+        let mut out = recycle::for_overwrite(self.numel());
         self.copy_into(&mut out);
         out
     }

@@ -209,7 +209,7 @@ pub fn im2col(input: &Tensor, g: &Conv2dGeometry) -> Tensor {
     let x = x.as_slice().expect("contiguous");
     let (rows, positions) = (g.patch_len(), g.out_h() * g.out_w());
     let image = g.channels * g.height * g.width;
-    let mut out = vec![0.0; n * rows * positions];
+    let mut out = crate::recycle::filled(n * rows * positions, 0.0);
     if image > 0 {
         out.par_chunks_mut((rows * positions).max(1))
             .zip(x.par_chunks(image))
@@ -236,7 +236,7 @@ pub fn col2im(columns: &Tensor, g: &Conv2dGeometry) -> Tensor {
     let cols = columns.contiguous();
     let cols = cols.as_slice().expect("contiguous");
     let image = g.channels * g.height * g.width;
-    let mut out = vec![0.0; n * image];
+    let mut out = crate::recycle::filled(n * image, 0.0);
     if image > 0 {
         out.par_chunks_mut(image)
             .zip(cols.par_chunks((rows * positions).max(1)))

@@ -99,7 +99,7 @@ impl Tensor {
             )
         });
         let (a, b) = (self.broadcast_to(&shape), other.broadcast_to(&shape));
-        let mut out = vec![0.0; crate::shape::numel(&shape)];
+        let mut out = crate::recycle::for_overwrite(crate::shape::numel(&shape));
         zip_rows(&a, &b, &mut out, &f);
         Tensor::from_vec(out, &shape)
     }

@@ -54,7 +54,7 @@ pub fn max_pool2d(input: &Tensor, kernel: usize, stride: usize) -> MaxPool2d {
     let (oh, ow) = (pooled(h, kernel, stride), pooled(w, kernel, stride));
     let x = input.contiguous();
     let x = x.as_slice().expect("contiguous");
-    let mut out = vec![0.0; planes * oh * ow];
+    let mut out = crate::recycle::filled(planes * oh * ow, 0.0);
     let mut argmax = vec![0u32; planes * oh * ow];
     // One output row at a time, tap by tap: each tap (ky, kx) is a strided
     // sweep along one input row, compared against the running maxima. Taps go
@@ -159,7 +159,7 @@ pub fn max_pool2d_backward(grad: &Tensor, argmax: &[u32], input_shape: &[usize])
     let plane_out = gs[2] * gs[3];
     let g = grad.contiguous();
     let g = g.as_slice().expect("contiguous");
-    let mut dx = vec![0.0; input_shape.iter().product()];
+    let mut dx = crate::recycle::filled(input_shape.iter().product(), 0.0);
     let route = |((dst, src), idx): ((&mut [f32], &[f32]), &[u32])| {
         for (&v, &at) in src.iter().zip(idx) {
             dst[at as usize] += v;

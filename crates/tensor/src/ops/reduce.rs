@@ -108,7 +108,7 @@ impl Tensor {
     #[track_caller]
     pub fn sum_axis(&self, axis: isize, keepdim: bool) -> Tensor {
         let (b, axis) = AxisBlocks::new(self, "sum_axis", axis);
-        let mut out = vec![0.0; b.outer * b.inner];
+        let mut out = crate::recycle::filled(b.outer * b.inner, 0.0);
         let (len, inner) = (b.len, b.inner);
         b.for_each(&mut out, inner, |block, acc| {
             for row in block.chunks(inner).take(len) {
@@ -215,7 +215,7 @@ impl Tensor {
     #[track_caller]
     fn softmax_impl(&self, op: &str, axis: isize, log: bool) -> Tensor {
         let (b, _) = AxisBlocks::new(self, op, axis);
-        let mut out = vec![0.0; self.numel()];
+        let mut out = crate::recycle::filled(self.numel(), 0.0);
         let (len, inner) = (b.len, b.inner);
         b.for_each(&mut out, len * inner, |block, dst| {
             for i in 0..inner {

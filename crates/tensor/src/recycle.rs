@@ -1,0 +1,167 @@
+//! Recycled storage for large tensors.
+//!
+//! A training step allocates and frees the same large buffers every step.
+//! The system allocator tends to hand blocks this large back to the kernel
+//! (unmapping them, or trimming the heap) and to get them back page by page,
+//! each page faulted in and zeroed by the kernel: a few per cent of an MLP
+//! step. So when the last tensor using a buffer of at least [`MIN_LEN`]
+//! values is dropped, the buffer goes to a small free list of its thread,
+//! and the next tensor of the same length on that thread takes it from there.
+
+use std::cell::RefCell;
+use std::ops::{Deref, DerefMut};
+
+/// Buffers shorter than this (64 KiB) are left to the allocator, which
+/// recycles small blocks well by itself.
+const MIN_LEN: usize = 1 << 14;
+
+/// At most this many bytes wait in one thread's free list; beyond it,
+/// dropped buffers are freed as usual.
+const MAX_HELD_BYTES: usize = 64 << 20;
+
+struct FreeList {
+    buffers: Vec<Vec<f32>>,
+    bytes: usize,
+}
+
+thread_local! {
+    static FREE: RefCell<FreeList> = const {
+        RefCell::new(FreeList {
+            buffers: Vec::new(),
+            bytes: 0,
+        })
+    };
+}
+
+/// A tensor's values. When the last tensor sharing it is dropped, a large
+/// buffer is returned to the thread's free list instead of the allocator.
+pub(crate) struct Storage(Vec<f32>);
+
+impl Storage {
+    pub(crate) fn new(values: Vec<f32>) -> Storage {
+        Storage(values)
+    }
+}
+
+impl Deref for Storage {
+    type Target = Vec<f32>;
+    fn deref(&self) -> &Vec<f32> {
+        &self.0
+    }
+}
+
+impl DerefMut for Storage {
+    fn deref_mut(&mut self) -> &mut Vec<f32> {
+        &mut self.0
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.0));
+    }
+}
+
+/// `len` values, every one `value`: a recycled buffer when one of that length
+/// is free on this thread, else a new one.
+pub(crate) fn filled(len: usize, value: f32) -> Vec<f32> {
+    match take(len) {
+        Some(mut buffer) => {
+            buffer.fill(value);
+            buffer
+        }
+        None => vec![value; len],
+    }
+}
+
+/// `len` values whose contents are unspecified (a recycled buffer keeps its
+/// old values; a new one is zeroed), for callers that overwrite every element.
+pub(crate) fn for_overwrite(len: usize) -> Vec<f32> {
+    take(len).unwrap_or_else(|| vec![0.0; len])
+}
+
+/// `values` copied into a buffer of their length.
+pub(crate) fn copied(values: &[f32]) -> Vec<f32> {
+    match take(values.len()) {
+        Some(mut buffer) => {
+            buffer.copy_from_slice(values);
+            buffer
+        }
+        None => values.to_vec(),
+    }
+}
+
+fn take(len: usize) -> Option<Vec<f32>> {
+    if len < MIN_LEN {
+        return None;
+    }
+    FREE.try_with(|free| {
+        let mut free = free.borrow_mut();
+        let at = free.buffers.iter().rposition(|b| b.len() == len)?;
+        let buffer = free.buffers.swap_remove(at);
+        free.bytes -= buffer.capacity() * size_of::<f32>();
+        Some(buffer)
+    })
+    .ok()
+    .flatten()
+}
+
+fn give_back(buffer: Vec<f32>) {
+    if buffer.len() < MIN_LEN {
+        return;
+    }
+    // During thread teardown the list may be gone: then the buffer is freed.
+    let _ = FREE.try_with(|free| {
+        let mut free = free.borrow_mut();
+        let bytes = buffer.capacity() * size_of::<f32>();
+        if free.bytes + bytes <= MAX_HELD_BYTES {
+            free.bytes += bytes;
+            free.buffers.push(buffer);
+        }
+    });
+}
+
+/// Bytes waiting in this thread's free list (for tests).
+#[cfg(test)]
+pub(crate) fn held_bytes() -> usize {
+    FREE.with(|free| free.borrow().bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tensor;
+
+    #[test]
+    fn a_dropped_large_buffer_is_reused_by_the_next_tensor_of_its_length() {
+        let n = MIN_LEN + 3;
+        let first = Tensor::full(&[n], 7.0);
+        let address = first.as_slice().unwrap().as_ptr();
+        let before = held_bytes();
+        drop(first);
+        assert_eq!(held_bytes(), before + n * 4);
+        // Reused, and really filled: no stale 7s.
+        let second = Tensor::zeros(&[n]);
+        assert_eq!(second.as_slice().unwrap().as_ptr(), address);
+        assert!(second.to_vec().iter().all(|&v| v == 0.0));
+        assert_eq!(held_bytes(), before);
+        // A view keeps the buffer alive; only the last handle returns it.
+        let view = second.narrow(0, 1, 2);
+        drop(second);
+        assert_eq!(held_bytes(), before);
+        drop(view);
+        assert_eq!(held_bytes(), before + n * 4);
+    }
+
+    #[test]
+    fn small_buffers_and_overflow_go_back_to_the_allocator() {
+        let before = held_bytes();
+        drop(Tensor::zeros(&[MIN_LEN - 1]));
+        assert_eq!(held_bytes(), before);
+        // More than the cap: the excess is freed, the list stays bounded.
+        let big = MAX_HELD_BYTES / 4 / 3 + 1;
+        let tensors: Vec<Tensor> = (0..4).map(|_| Tensor::zeros(&[big])).collect();
+        drop(tensors);
+        assert!(held_bytes() <= MAX_HELD_BYTES);
+    }
+}
