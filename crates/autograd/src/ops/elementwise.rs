@@ -178,7 +178,9 @@ impl Var {
     /// `x` where x > 0, else `slope·x`. ∂/∂x = g or slope·g.
     pub fn leaky_relu(&self, slope: f32) -> Var {
         let x = self.value();
-        let y = x.map(|v| if v > 0.0 { v } else { slope * v });
+        // `move`: the slope is copied into the closure, so the loop is
+        // vectorised with selects instead of reloading it behind a branch.
+        let y = x.map(move |v| if v > 0.0 { v } else { slope * v });
         let op = if slope == 0.0 { "relu" } else { "leaky_relu" };
         record(op, y, &[self], move |g, grads: &mut Grads<'_>| {
             grads.add(
@@ -186,7 +188,7 @@ impl Var {
                 g.zip_map(
                     &x,
                     "relu_backward",
-                    |g, x| if x > 0.0 { g } else { slope * g },
+                    move |g, x| if x > 0.0 { g } else { slope * g },
                 ),
             )
         })
