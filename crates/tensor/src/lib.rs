@@ -33,6 +33,8 @@
 //!   max pooling.
 //! - [`gemm`]: the f32 matrix multiplication every matmul goes through.
 //! - `parallel.rs`: when work is large enough to be split across threads.
+//! - `recycle.rs`: storage of dropped large tensors, reused by new ones of
+//!   the same length instead of going back to the allocator.
 
 mod ops;
 mod parallel;
