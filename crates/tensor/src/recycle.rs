@@ -15,9 +15,10 @@ use std::ops::{Deref, DerefMut};
 /// recycles small blocks well by itself.
 const MIN_LEN: usize = 1 << 14;
 
-/// At most this many bytes wait in one thread's free list; beyond it,
-/// dropped buffers are freed as usual.
-const MAX_HELD_BYTES: usize = 64 << 20;
+/// At most this many bytes wait in one thread's free list; beyond it, the
+/// buffers that have waited longest are freed. Enough for every large buffer
+/// of an MLP step, small enough to keep the MLP example's peak memory low.
+const MAX_HELD_BYTES: usize = 16 << 20;
 
 struct FreeList {
     buffers: Vec<Vec<f32>>,
@@ -110,13 +111,20 @@ fn give_back(buffer: Vec<f32>) {
     if buffer.len() < MIN_LEN {
         return;
     }
+    let bytes = buffer.capacity() * size_of::<f32>();
+    if bytes > MAX_HELD_BYTES {
+        return;
+    }
     // During thread teardown the list may be gone: then the buffer is freed.
     let _ = FREE.try_with(|free| {
         let mut free = free.borrow_mut();
-        let bytes = buffer.capacity() * size_of::<f32>();
-        if free.bytes + bytes <= MAX_HELD_BYTES {
-            free.bytes += bytes;
-            free.buffers.push(buffer);
+        free.bytes += bytes;
+        free.buffers.push(buffer);
+        // Oldest first: sizes used once (an evaluation batch) make way for
+        // the ones every step uses.
+        while free.bytes > MAX_HELD_BYTES {
+            let oldest = free.buffers.remove(0);
+            free.bytes -= oldest.capacity() * size_of::<f32>();
         }
     });
 }
@@ -158,10 +166,16 @@ mod tests {
         let before = held_bytes();
         drop(Tensor::zeros(&[MIN_LEN - 1]));
         assert_eq!(held_bytes(), before);
-        // More than the cap: the excess is freed, the list stays bounded.
+        // More than the cap: the oldest are freed, the newest kept.
         let big = MAX_HELD_BYTES / 4 / 3 + 1;
         let tensors: Vec<Tensor> = (0..4).map(|_| Tensor::zeros(&[big])).collect();
+        let last = tensors[3].as_slice().unwrap().as_ptr();
         drop(tensors);
         assert!(held_bytes() <= MAX_HELD_BYTES);
+        assert_eq!(Tensor::zeros(&[big]).as_slice().unwrap().as_ptr(), last);
+        // A buffer larger than the cap is never held.
+        let before = held_bytes();
+        drop(Tensor::zeros(&[MAX_HELD_BYTES / 4 + 1]));
+        assert_eq!(held_bytes(), before);
     }
 }
