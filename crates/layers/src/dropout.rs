@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 
 use ember_autograd::Var;
-use ember_tensor::Tensor;
+use ember_tensor::{Tensor, PARALLEL_THRESHOLD};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -92,7 +92,7 @@ impl Module for Dropout {
                 }
             }
         };
-        if mask.len() >= 2 * MASK_CHUNK && rayon::current_num_threads() > 1 {
+        if mask.len() >= PARALLEL_THRESHOLD && rayon::current_num_threads() > 1 {
             mask.par_chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
         } else {
             mask.chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
@@ -139,8 +139,8 @@ mod tests {
 
     #[test]
     fn masks_are_one_sequential_stream_for_any_thread_count() {
-        // Not a multiple of the chunk, and several chunks, so both paths run.
-        let n = 3 * MASK_CHUNK + 123;
+        // Above the parallel threshold and not a multiple of the chunk.
+        let n = PARALLEL_THRESHOLD + 123;
         let want = sequential_masks(0.3, 11, n, 2);
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new()

@@ -51,7 +51,7 @@ pub use sgd::{Sgd, SgdConfig};
 use std::collections::HashMap;
 
 use ember_autograd::Var;
-use ember_tensor::Tensor;
+use ember_tensor::{Tensor, PARALLEL_THRESHOLD};
 
 use crate::Named;
 
@@ -175,8 +175,9 @@ type Piece<'a, const S: usize> = (&'a mut [f32], &'a [f32], [&'a mut [f32]; S]);
 
 /// Runs an element-wise optimizer `kernel` over a parameter's `value`, its
 /// `grad` and its state `slots` (each as long as the value, or empty when the
-/// variant does not use it). A parameter of at least two pieces is split into
-/// pieces run on the rayon pool (when it has more than one thread); every
+/// variant does not use it). A parameter of at least [`PARALLEL_THRESHOLD`]
+/// values (the tensor ops' threshold) is split into pieces run on the rayon
+/// pool (when it has more than one thread); every
 /// element still goes through the same arithmetic, so the result does not
 /// depend on the split or the thread count.
 pub(crate) fn par_update<const S: usize>(
@@ -187,7 +188,7 @@ pub(crate) fn par_update<const S: usize>(
 ) {
     use rayon::prelude::*;
     let n = value.len();
-    if n < 2 * PIECE || rayon::current_num_threads() < 2 {
+    if n < PARALLEL_THRESHOLD || rayon::current_num_threads() < 2 {
         kernel(value, grad, slots);
         return;
     }
