@@ -1,7 +1,6 @@
 //! The safetensors file on disk: atomic writes, reads that check sizes
 //! before allocating, parsing with typed errors.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -10,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ember_tensor::Tensor;
 use safetensors::tensor::Metadata;
-use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
+use serde_json::{json, Value};
 
 use super::CheckpointError;
 
@@ -19,48 +19,68 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 // ---------------------------------------------------------------- saving --
 
-/// An F32 tensor as little-endian bytes, in the form `safetensors` writes.
-struct F32Bytes {
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
-}
-
-impl View for F32Bytes {
-    fn dtype(&self) -> Dtype {
-        Dtype::F32
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.bytes)
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
-}
 /// Serializes and writes atomically.
 pub(super) fn write_file(
     path: &Path,
     tensors: Vec<(String, Tensor)>,
-    metadata: HashMap<String, String>,
+    metadata: BTreeMap<String, String>,
 ) -> Result<(), CheckpointError> {
-    let views: Vec<(String, F32Bytes)> = tensors
-        .into_iter()
-        .map(|(name, t)| {
-            let bytes = t.to_vec().iter().flat_map(|v| v.to_le_bytes()).collect();
-            let shape = t.shape().to_vec();
-            (name, F32Bytes { shape, bytes })
-        })
-        .collect();
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source: io::Error::other(e.to_string()),
-    })?;
+    let bytes = encode(path, tensors, metadata)?;
     write_atomically(path, &bytes).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The safetensors bytes: the header's length (u64, little-endian), the JSON
+/// header padded with spaces to a multiple of 8, then every tensor's f32
+/// values, little-endian, in name order.
+///
+/// Written here rather than by `safetensors::serialize`, which emits the
+/// `__metadata__` map in hash-map order, so that two saves of one state were
+/// different files. Here every key is in sorted order: equal states give
+/// byte-identical files.
+fn encode(
+    path: &Path,
+    mut tensors: Vec<(String, Tensor)>,
+    metadata: BTreeMap<String, String>,
+) -> Result<Vec<u8>, CheckpointError> {
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(pair) = tensors.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(CheckpointError::Name {
+            path: path.to_path_buf(),
+            name: pair[0].0.clone(),
+            reason: "two tensors have this name".to_string(),
+        });
+    }
+    let metadata: serde_json::Map<String, Value> = metadata
+        .into_iter()
+        .map(|(key, value)| (key, Value::String(value)))
+        .collect();
+    // Inserted in sorted order, so the order is fixed whether `serde_json`
+    // keeps insertion order or sorts.
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".to_string(), Value::Object(metadata));
+    let mut offset = 0;
+    for (name, tensor) in &tensors {
+        let end = offset + 4 * tensor.numel();
+        let entry = json!({"dtype": "F32", "shape": tensor.shape(), "data_offsets": [offset, end]});
+        header.insert(name.clone(), entry);
+        offset = end;
+    }
+    let mut header = Value::Object(header).to_string();
+    // Aligns the data to 8 bytes, as the safetensors crate does.
+    header.extend(std::iter::repeat_n(
+        ' ',
+        header.len().next_multiple_of(8) - header.len(),
+    ));
+    let mut bytes = Vec::with_capacity(8 + header.len() + offset);
+    bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for (_, tensor) in &tensors {
+        bytes.extend(tensor.to_vec().iter().flat_map(|v| v.to_le_bytes()));
+    }
+    Ok(bytes)
 }
 
 /// Temp file in the same folder, write, flush, sync, rename, sync the folder.

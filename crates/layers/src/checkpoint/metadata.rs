@@ -1,18 +1,18 @@
 //! The training position in the safetensors `__metadata__` string map.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::{CheckpointError, RngState, TrainingState, FORMAT_VERSION};
 
-pub(super) fn format_metadata() -> HashMap<String, String> {
-    HashMap::from([
+pub(super) fn format_metadata() -> BTreeMap<String, String> {
+    BTreeMap::from([
         ("format".to_string(), "ember".to_string()),
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
     ])
 }
 
-pub(super) fn training_metadata(training: &TrainingState) -> HashMap<String, String> {
+pub(super) fn training_metadata(training: &TrainingState) -> BTreeMap<String, String> {
     let mut meta = format_metadata();
     meta.insert("epoch".to_string(), training.epoch.to_string());
     meta.insert("step".to_string(), training.step.to_string());

@@ -12,6 +12,9 @@
 //!   `rng.<name>.seed` (64 hex digits), `rng.<name>.stream` and
 //!   `rng.<name>.word_pos`, and user entries as `extra.<key>`.
 //!
+//! Tensors and header keys are written in sorted order, so two saves of the
+//! same state are the same bytes (`sha256sum` can compare checkpoints).
+//!
 //! In Python, `safetensors.torch.load_file(path)` gives every tensor; drop
 //! the `optimizer.` entries and hand the rest to `model.load_state_dict`
 //! (`docs/check_pytorch_load.py` shows it). [`save_weights`] writes the
