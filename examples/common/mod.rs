@@ -43,6 +43,11 @@ pub struct CommonArgs {
     /// Learning-rate schedule, updated every batch (default: the recipe's).
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleKind>,
+    /// Label smoothing ε of the training loss, in [0, 1): the target puts
+    /// 1 − ε + ε/10 on the true digit and ε/10 on each other (PyTorch's
+    /// `label_smoothing`). Test loss is always plain cross-entropy.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_smoothing)]
+    pub label_smoothing: f32,
     /// Weight initializer of every layer.
     #[arg(long, value_enum, default_value_t = InitKind::TruncatedNormal)]
     pub init: InitKind,
@@ -85,6 +90,22 @@ pub struct CommonArgs {
     /// Evaluate on the first N test images only.
     #[arg(long)]
     pub test_limit: Option<usize>,
+}
+
+fn parse_smoothing(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(eps) if (0.0..1.0).contains(&eps) => Ok(eps),
+        Ok(eps) => Err(format!("{eps} is outside [0, 1)")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// "1 thread", "2 threads".
+pub fn threads_label(threads: usize) -> String {
+    match threads {
+        1 => "1 thread".to_string(),
+        n => format!("{n} threads"),
+    }
 }
 
 /// The learning-rate schedules the examples offer.
