@@ -1,8 +1,9 @@
 //! The classic small MNIST convnet (Keras's `mnist_cnn`): conv 32 3×3 ReLU →
 //! conv 64 3×3 ReLU → max-pool 2 → dropout 0.25 → dense 128 ReLU →
 //! dropout 0.5 → 10. Keras reports 99.25 % test accuracy after 12 epochs
-//! (with Adadelta); Ember trains it with Adam (lr 0.001, decayed along half
-//! a cosine to 0 over the run, batch by batch), batch 128.
+//! (with Adadelta, batch 128); Ember trains it with Adam (lr 0.001, decayed
+//! along half a cosine to 0 over the run, batch by batch), batch 64 (as
+//! PyTorch's MNIST example).
 //! Ends with the confusion matrix on the test set.
 //!
 //! ```text
@@ -74,7 +75,8 @@ fn run(cli: Cli) -> Result<(), String> {
     let model = build_model(&init, args.seed, &mut ChaCha8Rng::seed_from_u64(args.seed));
     let mut optimizer = kind.build(&model, lr);
     let (start_epoch, mut step) = common::start(args, epochs, &model, optimizer.as_mut())?;
-    let batches = BatchConfig::new(args.batch_size)
+    let batch_size = args.batch_size.unwrap_or(64);
+    let batches = BatchConfig::new(batch_size)
         .shuffled(args.seed)
         .layout(Layout::Image);
     let schedule_kind = args.schedule.unwrap_or(ScheduleKind::Cosine);
@@ -85,7 +87,7 @@ fn run(cli: Cli) -> Result<(), String> {
             "MNIST CNN ({} parameters), {kind:?} lr {lr} ({} schedule), batch {}, {epochs} epochs, {}, seed {}",
             model.num_parameters(),
             schedule_kind.name(),
-            args.batch_size,
+            batch_size,
             common::threads_label(threads),
             args.seed
         );

@@ -96,7 +96,8 @@ fn run(cli: Cli) -> Result<(), String> {
     let model = build_model(&cli, &init, &mut ChaCha8Rng::seed_from_u64(args.seed));
     let mut optimizer = kind.build(&model, lr);
     let (start_epoch, mut step) = common::start(args, epochs, &model, optimizer.as_mut())?;
-    let batches = BatchConfig::new(args.batch_size)
+    let batch_size = args.batch_size.unwrap_or(128);
+    let batches = BatchConfig::new(batch_size)
         .shuffled(args.seed)
         .layout(Layout::Flat);
     let schedule_kind = args.schedule.unwrap_or(ScheduleKind::Constant);
@@ -108,7 +109,7 @@ fn run(cli: Cli) -> Result<(), String> {
             cli.hidden,
             model.num_parameters(),
             schedule_kind.name(),
-            args.batch_size,
+            batch_size,
             common::threads_label(threads),
             args.seed
         );

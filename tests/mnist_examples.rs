@@ -247,7 +247,7 @@ fn the_cnn_learns_from_a_small_subset() {
     all.extend(["--no-download", "--quiet", "--json"]);
     let out = run("mnist_cnn", &all);
     let accuracy = json_number(&out, "test_accuracy");
-    // Chance is 10 %; 16 steps of Adam take the convnet far past it.
+    // Chance is 10 %; 32 steps of Adam take the convnet far past it.
     assert!(
         accuracy >= 0.5,
         "test accuracy after one epoch on 2,000 images: {accuracy}"

@@ -31,9 +31,9 @@ pub struct CommonArgs {
     /// Epochs to train (with --resume: the total, counting the saved ones).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Examples per training step.
-    #[arg(long, default_value_t = 128)]
-    pub batch_size: usize,
+    /// Examples per training step (default: the recipe's).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Learning rate (default: the recipe's, or the optimizer's usual one).
     #[arg(long)]
     pub lr: Option<f32>,
