@@ -229,27 +229,41 @@ fn epochs_zero_saves_the_initial_weights_and_missing_data_is_explained() {
     std::fs::remove_dir_all(tmp).unwrap();
 }
 
+/// Also the convnet's end-to-end determinism: its checkpoint after one epoch
+/// is the same file with 1 and 2 threads (per-image convolutions, per-task
+/// weight-gradient sums, dropout on 4-D activations, pooling).
 #[test]
-fn the_cnn_learns_from_a_small_subset() {
+fn the_cnn_learns_from_a_small_subset_alike_on_one_or_two_threads() {
     let Some(dir) = mnist_dir() else { return };
-    let dir = dir.to_string_lossy();
-    let args = [
-        "--epochs",
-        "1",
-        "--train-limit",
-        "2000",
-        "--test-limit",
-        "1000",
-        "--data-dir",
-        &dir,
-    ];
-    let mut all = args.to_vec();
-    all.extend(["--no-download", "--quiet", "--json"]);
-    let out = run("mnist_cnn", &all);
-    let accuracy = json_number(&out, "test_accuracy");
+    let (dir, tmp) = (dir.to_string_lossy().to_string(), temp_dir("cnn"));
+    let train = |threads: &str| {
+        let path = tmp.join(format!("t{threads}.safetensors"));
+        let p = path.to_string_lossy().to_string();
+        let args = [
+            "--epochs",
+            "1",
+            "--train-limit",
+            "2000",
+            "--test-limit",
+            "1000",
+            "--threads",
+            threads,
+            "--data-dir",
+            &dir,
+            "--save",
+            &p,
+            "--no-download",
+            "--quiet",
+            "--json",
+        ];
+        (json_number(&run("mnist_cnn", &args), "test_accuracy"), path)
+    };
+    let ((accuracy, one), (_, two)) = (train("1"), train("2"));
     // Chance is 10 %; 32 steps of Adam take the convnet far past it.
     assert!(
         accuracy >= 0.5,
         "test accuracy after one epoch on 2,000 images: {accuracy}"
     );
+    assert_same_checkpoint(&one, &two, "the convnet differs between 1 and 2 threads");
+    std::fs::remove_dir_all(tmp).unwrap();
 }
