@@ -1,13 +1,40 @@
 //! Block sizes for the loop nest, and how work is split between threads.
 //!
-//! Each kernel carries its cache blocking (`kc`, `mc`, `nc`, with the reason
-//! beside each constant in its file): **KC** keeps one B micro-panel
-//! (`KC × NR`) plus one A micro-panel in L1d, **MC** keeps the packed A block
-//! (`MC × KC`) in L2, **NC** keeps the packed B block (`KC × NC`) in L3. The
-//! functions here even those maxima out over the actual problem, so a
-//! dimension just above a block size is not left with a sliver.
+//! The block maxima come from the caches of the machine at hand
+//! ([`fit_to_caches`], from [`CacheSizes::detected`]); each kernel's own
+//! constants are the fallback when the caches cannot be read. The functions
+//! below even those maxima out over the actual problem, so a dimension just
+//! above a block size is not left with a sliver.
 
+use super::cache::CacheSizes;
 use super::kernel::MicroKernel;
+
+/// Cache-fitted block maxima for `kern`, from the loop order of `loops.rs`
+/// (IR outside JR: one A micro-panel is reused from L1 against every B
+/// micro-panel of the packed B block, which streams from L2):
+///
+/// - **KC**: the A micro-panel (`MR × KC` floats) takes half of L1d; the
+///   other half is for the B lines streaming past and the C tile. Clamped
+///   to 128..=512: below 128 the C write-back per K slice costs over 3 % of
+///   the FMAs, above 512 the gain is under 1 %.
+/// - **NC**: the packed B block (`KC × NC`) takes half of L2, so B micro-panels
+///   come from L2 while A panels and C pass through the other half.
+/// - **MC**: the packed A block (`MC × KC`) takes a quarter of L2, so it is
+///   still there when its panels are used, right after packing.
+///
+/// KC depends on the machine and the kernel only, never on the thread count,
+/// so results stay bit-identical for any number of threads.
+pub(crate) fn fit_to_caches(mut kern: MicroKernel, caches: Option<CacheSizes>) -> MicroKernel {
+    let Some(c) = caches else {
+        return kern;
+    };
+    let f32s = |bytes: usize| bytes / 4;
+    let kc = (f32s(c.l1d / 2) / kern.mr).clamp(128, 384) / 8 * 8;
+    let nc = (f32s(c.l2 / 2) / kc / kern.nr).max(4) * kern.nr;
+    let mc = (f32s(c.l2 / 4) / kc / kern.mr).max(2) * kern.mr;
+    (kern.kc, kern.mc, kern.nc) = (kc, mc, nc);
+    kern
+}
 
 /// The step that splits `len` into the fewest parts of at most `max`, all
 /// about equal, rounded up to a multiple of `unit`.

@@ -149,17 +149,18 @@ fn ic_loop(
         for ic in rows.clone().step_by(mc) {
             let mcb = mc.min(rows.end - ic);
             pack_a(abuf, p.a.block(ic, blk.pc, mcb, kcb), mr);
-            // JR: micro-panels of NR columns (each stays in L1 across IR).
-            for jr in cols.clone() {
-                let j = blk.jc + jr * nr;
-                let n_live = nr.min(blk.jc + blk.ncb - j);
-                let b = bbuf[jr * nr * kcb..].as_ptr();
-                // IR: micro-panels of MR rows.
-                for ir in 0..mcb.div_ceil(mr) {
-                    let i = ic + ir * mr;
+            // IR: micro-panels of MR rows (each stays in L1 across JR).
+            for ir in 0..mcb.div_ceil(mr) {
+                let i = ic + ir * mr;
+                let a = abuf[ir * mr * kcb..].as_ptr();
+                // JR: micro-panels of NR columns, streamed from L2.
+                for jr in cols.clone() {
+                    let j = blk.jc + jr * nr;
+                    let n_live = nr.min(blk.jc + blk.ncb - j);
+                    let b = bbuf[jr * nr * kcb..].as_ptr();
                     let tile = Tile {
                         k: kcb,
-                        a: abuf[ir * mr * kcb..].as_ptr(),
+                        a,
                         a_rs: 1,
                         a_cs: mr,
                         b,
@@ -178,7 +179,7 @@ fn ic_loop(
                     // full MR × kcb and kcb × NR, the live corner is inside C,
                     // and this task alone writes these rows × columns.
                     unsafe {
-                        if tile.m == mr {
+                        if !kern.is_edge(&tile) {
                             kern.packed(&tile);
                         } else {
                             kern.edge(&tile);

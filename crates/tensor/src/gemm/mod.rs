@@ -29,10 +29,12 @@
 //!
 //! The kernel is picked once per process: the best one the CPU supports, or the
 //! one named by the environment variable `EMBER_GEMM_KERNEL`
-//! (`scalar`, `avx2` or `avx512`), which panics if the CPU cannot run it.
+//! (`scalar`, `avx2`, `avx512` or `avx512-zen`), which panics if the CPU
+//! cannot run it.
 //! [`gemm_with_kernel`] forces one per call (for tests and benchmarks).
 
 mod blocking;
+mod cache;
 mod kernel;
 mod loops;
 #[cfg(test)]
@@ -43,6 +45,7 @@ mod small;
 #[cfg(test)]
 mod tests;
 
+pub use cache::CacheSizes;
 use kernel::MicroKernel;
 use loops::{COut, Product};
 pub use peak::fma_peak_gflops;
@@ -238,13 +241,21 @@ pub enum Kernel {
     Scalar,
     /// x86-64 AVX2 with FMA: a 6×16 tile of 256-bit vectors.
     Avx2,
-    /// x86-64 AVX-512F: a 12×32 tile of 512-bit vectors.
+    /// x86-64 AVX-512F, tuned for Intel cores: a 6×64 tile of 512-bit vectors.
     Avx512,
+    /// x86-64 AVX-512F, tuned for AMD Zen 4/5: a 24×16 tile whose A
+    /// broadcasts fold into the FMAs (see `docs/gemm.md`).
+    Avx512Zen,
 }
 
 impl Kernel {
-    /// Every kernel, slowest first.
-    pub const ALL: [Kernel; 3] = [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512];
+    /// Every kernel.
+    pub const ALL: [Kernel; 4] = [
+        Kernel::Scalar,
+        Kernel::Avx2,
+        Kernel::Avx512,
+        Kernel::Avx512Zen,
+    ];
 
     /// The name `EMBER_GEMM_KERNEL` and [`kernel_name`] use.
     pub fn name(self) -> &'static str {
@@ -252,6 +263,7 @@ impl Kernel {
             Kernel::Scalar => "scalar",
             Kernel::Avx2 => "avx2",
             Kernel::Avx512 => "avx512",
+            Kernel::Avx512Zen => "avx512-zen",
         }
     }
 
@@ -260,7 +272,7 @@ impl Kernel {
         MicroKernel::new(self).is_some()
     }
 
-    /// The kernels this CPU can run, slowest first.
+    /// The kernels this CPU can run, in the order of [`Kernel::ALL`].
     pub fn supported() -> Vec<Kernel> {
         Kernel::ALL
             .into_iter()
@@ -269,7 +281,8 @@ impl Kernel {
     }
 
     /// The kernel [`gemm`] uses in this process: `EMBER_GEMM_KERNEL` if set,
-    /// else the best supported one.
+    /// else the best supported one (AVX-512 in the flavour for the CPU's
+    /// vendor, then AVX2, then scalar).
     ///
     /// # Panics
     /// If `EMBER_GEMM_KERNEL` names an unknown kernel or one the CPU lacks.
@@ -279,7 +292,7 @@ impl Kernel {
 }
 
 /// The name of the micro-kernel [`gemm`] uses in this process
-/// (`"scalar"`, `"avx2"` or `"avx512"`).
+/// (`"scalar"`, `"avx2"`, `"avx512"` or `"avx512-zen"`).
 ///
 /// # Panics
 /// If `EMBER_GEMM_KERNEL` names an unknown kernel or one the CPU lacks.

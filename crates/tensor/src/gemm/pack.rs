@@ -189,9 +189,24 @@ unsafe fn transpose_lines(
     ls: usize,
     w: usize,
 ) {
-    // SAFETY: forwarded from the caller; SSE is part of x86-64.
+    // SAFETY: forwarded from the caller; SSE is part of x86-64, and the AVX
+    // path runs only where the CPU has AVX.
     #[cfg(target_arch = "x86_64")]
-    let done = unsafe { sse::transpose_blocks(out, src, lines, depth, ls, w) };
+    let done = unsafe {
+        let wide = if std::arch::is_x86_feature_detected!("avx") {
+            avx::transpose_blocks(out, src, lines, depth, ls, w)
+        } else {
+            0
+        };
+        wide + sse::transpose_blocks(
+            out.add(wide),
+            src.add(wide * ls),
+            lines - wide,
+            depth,
+            ls,
+            w,
+        )
+    };
     #[cfg(not(target_arch = "x86_64"))]
     let done = 0;
     for i in done..lines {
@@ -283,6 +298,91 @@ mod sse {
                 // SAFETY: p < depth and line i + r < lines (caller).
                 unsafe { *out.add(p * w + i + r) = *line.add(p) };
             }
+        }
+    }
+}
+
+/// 8×8 register transposes with AVX: twice the floats per instruction of the
+/// SSE blocks, for the 8-line groups of the wider kernels' panels.
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use std::arch::x86_64::{
+        __m256, _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_shuffle_ps, _mm256_storeu_ps,
+        _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+    };
+
+    /// Transposes lines in groups of 8 over depth in steps of 8 (a scalar
+    /// tail finishes the depth); returns how many lines it did (a multiple of 8).
+    ///
+    /// # Safety
+    /// As `transpose_lines`, and the CPU has AVX.
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn transpose_blocks(
+        out: *mut f32,
+        src: *const f32,
+        lines: usize,
+        depth: usize,
+        ls: usize,
+        w: usize,
+    ) -> usize {
+        let mut i = 0;
+        let body = depth - depth % 8;
+        // SAFETY: every load reads 8 floats of a line i + r < lines at depth
+        // p + 7 < depth; every store writes lanes i..i + 8 ≤ w of a row
+        // p + r < depth of `out`.
+        unsafe {
+            while i + 8 <= lines {
+                let l: [*const f32; 8] = std::array::from_fn(|r| src.add((i + r) * ls));
+                for p in (0..body).step_by(8) {
+                    let rows: [__m256; 8] = std::array::from_fn(|r| _mm256_loadu_ps(l[r].add(p)));
+                    let cols = transpose8(rows);
+                    for (r, col) in cols.into_iter().enumerate() {
+                        _mm256_storeu_ps(out.add((p + r) * w + i), col);
+                    }
+                }
+                for p in body..depth {
+                    for (r, line) in l.iter().enumerate() {
+                        *out.add(p * w + i + r) = *line.add(p);
+                    }
+                }
+                i += 8;
+            }
+        }
+        i
+    }
+
+    /// The transpose of an 8×8 block held as 8 row vectors.
+    #[inline(always)]
+    unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        // SAFETY: AVX is available (caller); these are register operations.
+        unsafe {
+            // Interleave pairs of rows, then pairs of pairs, then the halves.
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ]
         }
     }
 }

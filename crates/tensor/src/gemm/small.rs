@@ -100,7 +100,7 @@ fn run_slice(kern: &MicroKernel, p: &Product<'_>) -> usize {
                     // contiguous columns < n, k steps, all inside the views);
                     // ragged ones come packed and zero-padded.
                     unsafe {
-                        if tile.m == mr {
+                        if !kern.is_edge(&tile) {
                             kern.strided(&tile);
                         } else {
                             kern.edge(&tile);

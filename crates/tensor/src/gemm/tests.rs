@@ -323,6 +323,10 @@ fn unsupported_kernels_refuse_to_build() {
             is_x86_feature_detected!("avx512f")
         );
         assert_eq!(
+            Kernel::Avx512Zen.is_supported(),
+            is_x86_feature_detected!("avx512f")
+        );
+        assert_eq!(
             Kernel::Avx2.is_supported(),
             is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
         );
@@ -333,7 +337,16 @@ fn unsupported_kernels_refuse_to_build() {
 fn kernel_choice_from_the_environment_value() {
     use super::kernel::choose;
     assert_eq!(choose(Some("scalar")), Kernel::Scalar);
-    assert_eq!(choose(None), *Kernel::supported().last().unwrap());
+    let best = super::kernel::preference()
+        .into_iter()
+        .find(|k| k.is_supported())
+        .unwrap();
+    assert_eq!(choose(None), best);
+    // The vendor only orders the AVX-512 flavours: both or neither can run.
+    assert_eq!(
+        Kernel::Avx512.is_supported(),
+        Kernel::Avx512Zen.is_supported()
+    );
     let unknown = std::panic::catch_unwind(|| choose(Some("sse9")));
     assert!(unknown.is_err());
     for kernel in Kernel::ALL {

@@ -1,11 +1,12 @@
 //! AVX2 + FMA: 8-lane `__m256` vectors, a 6×16 register tile.
 
 use std::arch::x86_64::{
-    __m256, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_set1_ps,
-    _mm256_setzero_ps, _mm256_storeu_ps,
+    __m256, __m256i, _mm256_add_ps, _mm256_cmpgt_epi32, _mm256_fmadd_ps, _mm256_loadu_ps,
+    _mm256_loadu_si256, _mm256_maskload_ps, _mm256_maskstore_ps, _mm256_mul_ps, _mm256_set1_epi32,
+    _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
 };
 
-use super::{fma_chains, tile_body, MicroKernel, Simd, Tile};
+use super::{fma_chains, tile_body, Edge, MicroKernel, Simd, Tile};
 use crate::gemm::Kernel;
 
 // SAFETY: every method is only called from the `#[target_feature(enable =
@@ -47,6 +48,28 @@ unsafe impl Simd for __m256 {
         // SAFETY: AVX is available (trait contract).
         unsafe { _mm256_add_ps(self, b) }
     }
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, n: usize) -> Self {
+        // SAFETY: AVX is available; masked-off lanes are neither read nor
+        // able to fault, and the first `n` floats are valid (contract).
+        unsafe { _mm256_maskload_ps(p, first_lanes(n)) }
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, p: *mut f32, n: usize) {
+        // SAFETY: as `load_first`, for writes.
+        unsafe { _mm256_maskstore_ps(p, first_lanes(n), self) }
+    }
+}
+
+/// The mask of lanes `0..n` (`n < 8`): lane `i` is all ones when `i < n`.
+#[inline(always)]
+unsafe fn first_lanes(n: usize) -> __m256i {
+    const IOTA: [i32; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
+    // SAFETY: AVX is available (the callers' contract); IOTA has 8 ints.
+    unsafe {
+        let iota = _mm256_loadu_si256(IOTA.as_ptr().cast());
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), iota)
+    }
 }
 
 /// 6 rows × 2 vectors: 12 accumulators + 2 B vectors + 1 broadcast = 15 of
@@ -54,6 +77,10 @@ unsafe impl Simd for __m256 {
 const MR: usize = 6;
 const NV: usize = 2;
 
+/// The k loop on packed operands (`a_rs = 1`, `a_cs = MR`, `b_rs = NR`), the
+/// strides constant so they fold into the addressing. Named, not generic, so
+/// `.ci/check_kernels` finds its loop by symbol.
+///
 /// # Safety
 /// AVX2 and FMA are available; `t` satisfies the contract for packed operands.
 #[target_feature(enable = "avx2,fma")]
@@ -62,13 +89,34 @@ unsafe fn packed(t: &Tile) {
     unsafe { tile_body::<__m256, MR, NV>(t, 1, MR, NV * 8) }
 }
 
+/// The body reading A and B through the strides in `t` (the small path and
+/// the edge tiles).
+///
 /// # Safety
 /// AVX2 and FMA are available; `t` satisfies the contract with its strides.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn strided(t: &Tile) {
+unsafe fn strided<const MR: usize, const NV: usize>(t: &Tile) {
     // SAFETY: features enabled on this function; contract forwarded.
     unsafe { tile_body::<__m256, MR, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
 }
+
+/// An edge tile of `R` rows by `V` vectors.
+const fn edge<const R: usize, const V: usize>() -> Edge {
+    Edge {
+        rows: R,
+        cols: V * 8,
+        run: strided::<R, V>,
+    }
+}
+
+/// Edge tiles: every narrower or shorter shape a ragged panel may need.
+const EDGES: &[Edge] = &[
+    edge::<2, 1>(),
+    edge::<4, 1>(),
+    edge::<6, 1>(),
+    edge::<2, 2>(),
+    edge::<4, 2>(),
+];
 
 /// The AVX2+FMA kernel, if this CPU has both.
 pub(super) fn kernel() -> Option<MicroKernel> {
@@ -83,8 +131,8 @@ pub(super) fn kernel() -> Option<MicroKernel> {
         mc: 144,  // A block 144×256×4 = 144 KiB: well inside a 512 KiB L2
         nc: 4080, // B block 256×4080×4 ≈ 4 MiB: half the 8 MiB L3
         packed,
-        strided,
-        short: &[(2, short2), (4, short4)],
+        strided: strided::<MR, NV>,
+        edges: EDGES,
         fma_loop,
         fma_flops: FMA_CHAINS * 8 * 2, // 8 lanes, 2 flops per FMA
     })
@@ -99,24 +147,4 @@ const FMA_CHAINS: usize = 12;
 unsafe fn fma_loop(iters: usize) -> f32 {
     // SAFETY: avx2,fma enabled on this function.
     unsafe { fma_chains::<__m256, FMA_CHAINS>(iters) }
-}
-
-/// A 2-row tile for a last, short row panel.
-///
-/// # Safety
-/// As `strided`.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn short2(t: &Tile) {
-    // SAFETY: features enabled on this function; contract forwarded.
-    unsafe { tile_body::<__m256, 2, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
-}
-
-/// A 4-row tile for a last, short row panel.
-///
-/// # Safety
-/// As `strided`.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn short4(t: &Tile) {
-    // SAFETY: features enabled on this function; contract forwarded.
-    unsafe { tile_body::<__m256, 4, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
 }

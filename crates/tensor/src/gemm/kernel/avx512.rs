@@ -1,15 +1,26 @@
-//! AVX-512F: 16-lane `__m512` vectors, a 12×32 register tile.
+//! AVX-512F: 16-lane `__m512` vectors, in two flavours that differ only in
+//! the tile shape, chosen per microarchitecture (see `docs/gemm.md` for the
+//! `llvm-mca` figures behind each choice):
+//!
+//! - [`intel`] (`Kernel::Avx512`): MR×NR = 6×64. Intel cores run 512-bit FMAs on ports 0 and 5
+//!   and loads beside them; a k step is 24 FMAs, 4 B loads and only 6 A
+//!   broadcasts, so even LLVM's Skylake-X model, which also charges 512-bit
+//!   loads to an ALU port, finds the FMAs the bottleneck.
+//! - [`zen`] (`Kernel::Avx512Zen`): MR×NR = 24×16. Zen 4/5 execute a separate `vbroadcastss zmm`
+//!   on the FP pipes, beside the FMAs; with one B vector per row every A
+//!   element is used once, so LLVM folds its broadcast into the FMA as a
+//!   `{1to16}` memory operand and the FP pipes only run FMAs.
 
 use std::arch::x86_64::{
-    __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps,
-    _mm512_setzero_ps, _mm512_storeu_ps,
+    __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
-use super::{fma_chains, tile_body, MicroKernel, Simd, Tile};
+use super::{fma_chains, tile_body, Edge, MicroKernel, Simd, Tile};
 use crate::gemm::Kernel;
 
-// SAFETY: every method is only called from the `#[target_feature(enable =
-// "avx512f")]` shells below, which run only after detection succeeded.
+// SAFETY: every method is only called from `#[target_feature(enable =
+// "avx512f")]` functions below, which run only after detection succeeded.
 unsafe impl Simd for __m512 {
     const LANES: usize = 16;
     #[inline(always)]
@@ -47,76 +58,154 @@ unsafe impl Simd for __m512 {
         // SAFETY: AVX-512F is available (trait contract).
         unsafe { _mm512_add_ps(self, b) }
     }
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, n: usize) -> Self {
+        // SAFETY: AVX-512F is available; masked-off lanes are neither read
+        // nor able to fault, and the first `n` floats are valid (contract).
+        unsafe { _mm512_maskz_loadu_ps(first_lanes(n), p) }
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, p: *mut f32, n: usize) {
+        // SAFETY: as `load_first`, for writes.
+        unsafe { _mm512_mask_storeu_ps(p, first_lanes(n), self) }
+    }
 }
 
-/// 12 rows × 2 vectors: 24 accumulators + 2 B vectors + 1 broadcast of the 32
-/// zmm registers; 24 independent FMAs cover 2 ports × 4-cycle latency 3× over.
-const MR: usize = 12;
-const NV: usize = 2;
-
-/// # Safety
-/// AVX-512F is available; `t` satisfies the contract for packed operands.
-#[target_feature(enable = "avx512f")]
-unsafe fn packed(t: &Tile) {
-    // SAFETY: features enabled on this function; contract forwarded.
-    unsafe { tile_body::<__m512, MR, NV>(t, 1, MR, NV * 16) }
+/// The mask of lanes `0..n` (`n < 16`).
+#[inline(always)]
+fn first_lanes(n: usize) -> u16 {
+    ((1u32 << n) - 1) as u16
 }
 
+/// The body reading A and B through the strides in `t` (the small path and
+/// the edge tiles).
+///
 /// # Safety
 /// AVX-512F is available; `t` satisfies the contract with its strides.
 #[target_feature(enable = "avx512f")]
-unsafe fn strided(t: &Tile) {
+unsafe fn strided<const MR: usize, const NV: usize>(t: &Tile) {
     // SAFETY: features enabled on this function; contract forwarded.
     unsafe { tile_body::<__m512, MR, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
 }
 
-/// The AVX-512F kernel, if this CPU has it.
-pub(super) fn kernel() -> Option<MicroKernel> {
-    if !is_x86_feature_detected!("avx512f") {
-        return None;
-    }
-    Some(MicroKernel {
-        kind: Kernel::Avx512,
-        mr: MR,
-        nr: NV * 16,
-        kc: 384,  // B micro-panel 48 KiB streams through L1d; A micro-panel 18 KiB stays
-        mc: 240,  // A block 240×384×4 = 360 KiB: inside a 1 MiB L2
-        nc: 3072, // B block 384×3072×4 = 4.5 MiB: shared L3
-        packed,
-        strided,
-        short: &[(4, short4), (8, short8)],
-        fma_loop,
-        fma_flops: FMA_CHAINS * 16 * 2, // 16 lanes, 2 flops per FMA
-    })
-}
-
-/// Independent FMA chains in the peak probe: latency × ports, with room to spare.
+/// Independent FMA chains in the peak probe: two ports × 4-cycle latency
+/// needs 8; 24 leaves room to spare.
 const FMA_CHAINS: usize = 24;
 
 /// # Safety
-/// The kernel's ISA is available.
+/// AVX-512F is available.
 #[target_feature(enable = "avx512f")]
 unsafe fn fma_loop(iters: usize) -> f32 {
     // SAFETY: avx512f enabled on this function.
     unsafe { fma_chains::<__m512, FMA_CHAINS>(iters) }
 }
 
-/// A 4-row tile for a last, short row panel.
-///
-/// # Safety
-/// As `strided`.
-#[target_feature(enable = "avx512f")]
-unsafe fn short4(t: &Tile) {
-    // SAFETY: features enabled on this function; contract forwarded.
-    unsafe { tile_body::<__m512, 4, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
+/// An edge tile of `R` rows by `V` vectors.
+const fn edge<const R: usize, const V: usize>() -> Edge {
+    Edge {
+        rows: R,
+        cols: V * 16,
+        run: strided::<R, V>,
+    }
 }
 
-/// A 8-row tile for a last, short row panel.
-///
-/// # Safety
-/// As `strided`.
-#[target_feature(enable = "avx512f")]
-unsafe fn short8(t: &Tile) {
-    // SAFETY: features enabled on this function; contract forwarded.
-    unsafe { tile_body::<__m512, 8, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
+/// The Intel flavour: 6 rows × 4 vectors = 24 accumulators + 4 B vectors + 1
+/// broadcast of the 32 zmm registers; 24 independent FMAs cover 2 ports ×
+/// 4-cycle latency 3× over.
+pub(super) mod intel {
+    use super::*;
+
+    pub(in crate::gemm::kernel) const MR: usize = 6;
+    pub(in crate::gemm::kernel) const NV: usize = 4;
+
+    /// The k loop on packed operands (`a_rs = 1`, `a_cs = MR`, `b_rs = NR`),
+    /// the strides constant so they fold into the addressing. Named, not
+    /// generic, so `.ci/check_kernels` finds its loop by symbol.
+    ///
+    /// # Safety
+    /// AVX-512F is available; `t` satisfies the contract for packed operands.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn packed(t: &Tile) {
+        // SAFETY: features enabled on this function; contract forwarded.
+        unsafe { tile_body::<__m512, MR, NV>(t, 1, MR, NV * 16) }
+    }
+
+    /// Edge tiles: every narrower or shorter shape a ragged panel may need.
+    const EDGES: &[Edge] = &[
+        edge::<2, 1>(),
+        edge::<4, 1>(),
+        edge::<6, 1>(),
+        edge::<2, 2>(),
+        edge::<4, 2>(),
+        edge::<6, 2>(),
+        edge::<2, 4>(),
+        edge::<6, 3>(),
+        edge::<4, 4>(),
+    ];
+
+    /// The kernel, if this CPU has AVX-512F.
+    pub(in crate::gemm::kernel) fn kernel() -> Option<MicroKernel> {
+        if !is_x86_feature_detected!("avx512f") {
+            return None;
+        }
+        Some(MicroKernel {
+            kind: Kernel::Avx512,
+            mr: MR,
+            nr: NV * 16,
+            kc: 128,  // B micro-panel 128×64×4 = 32 KiB of a 48 KiB L1d
+            mc: 192,  // A block 192×128×4 = 96 KiB: L2
+            nc: 4096, // B block 128×4096×4 = 2 MiB: L3
+            packed,
+            strided: strided::<MR, NV>,
+            // Smallest first: narrow column panels, then short row panels.
+            edges: EDGES,
+            fma_loop,
+            fma_flops: FMA_CHAINS * 16 * 2, // 16 lanes, 2 flops per FMA
+        })
+    }
+}
+
+/// The Zen flavour: 24 rows × 1 vector = 24 accumulators + 1 B vector; each
+/// A element feeds one FMA, so its broadcast folds into the FMA's memory
+/// operand (`{1to16}`) and no FP-pipe slot goes to a separate broadcast.
+pub(super) mod zen {
+    use super::*;
+
+    pub(in crate::gemm::kernel) const MR: usize = 24;
+    pub(in crate::gemm::kernel) const NV: usize = 1;
+
+    /// The k loop on packed operands (`a_rs = 1`, `a_cs = MR`, `b_rs = NR`),
+    /// the strides constant so they fold into the addressing. Named, not
+    /// generic, so `.ci/check_kernels` finds its loop by symbol.
+    ///
+    /// # Safety
+    /// AVX-512F is available; `t` satisfies the contract for packed operands.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn packed(t: &Tile) {
+        // SAFETY: features enabled on this function; contract forwarded.
+        unsafe { tile_body::<__m512, MR, NV>(t, 1, MR, NV * 16) }
+    }
+
+    /// Edge tiles for a last row panel of fewer than 24 rows.
+    const EDGES: &[Edge] = &[edge::<8, 1>(), edge::<16, 1>()];
+
+    /// The kernel, if this CPU has AVX-512F.
+    pub(in crate::gemm::kernel) fn kernel() -> Option<MicroKernel> {
+        if !is_x86_feature_detected!("avx512f") {
+            return None;
+        }
+        Some(MicroKernel {
+            kind: Kernel::Avx512Zen,
+            mr: MR,
+            nr: NV * 16,
+            kc: 160, // A micro-panel 24×160×4 = 15 KiB: half a 32 KiB Zen 4 L1d
+            mc: 240, // A block 240×160×4 = 150 KiB: a quarter of a 1 MiB L2
+            nc: 816, // B block 160×816×4 = 510 KiB: half a 1 MiB L2
+            packed,
+            strided: strided::<MR, NV>,
+            edges: EDGES,
+            fma_loop,
+            fma_flops: FMA_CHAINS * 16 * 2, // 16 lanes, 2 flops per FMA
+        })
+    }
 }

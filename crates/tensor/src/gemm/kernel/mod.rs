@@ -26,7 +26,8 @@ mod scalar;
 
 use std::sync::OnceLock;
 
-use super::Kernel;
+use super::cache::CacheSizes;
+use super::{blocking, Kernel};
 
 /// The few vector operations a micro-kernel needs.
 ///
@@ -51,6 +52,11 @@ pub(crate) unsafe trait Simd: Copy {
     unsafe fn mul(self, b: Self) -> Self;
     /// `self + b`.
     unsafe fn add(self, b: Self) -> Self;
+    /// Reads the first `n < LANES` floats, the other lanes zero; nothing past
+    /// `p + n` is touched (masked where the ISA can).
+    unsafe fn load_first(p: *const f32, n: usize) -> Self;
+    /// Writes the first `n < LANES` lanes; nothing past `p + n` is touched.
+    unsafe fn store_first(self, p: *mut f32, n: usize);
 }
 
 /// One micro-kernel call: see the module docs for the contract.
@@ -75,6 +81,16 @@ pub(crate) struct Tile {
 /// A micro-kernel entry point (packed or strided A/B).
 pub(crate) type TileFn = unsafe fn(&Tile);
 
+/// A smaller instance of a kernel's body for edge tiles: `rows ≤ MR` rows by
+/// `cols ≤ NR` columns (whole vectors), reading A and B through the strides
+/// in the [`Tile`] (B rows still `b_rs` apart, so packed NR-wide panels work).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Edge {
+    pub rows: usize,
+    pub cols: usize,
+    pub run: TileFn,
+}
+
 /// A micro-kernel for one ISA, with its register-tile shape and cache blocking.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MicroKernel {
@@ -95,9 +111,9 @@ pub(crate) struct MicroKernel {
     packed: TileFn,
     /// Reads A/B with the strides in the [`Tile`] (the small-problem path).
     strided: TileFn,
-    /// Shorter tiles `(rows, strided entry)`, ascending, for a last row panel
-    /// with fewer than MR live rows: no FMAs are spent on padding rows.
-    short: &'static [(usize, TileFn)],
+    /// Smaller tiles for the ragged last row or column panel: the smallest
+    /// that covers the live corner runs, so few FMAs go to padding.
+    edges: &'static [Edge],
     /// `iters` rounds of independent FMAs, to measure the machine's peak.
     fma_loop: unsafe fn(usize) -> f32,
     /// Flops per round of `fma_loop`.
@@ -126,18 +142,31 @@ impl MicroKernel {
         unsafe { (self.strided)(t) }
     }
 
-    /// Runs a tile with fewer than MR live rows (`t.m < MR`), reading A
-    /// through the strides in `t`, on the shortest tile that covers them. The
-    /// arithmetic per element is the same as the full tile's, so the result is too.
+    /// Runs a tile with fewer than MR live rows or NR live columns, reading
+    /// A and B through the strides in `t`, on the smallest tile that covers
+    /// them. The arithmetic per element is the same as the full tile's, so
+    /// the result is too.
     ///
     /// # Safety
-    /// As [`MicroKernel::strided`]: A has MR readable (zero-padded) rows.
+    /// As [`MicroKernel::strided`]: A has MR readable (zero-padded) rows and
+    /// B NR readable lanes per row.
     #[inline]
     pub unsafe fn edge(&self, t: &Tile) {
-        let tile = self.short.iter().find(|(rows, _)| *rows >= t.m);
-        // SAFETY: `self` exists, so the ISA was detected; a short tile reads
-        // only its first `rows ≤ MR` rows of A; contract forwarded.
-        unsafe { (tile.map_or(self.strided, |(_, f)| *f))(t) }
+        let tile = self
+            .edges
+            .iter()
+            .filter(|e| e.rows >= t.m && e.cols >= t.n)
+            .min_by_key(|e| e.rows * e.cols);
+        // SAFETY: `self` exists, so the ISA was detected; a smaller tile reads
+        // only its first `rows ≤ MR` rows of A and `cols ≤ NR` lanes of B;
+        // contract forwarded.
+        unsafe { (tile.map_or(self.strided, |e| e.run))(t) }
+    }
+
+    /// Whether the tile needs [`MicroKernel::edge`] rather than the full one.
+    #[inline]
+    pub fn is_edge(&self, t: &Tile) -> bool {
+        t.m < self.mr || t.n < self.nr
     }
 
     /// `iters` rounds of independent FMA chains (the peak probe); returns a
@@ -147,14 +176,23 @@ impl MicroKernel {
         unsafe { (self.fma_loop)(iters) }
     }
 
-    /// The micro-kernel for `kind`, or `None` when this CPU cannot run it.
+    /// The micro-kernel for `kind`, or `None` when this CPU cannot run it,
+    /// with its blocks fitted to this machine's caches.
     pub fn new(kind: Kernel) -> Option<MicroKernel> {
+        let kern = Self::with_own_blocks(kind)?;
+        Some(blocking::fit_to_caches(kern, CacheSizes::detected()))
+    }
+
+    /// The micro-kernel for `kind` with the block constants of its file.
+    pub fn with_own_blocks(kind: Kernel) -> Option<MicroKernel> {
         match kind {
             Kernel::Scalar => Some(scalar::kernel()),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => avx2::kernel(),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => avx512::kernel(),
+            Kernel::Avx512 => avx512::intel::kernel(),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Zen => avx512::zen::kernel(),
             #[cfg(not(target_arch = "x86_64"))]
             _ => None,
         }
@@ -189,7 +227,7 @@ pub(crate) fn choose(forced: Option<&str>) -> Kernel {
                 .into_iter()
                 .find(|k| k.name() == name)
                 .unwrap_or_else(|| {
-                    panic!("{KERNEL_ENV}={name}: unknown kernel (expected scalar, avx2 or avx512)")
+                    panic!("{KERNEL_ENV}={name}: unknown kernel (expected scalar, avx2, avx512 or avx512-zen)")
                 });
             assert!(
                 kind.is_supported(),
@@ -197,13 +235,47 @@ pub(crate) fn choose(forced: Option<&str>) -> Kernel {
             );
             kind
         }
-        None => Kernel::ALL
+        None => preference()
             .into_iter()
-            .rev()
             .find(|k| k.is_supported())
             .unwrap_or(Kernel::Scalar),
     }
 }
+
+/// The kernels in the order this CPU should try them: on AMD Zen the
+/// folded-broadcast AVX-512 flavour first, elsewhere the Intel one.
+pub(crate) fn preference() -> [Kernel; 4] {
+    if is_amd() {
+        [
+            Kernel::Avx512Zen,
+            Kernel::Avx512,
+            Kernel::Avx2,
+            Kernel::Scalar,
+        ]
+    } else {
+        [
+            Kernel::Avx512,
+            Kernel::Avx512Zen,
+            Kernel::Avx2,
+            Kernel::Scalar,
+        ]
+    }
+}
+
+/// Whether the CPU is AMD's (or Hygon's, which is Zen): CPUID leaf 0's vendor.
+fn is_amd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let vendor = std::arch::x86_64::__cpuid(0);
+        let ebx = vendor.ebx.to_le_bytes();
+        &ebx == b"Auth" || &ebx == b"Hygo"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// K steps per trip of the micro-kernel's loop.
+const UNROLL: usize = 4;
 
 /// The micro-kernel body, written once for every ISA: `MR` rows of C by `NV`
 /// vectors of `V::LANES` columns, accumulators held in registers.
@@ -222,61 +294,93 @@ pub(crate) unsafe fn tile_body<V: Simd, const MR: usize, const NV: usize>(
     // below is inside its operand (contract: k steps, MR rows, NV·LANES lanes).
     unsafe {
         let mut acc = [[V::zero(); NV]; MR];
-        let (mut a, mut b) = (t.a, t.b);
-        for _ in 0..t.k {
+        // Each row of A from its own base with one shared offset along k, so
+        // a strided A costs one add per k step, not one per row.
+        let rows: [*const f32; MR] = std::array::from_fn(|i| t.a.add(i * a_rs));
+        // One rank-1 update of the accumulators: NV loads of B, MR broadcasts of A.
+        let step = |acc: &mut [[V; NV]; MR], at: usize, b: *const f32| {
             let mut bv = [V::zero(); NV];
             for (v, slot) in bv.iter_mut().enumerate() {
                 *slot = V::load(b.add(v * V::LANES));
             }
-            for (i, row) in acc.iter_mut().enumerate() {
-                let ai = V::splat(*a.add(i * a_rs));
-                for (v, cell) in row.iter_mut().enumerate() {
-                    *cell = ai.mul_add(bv[v], *cell);
+            for (row, a) in acc.iter_mut().zip(rows) {
+                let ai = V::splat(*a.add(at));
+                for (cell, bv) in row.iter_mut().zip(bv) {
+                    *cell = ai.mul_add(bv, *cell);
                 }
             }
-            a = a.add(a_cs);
+        };
+        let (mut at, mut b) = (0, t.b);
+        for _ in 0..t.k / UNROLL {
+            for u in 0..UNROLL {
+                step(&mut acc, at + u * a_cs, b.add(u * b_rs));
+            }
+            at += UNROLL * a_cs;
+            b = b.add(UNROLL * b_rs);
+        }
+        for _ in 0..t.k % UNROLL {
+            step(&mut acc, at, b);
+            at += a_cs;
             b = b.add(b_rs);
         }
         write_back::<V, MR, NV>(t, &acc);
     }
 }
 
-/// `C ← α·acc + β·C` on the live corner; β = 0 never reads C. Full tiles of a
-/// row-major C use vector stores, the rest goes element by element with the
-/// same arithmetic (so the result does not depend on C's layout).
+/// `C ← α·acc + β·C` on the live corner; β = 0 never reads C.
+///
+/// Every access to `acc` has a constant index (the loops over `MR` and `NV`
+/// unroll), so the accumulators stay in registers through the k loop: an
+/// accumulator read through a pointer or a run-time index makes LLVM keep the
+/// array in memory and store all of it on every k step. A row-major C gets
+/// vector loads and stores, masked for a ragged last vector; any other C goes
+/// through one vector's worth of stack, element by element, with the same
+/// arithmetic, so the result does not depend on C's layout.
 ///
 /// # Safety
 /// As [`tile_body`]: `t.c` addresses a valid `t.m × t.n` view.
 #[inline(always)]
 unsafe fn write_back<V: Simd, const MR: usize, const NV: usize>(t: &Tile, acc: &[[V; NV]; MR]) {
-    let nr = NV * V::LANES;
+    debug_assert!(V::LANES <= 16);
     // SAFETY: the caller guarantees the ISA and that the live m × n corner of
-    // C (strides c_rs, c_cs) is valid for reads and writes.
+    // C (strides c_rs, c_cs) is valid for reads and writes; every access below
+    // stays inside it (row i < m, columns first + j < n).
     unsafe {
-        if t.m == MR && t.n == nr && t.c_cs == 1 {
-            let alpha = V::splat(t.alpha);
-            let beta = V::splat(t.beta);
-            for (i, row) in acc.iter().enumerate() {
-                for (v, cell) in row.iter().enumerate() {
-                    let p = t.c.add(i * t.c_rs + v * V::LANES);
-                    let mut r = cell.mul(alpha);
+        let alpha = V::splat(t.alpha);
+        let beta = V::splat(t.beta);
+        for (i, row) in acc.iter().enumerate() {
+            if i >= t.m {
+                break;
+            }
+            for (v, cell) in row.iter().enumerate() {
+                let first = v * V::LANES;
+                if first >= t.n {
+                    break;
+                }
+                let live = (t.n - first).min(V::LANES);
+                let p = t.c.add(i * t.c_rs + first * t.c_cs);
+                let mut r = cell.mul(alpha);
+                if t.c_cs == 1 && live == V::LANES {
                     if t.beta != 0.0 {
                         r = r.add(V::load(p).mul(beta));
                     }
                     r.store(p);
-                }
-            }
-        } else {
-            // Spill the accumulators: `acc` is MR rows of NR contiguous floats.
-            let flat = acc.as_ptr().cast::<f32>();
-            for i in 0..t.m {
-                for j in 0..t.n {
-                    let p = t.c.add(i * t.c_rs + j * t.c_cs);
-                    let mut r = *flat.add(i * nr + j) * t.alpha;
+                } else if t.c_cs == 1 {
                     if t.beta != 0.0 {
-                        r += *p * t.beta;
+                        r = r.add(V::load_first(p, live).mul(beta));
                     }
-                    *p = r;
+                    r.store_first(p, live);
+                } else {
+                    let mut lanes = [0.0f32; 16];
+                    cell.store(lanes.as_mut_ptr());
+                    for (j, &x) in lanes[..live].iter().enumerate() {
+                        let q = p.add(j * t.c_cs);
+                        let mut e = x * t.alpha;
+                        if t.beta != 0.0 {
+                            e += *q * t.beta;
+                        }
+                        *q = e;
+                    }
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! The portable kernel: plain `f32` lanes. It runs everywhere and is the
 //! fallback when no SIMD ISA is detected.
 
-use super::{fma_chains, tile_body, MicroKernel, Simd, Tile};
+use super::{fma_chains, tile_body, Edge, MicroKernel, Simd, Tile};
 use crate::gemm::Kernel;
 
 // SAFETY: plain f32 arithmetic needs no ISA; load/store read or write one
@@ -39,6 +39,13 @@ unsafe impl Simd for f32 {
     unsafe fn add(self, b: Self) -> Self {
         self + b
     }
+    #[inline(always)]
+    unsafe fn load_first(_p: *const f32, _n: usize) -> Self {
+        // One lane: `n < 1` reads nothing.
+        0.0
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, _p: *mut f32, _n: usize) {}
 }
 
 /// 4×4: 16 accumulators fit the 16 registers of x86-64 SSE and leave the
@@ -70,7 +77,11 @@ pub(super) fn kernel() -> MicroKernel {
         nc: 4096,
         packed,
         strided,
-        short: &[(2, short2)],
+        edges: &[Edge {
+            rows: 2,
+            cols: NV,
+            run: short2,
+        }],
         fma_loop,
         fma_flops: FMA_CHAINS * 2, // one lane, mul + add
     }
