@@ -438,22 +438,23 @@ fn run(
         scale(c, beta);
         return report;
     }
-    // Cᵀ = BᵀAᵀ when that suits C's layout or wastes fewer padded tile slots.
-    let (a, b, c) = if transpose_pays(kern, m, n, &c) {
-        report.transposed = true;
-        (b.t(), a.t(), c.t())
-    } else {
-        (a, b, c)
-    };
     let budget = match par {
         Parallelism::Sequential => 1,
         Parallelism::Threads(t) => t.min(rayon::current_num_threads()),
     };
+    // Both are symmetric in m and n, so they hold for either orientation.
     report.threads = if c.aliases_itself() {
         1
     } else {
         plan.threads
             .unwrap_or_else(|| blocking::threads_for(m, n, k, budget))
+    };
+    // Cᵀ = BᵀAᵀ when that suits C's layout or costs less work.
+    let (a, b, c) = if transpose_pays(kern, &a, &b, &c, report.threads) {
+        report.transposed = true;
+        (b.t(), a.t(), c.t())
+    } else {
+        (a, b, c)
     };
     let product = Product {
         alpha,
@@ -492,18 +493,50 @@ fn scale(c: MatMut<'_>, beta: f32) {
 }
 
 /// Whether to compute `Cᵀ = BᵀAᵀ` instead: the kernel writes rows of C best,
-/// so a column-major C is transposed; otherwise transpose only when it wastes
-/// clearly fewer padded slots of the MR × NR tiles (a skinny N = 10 fills 10 of
-/// 16 columns but, as Cᵀ, 10 of 12 rows).
-fn transpose_pays(kern: &MicroKernel, m: usize, n: usize, c: &MatMut<'_>) -> bool {
-    let used = |rows: usize, cols: usize| {
-        (rows * cols) as f64
-            / (rows.next_multiple_of(kern.mr) * cols.next_multiple_of(kern.nr)) as f64
-    };
-    let (keep, swap) = (used(m, n), used(n, m));
+/// so a column-major C is transposed unless that costs clearly more work;
+/// otherwise transpose only when it costs clearly less (see [`work`]).
+fn transpose_pays(
+    kern: &MicroKernel,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
+    c: &MatMut<'_>,
+    threads: usize,
+) -> bool {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    // As Cᵀ, B's role is taken by Aᵀ, whose rows are contiguous when A's columns are.
+    let keep = work(kern, m, n, k, b.col_stride == 1, threads);
+    let swap = work(kern, n, m, k, a.row_stride == 1, threads);
     match (c.col_stride == 1, c.row_stride == 1) {
-        (true, false) => swap > keep * 1.15,
-        (false, true) => swap * 1.15 >= keep,
-        _ => swap > keep,
+        (true, false) => swap * 1.15 < keep,
+        (false, true) => swap < keep * 1.15,
+        _ => swap < keep,
     }
+}
+
+/// The cost of an `m × k · k × n` product in one orientation, counted in
+/// vector-lane multiply-adds: the tiles it runs (rows rounded up to the
+/// kernel's smallest edge tile, columns to whole vectors), plus, on the
+/// small path, packing a B whose rows are not contiguous there (read in
+/// place otherwise). A transposing pack moves about 3 floats a cycle while
+/// the FMA units do 2 vectors of lanes, so one packed float is charged
+/// `2 · LANES` multiply-adds. (The logits product 128×512×10 ran 1.5× faster
+/// kept than as Cᵀ, although Cᵀ pads fewer lanes, because Cᵀ packs Aᵀ.)
+fn work(
+    kern: &MicroKernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    b_rows_contiguous: bool,
+    threads: usize,
+) -> f64 {
+    let rows = m.next_multiple_of(kern.row_unit());
+    let cols = n.next_multiple_of(kern.lanes);
+    let tiles = (rows * cols * k) as f64;
+    let small = threads == 1 && small::fits(m, n, k);
+    let packing = if small && !b_rows_contiguous {
+        (k * cols * 2 * kern.lanes) as f64
+    } else {
+        0.0
+    };
+    tiles + packing
 }

@@ -127,6 +127,7 @@ pub(super) fn kernel() -> Option<MicroKernel> {
         kind: Kernel::Avx2,
         mr: MR,
         nr: NV * 8,
+        lanes: 8,
         kc: 256,  // B micro-panel 16 KiB + A micro-panel 6 KiB: in a 32 KiB L1d
         mc: 144,  // A block 144×256×4 = 144 KiB: well inside a 512 KiB L2
         nc: 4080, // B block 256×4080×4 ≈ 4 MiB: half the 8 MiB L3

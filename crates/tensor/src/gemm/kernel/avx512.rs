@@ -152,6 +152,7 @@ pub(super) mod intel {
             kind: Kernel::Avx512,
             mr: MR,
             nr: NV * 16,
+            lanes: 16,
             kc: 128,  // B micro-panel 128×64×4 = 32 KiB of a 48 KiB L1d
             mc: 192,  // A block 192×128×4 = 96 KiB: L2
             nc: 4096, // B block 128×4096×4 = 2 MiB: L3
@@ -198,6 +199,7 @@ pub(super) mod zen {
             kind: Kernel::Avx512Zen,
             mr: MR,
             nr: NV * 16,
+            lanes: 16,
             kc: 160, // A micro-panel 24×160×4 = 15 KiB: half a 32 KiB Zen 4 L1d
             mc: 240, // A block 240×160×4 = 150 KiB: a quarter of a 1 MiB L2
             nc: 816, // B block 160×816×4 = 510 KiB: half a 1 MiB L2

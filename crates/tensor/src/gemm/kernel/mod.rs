@@ -99,6 +99,8 @@ pub(crate) struct MicroKernel {
     pub mr: usize,
     /// Columns of C per tile.
     pub nr: usize,
+    /// `f32` lanes per vector: edge tiles are whole vectors wide.
+    pub lanes: usize,
     /// K slice per packed panel (the PC loop step).
     pub kc: usize,
     /// Rows per packed A block (the IC loop step).
@@ -161,6 +163,12 @@ impl MicroKernel {
         // only its first `rows ≤ MR` rows of A and `cols ≤ NR` lanes of B;
         // contract forwarded.
         unsafe { (tile.map_or(self.strided, |e| e.run))(t) }
+    }
+
+    /// The fewest rows any of its tiles has: a last row panel is rounded up
+    /// to a multiple of this at worst.
+    pub fn row_unit(&self) -> usize {
+        self.edges.iter().map(|e| e.rows).min().unwrap_or(self.mr)
     }
 
     /// Whether the tile needs [`MicroKernel::edge`] rather than the full one.

@@ -72,6 +72,7 @@ pub(super) fn kernel() -> MicroKernel {
         kind: Kernel::Scalar,
         mr: MR,
         nr: NV,
+        lanes: 1,
         kc: 256, // A and B micro-panels: 8 KiB in L1d
         mc: 128, // A block: 128 KiB, a quarter of L2
         nc: 4096,
