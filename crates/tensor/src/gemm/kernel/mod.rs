@@ -337,50 +337,59 @@ pub(crate) unsafe fn tile_body<V: Simd, const MR: usize, const NV: usize>(
 
 /// `C ← α·acc + β·C` on the live corner; β = 0 never reads C.
 ///
-/// Every access to `acc` has a constant index (the loops over `MR` and `NV`
-/// unroll), so the accumulators stay in registers through the k loop: an
-/// accumulator read through a pointer or a run-time index makes LLVM keep the
-/// array in memory and store all of it on every k step. A row-major C gets
-/// vector loads and stores, masked for a ragged last vector; any other C goes
-/// through one vector's worth of stack, element by element, with the same
-/// arithmetic, so the result does not depend on C's layout.
+/// The accumulators are first stored to a stack buffer by a loop with
+/// constant bounds, the only place that touches `acc`: if anything indexed
+/// `acc` with a run-time value (the live rows and columns) or through a
+/// pointer, LLVM would keep the whole array in memory and store all of it on
+/// every k step (`examples/kernel_check.rs` fails the build on that). The
+/// write-back then works from the buffer: vector loads and stores for a
+/// row-major C, masked for a ragged last vector; element by element, with
+/// the same arithmetic, for any other C, so the result does not depend on
+/// C's layout.
 ///
 /// # Safety
 /// As [`tile_body`]: `t.c` addresses a valid `t.m × t.n` view.
 #[inline(always)]
 unsafe fn write_back<V: Simd, const MR: usize, const NV: usize>(t: &Tile, acc: &[[V; NV]; MR]) {
     debug_assert!(V::LANES <= 16);
+    let mut spill = [[[0.0f32; 16]; NV]; MR];
+    // SAFETY: each `[f32; 16]` has room for one vector (LANES ≤ 16); the ISA
+    // is available (caller).
+    unsafe {
+        for (row, out) in acc.iter().zip(spill.iter_mut()) {
+            for (cell, lanes) in row.iter().zip(out.iter_mut()) {
+                cell.store(lanes.as_mut_ptr());
+            }
+        }
+    }
     // SAFETY: the caller guarantees the ISA and that the live m × n corner of
     // C (strides c_rs, c_cs) is valid for reads and writes; every access below
     // stays inside it (row i < m, columns first + j < n).
     unsafe {
         let alpha = V::splat(t.alpha);
         let beta = V::splat(t.beta);
-        for (i, row) in acc.iter().enumerate() {
-            if i >= t.m {
-                break;
-            }
-            for (v, cell) in row.iter().enumerate() {
+        for (i, row) in spill.iter().enumerate().take(t.m) {
+            for (v, lanes) in row.iter().enumerate() {
                 let first = v * V::LANES;
                 if first >= t.n {
                     break;
                 }
                 let live = (t.n - first).min(V::LANES);
                 let p = t.c.add(i * t.c_rs + first * t.c_cs);
-                let mut r = cell.mul(alpha);
-                if t.c_cs == 1 && live == V::LANES {
-                    if t.beta != 0.0 {
-                        r = r.add(V::load(p).mul(beta));
+                if t.c_cs == 1 {
+                    let mut r = V::load(lanes.as_ptr()).mul(alpha);
+                    if live == V::LANES {
+                        if t.beta != 0.0 {
+                            r = r.add(V::load(p).mul(beta));
+                        }
+                        r.store(p);
+                    } else {
+                        if t.beta != 0.0 {
+                            r = r.add(V::load_first(p, live).mul(beta));
+                        }
+                        r.store_first(p, live);
                     }
-                    r.store(p);
-                } else if t.c_cs == 1 {
-                    if t.beta != 0.0 {
-                        r = r.add(V::load_first(p, live).mul(beta));
-                    }
-                    r.store_first(p, live);
                 } else {
-                    let mut lanes = [0.0f32; 16];
-                    cell.store(lanes.as_mut_ptr());
                     for (j, &x) in lanes[..live].iter().enumerate() {
                         let q = p.add(j * t.c_cs);
                         let mut e = x * t.alpha;

@@ -1,0 +1,450 @@
+//! Proves each GEMM micro-kernel's k loop on CPUs this machine may not be:
+//! disassembles the packed k loop of every kernel from this very binary
+//! (`objdump`), then simulates it with LLVM's scheduling models (`llvm-mca`)
+//! for the microarchitectures the kernel is chosen on.
+//!
+//! ```text
+//! cargo run --release --example kernel_check            # the table; exit 1 on a failure
+//! cargo run --release --example kernel_check -- --markdown
+//! ```
+//!
+//! A kernel fails when its k loop stores anything (the accumulators must
+//! stay in registers: the loop may touch memory only to load A and B), or
+//! when a model needs more than 10 % more cycles per iteration than the same
+//! loop's FMAs alone (5 % on the model closest to this CPU). `.ci/run` runs
+//! it; it needs `objdump` (binutils) and `llvm-mca-19` (Debian's `llvm-19`),
+//! or the `llvm-mca` named by `LLVM_MCA`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use ember::tensor::gemm::Kernel;
+
+/// A kernel's packed entry point and the CPU models it is selected on.
+struct KernelLoop {
+    name: &'static str,
+    symbol: &'static str,
+    /// Vector register class of its FMAs (`zmm` or `ymm`).
+    register: &'static str,
+    /// Models of the CPUs that run this kernel.
+    models: &'static [&'static str],
+    /// Models of CPUs that choose another flavour: shown, not judged.
+    shown: &'static [&'static str],
+}
+
+const KERNELS: [KernelLoop; 3] = [
+    KernelLoop {
+        name: "avx512",
+        symbol: "ember_tensor::gemm::kernel::avx512::intel::packed",
+        register: "zmm",
+        // Skylake-X is LLVM's model with two 512-bit FMA units, as Sapphire
+        // Rapids Xeons have; its own `sapphirerapids` and `icelake-server`
+        // models give one, so their FMA bound is twice as long.
+        models: &["skylake-avx512", "icelake-server", "sapphirerapids"],
+        shown: &["znver4", "znver5"],
+    },
+    KernelLoop {
+        name: "avx512-zen",
+        symbol: "ember_tensor::gemm::kernel::avx512::zen::packed",
+        register: "zmm",
+        models: &["znver4", "znver5"],
+        shown: &["skylake-avx512", "icelake-server", "sapphirerapids"],
+    },
+    KernelLoop {
+        name: "avx2",
+        symbol: "ember_tensor::gemm::kernel::avx2::packed",
+        register: "ymm",
+        models: &["haswell", "skylake", "znver2", "znver3"],
+        shown: &[],
+    },
+];
+
+/// The bar on every model a kernel is selected on, and the tighter one on
+/// the model closest to this CPU.
+const BAR: f64 = 1.10;
+const BAR_HERE: f64 = 1.05;
+
+/// Why the check could not run.
+#[derive(Debug)]
+enum CheckError {
+    Tool { tool: String, why: String },
+    Parse { what: String },
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckError::Tool { tool, why } => write!(f, "running {tool}: {why}"),
+            CheckError::Parse { what } => write!(f, "{what}"),
+        }
+    }
+}
+
+fn run_tool(tool: &str, args: &[&str]) -> Result<String, CheckError> {
+    let err = |why: String| CheckError::Tool {
+        tool: tool.to_string(),
+        why,
+    };
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .map_err(|e| err(format!("{e} (is it installed? .ci/run installs llvm-19)")))?;
+    if !out.status.success() {
+        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One disassembled instruction.
+struct Insn {
+    addr: u64,
+    text: String,
+}
+
+impl Insn {
+    fn mnemonic(&self) -> &str {
+        self.text.split_whitespace().next().unwrap_or("")
+    }
+
+    fn operands(&self) -> &str {
+        self.text[self.mnemonic().len()..].trim()
+    }
+
+    /// The last operand (AT&T syntax: the destination), split at top-level commas.
+    fn destination(&self) -> &str {
+        let ops = self.operands();
+        let mut depth = 0;
+        let mut start = 0;
+        for (i, ch) in ops.char_indices() {
+            match ch {
+                '(' | '{' => depth += 1,
+                ')' | '}' => depth -= 1,
+                ',' if depth == 0 => start = i + 1,
+                _ => {}
+            }
+        }
+        ops[start..].trim()
+    }
+
+    fn is_fma(&self) -> bool {
+        self.mnemonic().starts_with("vfmadd")
+    }
+
+    /// Whether it writes memory: a memory destination, other than an
+    /// instruction that only reads or hints.
+    fn is_store(&self) -> bool {
+        let m = self.mnemonic();
+        let reads_only = ["cmp", "test", "prefetch", "nop", "bt"]
+            .iter()
+            .any(|p| m.starts_with(p));
+        !reads_only && !m.starts_with('j') && self.destination().contains('(')
+    }
+
+    /// The target of a branch, if it is one.
+    fn branch_target(&self) -> Option<u64> {
+        if !self.mnemonic().starts_with('j') {
+            return None;
+        }
+        let hex = self.operands().split_whitespace().next()?;
+        u64::from_str_radix(hex, 16).ok()
+    }
+}
+
+/// The instructions of `symbol` in objdump's output of the whole binary.
+fn function(disassembly: &str, symbol: &str) -> Result<Vec<Insn>, CheckError> {
+    let header = format!("<{symbol}>:");
+    let mut lines = disassembly.lines().skip_while(|l| !l.ends_with(&header));
+    if lines.next().is_none() {
+        return Err(CheckError::Parse {
+            what: format!("{symbol} is not in the binary (renamed, or inlined away?)"),
+        });
+    }
+    Ok(lines
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| {
+            let (addr, text) = l.split_once(":\t")?;
+            Some(Insn {
+                addr: u64::from_str_radix(addr.trim(), 16).ok()?,
+                text: text.trim().to_string(),
+            })
+        })
+        .collect())
+}
+
+/// The loop (a backward branch and what it jumps over) with the most FMAs:
+/// the k loop.
+fn k_loop(insns: &[Insn]) -> Option<&[Insn]> {
+    insns
+        .iter()
+        .enumerate()
+        .filter_map(|(end, insn)| {
+            let target = insn.branch_target().filter(|&t| t <= insn.addr)?;
+            let start = insns.iter().position(|i| i.addr == target)?;
+            Some(&insns[start..=end])
+        })
+        .max_by_key(|body| body.iter().filter(|i| i.is_fma()).count())
+        .filter(|body| body.iter().any(|i| i.is_fma()))
+}
+
+/// The loop as llvm-mca input, its back edge to a label.
+fn mca_source(body: &[Insn]) -> String {
+    let mut src = String::from(".Lloop:\n");
+    for (i, insn) in body.iter().enumerate() {
+        if i + 1 == body.len() {
+            src += &format!("{} .Lloop\n", insn.mnemonic());
+        } else {
+            src += &format!("{}\n", insn.text);
+        }
+    }
+    src
+}
+
+/// The same loop's FMAs alone, register to register (same destinations, so
+/// the same dependency chains), and the back edge: the FMA-port bound.
+fn fma_only_source(body: &[Insn], register: &str) -> String {
+    let dests: BTreeSet<&str> = body
+        .iter()
+        .filter(|i| i.is_fma())
+        .map(|i| i.destination())
+        .collect();
+    let free: Vec<String> = (0..32)
+        .rev()
+        .map(|r| format!("%{register}{r}"))
+        .filter(|r| !dests.contains(r.as_str()))
+        .take(2)
+        .collect();
+    let mut src = String::from(".Lloop:\n");
+    for insn in body.iter().filter(|i| i.is_fma()) {
+        src += &format!(
+            "{} {},{},{}\n",
+            insn.mnemonic(),
+            free[0],
+            free[1],
+            insn.destination()
+        );
+    }
+    src += "dec %rax\njne .Lloop\n";
+    src
+}
+
+/// Simulated cycles per iteration of `source` on `model`.
+fn cycles(mca: &str, model: &str, source: &str, dir: &Path, tag: &str) -> Result<f64, CheckError> {
+    let file = dir.join(format!("{tag}-{model}.s"));
+    std::fs::write(&file, source).map_err(|e| CheckError::Parse {
+        what: format!("writing {}: {e}", file.display()),
+    })?;
+    let iterations = 200;
+    let report = run_tool(
+        mca,
+        &[
+            &format!("-mcpu={model}"),
+            &format!("-iterations={iterations}"),
+            &file.to_string_lossy(),
+        ],
+    )?;
+    let total = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Total Cycles:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or_else(|| CheckError::Parse {
+            what: format!("no 'Total Cycles' in llvm-mca's report for {model}"),
+        })?;
+    Ok(total / iterations as f64)
+}
+
+/// The LLVM model closest to this CPU, from `/proc/cpuinfo`.
+fn model_here() -> Option<&'static str> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let flags = field("flags")?;
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let amd = field("vendor_id")?.contains("AMD");
+    let family: u32 = field("cpu family")?.parse().ok()?;
+    Some(match (amd, has("avx512f"), has("avx2")) {
+        (false, true, _) => "skylake-avx512",
+        (false, false, true) => "haswell",
+        (true, true, _) if family >= 0x1a => "znver5",
+        (true, true, _) => "znver4",
+        (true, false, true) if family >= 0x19 => "znver3",
+        (true, false, true) => "znver2",
+        _ => return None,
+    })
+}
+
+/// One line of the table.
+struct Row {
+    kernel: &'static str,
+    model: &'static str,
+    fmas: usize,
+    loads: usize,
+    stores: usize,
+    bound: f64,
+    loop_cycles: f64,
+    /// `None` for a model this kernel is not chosen on (shown, not judged).
+    bar: Option<f64>,
+}
+
+impl Row {
+    fn ratio(&self) -> f64 {
+        self.loop_cycles / self.bound
+    }
+    fn passes(&self) -> bool {
+        self.stores == 0 && self.bar.is_none_or(|bar| self.ratio() <= bar)
+    }
+
+    fn verdict(&self) -> String {
+        match (self.passes(), self.bar) {
+            (false, _) => "FAIL".into(),
+            (true, Some(_)) => "ok".into(),
+            (true, None) => "(other flavour here)".into(),
+        }
+    }
+
+    fn bar_text(&self) -> String {
+        self.bar.map_or("-".into(), |b| format!("{b:.2}"))
+    }
+}
+
+fn check(markdown: bool) -> Result<bool, CheckError> {
+    if cfg!(debug_assertions) {
+        return Err(CheckError::Parse {
+            what: "run it from a release build: cargo run --release --example kernel_check".into(),
+        });
+    }
+    let exe: PathBuf = std::env::current_exe().map_err(|e| CheckError::Parse {
+        what: format!("path of this program: {e}"),
+    })?;
+    let mca = std::env::var("LLVM_MCA").unwrap_or_else(|_| "llvm-mca-19".into());
+    let disassembly = run_tool(
+        "objdump",
+        &["-d", "-C", "--no-show-raw-insn", &exe.to_string_lossy()],
+    )?;
+    let dir = tempfile::tempdir().map_err(|e| CheckError::Parse {
+        what: format!("a temporary folder: {e}"),
+    })?;
+    let here = model_here();
+    // Asking every kernel whether it runs here also links all of them in.
+    let runnable: Vec<&str> = Kernel::supported().iter().map(|k| k.name()).collect();
+    println!("kernels this CPU runs: {}", runnable.join(", "));
+    let mut rows = Vec::new();
+    for kernel in &KERNELS {
+        let insns = function(&disassembly, kernel.symbol)?;
+        let body = k_loop(&insns).ok_or_else(|| CheckError::Parse {
+            what: format!("no loop with FMAs in {}", kernel.symbol),
+        })?;
+        let fmas = body.iter().filter(|i| i.is_fma()).count();
+        let stores = body.iter().filter(|i| i.is_store()).count();
+        let loads = body
+            .iter()
+            .filter(|i| !i.is_store() && i.operands().contains('('))
+            .count();
+        for line in body.iter().filter(|i| i.is_store()) {
+            eprintln!("{}: store in the k loop: {}", kernel.name, line.text);
+        }
+        let (src, fma_src) = (mca_source(body), fma_only_source(body, kernel.register));
+        let judged = kernel.models.iter().map(|m| (m, true));
+        for (&model, judge) in judged.chain(kernel.shown.iter().map(|m| (m, false))) {
+            let bound = cycles(
+                &mca,
+                model,
+                &fma_src,
+                dir.path(),
+                &format!("{}-fma", kernel.name),
+            )?;
+            let loop_cycles = cycles(&mca, model, &src, dir.path(), kernel.name)?;
+            let bar = judge.then_some(if here == Some(model) { BAR_HERE } else { BAR });
+            rows.push(Row {
+                kernel: kernel.name,
+                model,
+                fmas,
+                loads,
+                stores,
+                bound,
+                loop_cycles,
+                bar,
+            });
+        }
+    }
+    print_table(&rows, here, markdown);
+    Ok(rows.iter().all(Row::passes))
+}
+
+fn print_table(rows: &[Row], here: Option<&str>, markdown: bool) {
+    println!(
+        "k loop of each kernel's packed entry, simulated by llvm-mca (closest model to this CPU: {})",
+        here.unwrap_or("none")
+    );
+    let head = [
+        "kernel",
+        "model",
+        "FMAs",
+        "loads",
+        "stores",
+        "FMA-bound cyc",
+        "loop cyc",
+        "ratio",
+        "bar",
+        "",
+    ];
+    if markdown {
+        println!("| {} |", head[..9].join(" | "));
+        println!("|{}", "---|".repeat(9));
+    } else {
+        println!(
+            "{:<11} {:<15} {:>5} {:>5} {:>6} {:>13} {:>9} {:>6} {:>5}",
+            head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7], head[8]
+        );
+    }
+    for r in rows {
+        let (verdict, bar) = (r.verdict(), r.bar_text());
+        if markdown {
+            println!(
+                "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.3} | {bar} {verdict} |",
+                r.kernel,
+                r.model,
+                r.fmas,
+                r.loads,
+                r.stores,
+                r.bound,
+                r.loop_cycles,
+                r.ratio(),
+            );
+        } else {
+            println!(
+                "{:<11} {:<15} {:>5} {:>5} {:>6} {:>13.2} {:>9.2} {:>6.3} {bar:>5} {verdict}",
+                r.kernel,
+                r.model,
+                r.fmas,
+                r.loads,
+                r.stores,
+                r.bound,
+                r.loop_cycles,
+                r.ratio(),
+            );
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let markdown = std::env::args().any(|a| a == "--markdown");
+    match check(markdown) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!(
+                "error: a kernel's k loop stores, or runs over its FMA bound (see the table)"
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
