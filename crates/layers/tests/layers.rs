@@ -129,6 +129,24 @@ fn the_same_seed_gives_the_same_weights_on_any_thread_count() {
 }
 
 #[test]
+fn dropout_refuses_a_probability_outside_0_1_naming_it() {
+    for p in [1.5, 1.0, -0.5, f32::NAN, f32::INFINITY] {
+        let payload = std::panic::catch_unwind(|| Dropout::new(p, 0))
+            .err()
+            .unwrap_or_else(|| panic!("Dropout::new({p}) was accepted"));
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            message,
+            format!("Dropout::new: probability {p} is not in [0, 1)")
+        );
+    }
+    assert_eq!(Dropout::new(0.0, 0).p(), 0.0);
+}
+
+#[test]
 fn dropout_drops_about_p_and_is_off_in_eval() {
     let drop = Dropout::new(0.2, 11);
     let x = Var::constant(Tensor::ones(&[100_000]));
