@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ember::autograd::{no_grad, Var};
-use ember::layers::checkpoint::{load_checkpoint, save_checkpoint, TrainingState};
+use ember::layers::checkpoint::{load_checkpoint, save_checkpoint, Integrity, TrainingState};
 use ember::layers::init::{
     self, FanMode, GlorotNormal, GlorotUniform, HeNormal, HeUniform, LecunNormal, LecunUniform,
     Orthogonal, VarianceScaling, Zeros,
@@ -579,8 +579,15 @@ pub fn start(
 ) -> Result<(usize, u64), String> {
     let mut position = (0, 0);
     if let Some(path) = &args.resume {
-        let state = load_checkpoint(path, model, Some(optimizer)).map_err(|e| e.to_string())?;
-        position = (state.epoch as usize, state.step);
+        let loaded = load_checkpoint(path, model, Some(optimizer)).map_err(|e| e.to_string())?;
+        if loaded.integrity == Integrity::Unverified {
+            eprintln!(
+                "note: {} has no checksums (saved before Ember wrote them, or by another tool): \
+                 loaded as it is, nothing verified",
+                path.display()
+            );
+        }
+        position = (loaded.training.epoch as usize, loaded.training.step);
     }
     if let (0, Some(path)) = (epochs, &args.save) {
         save(path, model, optimizer, position.0, position.1, args.seed)?;
