@@ -232,11 +232,12 @@ fn run(cli: Cli) -> Result<(), String> {
     let started = Instant::now();
     // Checked before any work: the folder and the document can be written.
     let out_dir = out_dir(&cli);
-    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    common::args::writable_dir(&out_dir)?;
+    let refused = |e: String| format!("--out-dir {}: {e}", out_dir.display());
+    std::fs::create_dir_all(&out_dir).map_err(|e| refused(e.to_string()))?;
+    common::args::writable_dir(&out_dir).map_err(refused)?;
     let doc_path = out_dir.join("initialization.md");
     common::args::writable_file(&doc_path.to_string_lossy())
-        .map_err(|e| format!("{}: {e}", doc_path.display()))?;
+        .map_err(|e| refused(format!("{}: {e}", doc_path.display())))?;
     let threads = common::setup_threads(cli.threads)?;
     let mnist = Mnist::load(Dataset::Mnist, cli.data_dir.as_deref()).map_err(|e| {
         format!("{e}\n(the study needs the MNIST files: set MNIST_DIR or pass --data-dir)")
