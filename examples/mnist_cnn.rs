@@ -65,7 +65,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     let args = &cli.common;
-    let threads = common::setup_threads(args.threads);
+    let threads = common::setup_threads(args.threads)?;
     let epochs = args.epochs.unwrap_or(12);
     let kind = args.optimizer.unwrap_or(OptimizerKind::Adam);
     let lr = args.lr.unwrap_or(kind.default_lr());

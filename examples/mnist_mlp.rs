@@ -28,14 +28,14 @@ use rand_chacha::ChaCha8Rng;
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// Hidden layer widths.
-    #[arg(long, value_delimiter = ',', default_values_t = [512, 512])]
+    /// Hidden layer widths, each 1 to 65,536.
+    #[arg(long, value_delimiter = ',', default_values_t = [512, 512], value_parser = common::args::width)]
     hidden: Vec<usize>,
     /// Hidden activation.
     #[arg(long, value_enum, default_value_t = Activation::Relu)]
     activation: Activation,
-    /// Dropout probability after each hidden layer.
-    #[arg(long, default_value_t = 0.2)]
+    /// Dropout probability after each hidden layer, in [0, 1).
+    #[arg(long, default_value_t = 0.2, value_parser = common::args::probability)]
     dropout: f32,
     /// Before training, print an initialization report (weight spread,
     /// pre-activations, saturated and dead units, gradient norms per layer) on
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     let args = &cli.common;
-    let threads = common::setup_threads(args.threads);
+    let threads = common::setup_threads(args.threads)?;
     let epochs = args.epochs.unwrap_or(20);
     let kind = args.optimizer.unwrap_or(OptimizerKind::Rmsprop);
     let lr = args.lr.unwrap_or(kind.default_lr());

@@ -12,6 +12,8 @@
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+
 use ember::autograd::Var;
 use ember::layers::optim::{Adam, AdamConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig};
 use ember::layers::{Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
@@ -123,24 +125,64 @@ fn measure(build: Build, batch: usize, input: &[usize], steps: usize) -> (f64, P
     (rates[ROUNDS / 2], phases)
 }
 
-fn main() {
-    let (thread_args, wanted): (Vec<String>, Vec<String>) =
-        std::env::args().skip(1).partition(|a| {
-            a.strip_suffix('t')
-                .is_some_and(|n| n.parse::<usize>().is_ok())
-        });
-    let mut thread_counts: Vec<usize> = thread_args
-        .iter()
-        .map(|a| a.trim_end_matches('t').parse().expect("checked above"))
-        .collect();
+/// Measure training throughput of the MNIST models.
+#[derive(Parser, Debug)]
+#[command(about, long_about = None)]
+struct Cli {
+    /// Models (classic, small, cnn: a prefix of a name) and thread counts
+    /// (`1t`, `2t`, … up to 1024t) to measure; default: every model on 1
+    /// and 2 threads.
+    #[arg(value_parser = selection)]
+    select: Vec<Selection>,
+}
+
+/// One word of the selection.
+#[derive(Clone, Debug)]
+enum Selection {
+    /// Models whose name starts with this.
+    Model(String),
+    /// A thread count.
+    Threads(usize),
+}
+
+fn selection(text: &str) -> Result<Selection, String> {
+    if let Some(n) = text.strip_suffix('t').and_then(|n| n.parse::<usize>().ok()) {
+        return match n {
+            1..=1024 => Ok(Selection::Threads(n)),
+            _ => Err("a thread count must be 1t to 1024t".to_string()),
+        };
+    }
+    if !text.is_empty() && MODELS.iter().any(|m| m.0.starts_with(text)) {
+        return Ok(Selection::Model(text.to_string()));
+    }
+    let names: Vec<&str> = MODELS.iter().map(|m| m.0).collect();
+    Err(format!(
+        "neither a thread count (2t) nor the start of a model name ({})",
+        names.join(", ")
+    ))
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let mut thread_counts = Vec::new();
+    let mut wanted = Vec::new();
+    for s in cli.select {
+        match s {
+            Selection::Threads(n) => thread_counts.push(n),
+            Selection::Model(name) => wanted.push(name),
+        }
+    }
     if thread_counts.is_empty() {
         thread_counts = vec![1, 2];
     }
     for threads in thread_counts {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+            Ok(pool) => pool,
+            Err(e) => {
+                eprintln!("error: {threads}t: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
         for (name, build, batch, input) in MODELS {
             if !wanted.is_empty() && !wanted.iter().any(|w| name.starts_with(w.as_str())) {
                 continue;
@@ -163,4 +205,5 @@ fn main() {
             );
         }
     }
+    std::process::ExitCode::SUCCESS
 }

@@ -5,12 +5,14 @@
 
 #![allow(dead_code)] // each example uses a different part of this module
 
+pub mod args;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ember::autograd::{no_grad, Var};
-use ember::layers::checkpoint::{load_checkpoint, save_checkpoint, TrainingState};
+use ember::layers::checkpoint::{load_checkpoint, save_checkpoint, Integrity, TrainingState};
 use ember::layers::init::{
     self, FanMode, GlorotNormal, GlorotUniform, HeNormal, HeUniform, LecunNormal, LecunUniform,
     Orthogonal, VarianceScaling, Zeros,
@@ -29,13 +31,14 @@ use ember::tensor::Tensor;
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
     /// Epochs to train (with --resume: the total, counting the saved ones).
-    #[arg(long)]
+    #[arg(long, value_parser = args::epochs)]
     pub epochs: Option<usize>,
     /// Examples per training step (default: the recipe's).
-    #[arg(long)]
+    #[arg(long, value_parser = args::positive)]
     pub batch_size: Option<usize>,
-    /// Learning rate (default: the recipe's, or the optimizer's usual one).
-    #[arg(long)]
+    /// Learning rate, finite and >= 0 (default: the recipe's, or the
+    /// optimizer's usual one).
+    #[arg(long, value_parser = args::learning_rate)]
     pub lr: Option<f32>,
     /// The optimizer.
     #[arg(long, value_enum)]
@@ -46,37 +49,38 @@ pub struct CommonArgs {
     /// Label smoothing ε of the training loss, in [0, 1): the target puts
     /// 1 − ε + ε/10 on the true digit and ε/10 on each other (PyTorch's
     /// `label_smoothing`). Test loss is always plain cross-entropy.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_smoothing)]
+    #[arg(long, default_value_t = 0.0, value_parser = args::probability)]
     pub label_smoothing: f32,
     /// Weight initializer of every layer.
     #[arg(long, value_enum, default_value_t = InitKind::TruncatedNormal)]
     pub init: InitKind,
     /// Bias initial value ("default": 0, or 0.1 before a ReLU).
-    #[arg(long, default_value = "default")]
+    #[arg(long, default_value = "default", value_parser = args::bias)]
     pub bias_init: String,
     /// Seed of everything random: weights, shuffling, dropout.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = args::threads)]
     pub threads: Option<usize>,
-    /// Folder with the MNIST files (else $MNIST_DIR, else data/mnist).
-    #[arg(long)]
+    /// Folder with the MNIST files; it must exist, and is the only place
+    /// looked in (without it: $MNIST_DIR, else data/mnist).
+    #[arg(long, value_parser = args::existing_dir)]
     pub data_dir: Option<PathBuf>,
     /// Never download; fail with instructions if the files are missing.
     #[arg(long)]
     pub no_download: bool,
     /// Save a checkpoint (safetensors) here after every epoch, atomically.
-    #[arg(long)]
+    #[arg(long, value_parser = args::writable_file)]
     pub save: Option<PathBuf>,
     /// Resume from a checkpoint written by --save.
-    #[arg(long)]
+    #[arg(long, value_parser = args::readable_file)]
     pub resume: Option<PathBuf>,
     /// Write one CSV row of metrics per epoch here.
-    #[arg(long)]
+    #[arg(long, value_parser = args::writable_file)]
     pub metrics: Option<PathBuf>,
     /// Write an SVG of the loss and accuracy curves here.
-    #[arg(long)]
+    #[arg(long, value_parser = args::writable_file)]
     pub plot: Option<PathBuf>,
     /// Print only the final result.
     #[arg(long)]
@@ -85,19 +89,11 @@ pub struct CommonArgs {
     #[arg(long)]
     pub json: bool,
     /// Train on the first N training images only (quick checks and tests).
-    #[arg(long)]
+    #[arg(long, value_parser = args::positive)]
     pub train_limit: Option<usize>,
     /// Evaluate on the first N test images only.
-    #[arg(long)]
+    #[arg(long, value_parser = args::positive)]
     pub test_limit: Option<usize>,
-}
-
-fn parse_smoothing(text: &str) -> Result<f32, String> {
-    match text.parse::<f32>() {
-        Ok(eps) if (0.0..1.0).contains(&eps) => Ok(eps),
-        Ok(eps) => Err(format!("{eps} is outside [0, 1)")),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// "1 thread", "2 threads".
@@ -270,14 +266,17 @@ impl InitKind {
 }
 
 /// Sets the global thread pool; returns the thread count in use.
-pub fn setup_threads(threads: Option<usize>) -> usize {
+///
+/// # Errors
+/// If the threads cannot be started.
+pub fn setup_threads(threads: Option<usize>) -> Result<usize, String> {
     if let Some(n) = threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
-            .expect("the global thread pool is set once, before any parallel work");
+            .map_err(|e| format!("--threads {n}: {e}"))?;
     }
-    rayon::current_num_threads()
+    Ok(rayon::current_num_threads())
 }
 
 /// Loads MNIST (downloading it unless told not to), trimmed as asked.
@@ -579,8 +578,15 @@ pub fn start(
 ) -> Result<(usize, u64), String> {
     let mut position = (0, 0);
     if let Some(path) = &args.resume {
-        let state = load_checkpoint(path, model, Some(optimizer)).map_err(|e| e.to_string())?;
-        position = (state.epoch as usize, state.step);
+        let loaded = load_checkpoint(path, model, Some(optimizer)).map_err(|e| e.to_string())?;
+        if loaded.integrity == Integrity::Unverified {
+            eprintln!(
+                "note: {} has no checksums (saved before Ember wrote them, or by another tool): \
+                 loaded as it is, nothing verified",
+                path.display()
+            );
+        }
+        position = (loaded.training.epoch as usize, loaded.training.step);
     }
     if let (0, Some(path)) = (epochs, &args.save) {
         save(path, model, optimizer, position.0, position.1, args.seed)?;

@@ -12,6 +12,9 @@
 //! Needs the MNIST files (`MNIST_DIR` or `--data-dir`). The generated tables
 //! go between `<!-- init_study:NAME:begin/end -->` markers of
 //! `OUT/initialization.md` (created if missing), the plots into `OUT/img/`.
+//! OUT is `docs/` for the full study; a `--quick` smoke run never writes
+//! over those published results: its OUT is `ember-init-study-quick` in the
+//! system's temporary folder, unless `--out-dir` names another.
 //! Lines `check NAME VALUE` on stdout carry the key numbers for tests.
 
 #[path = "../common/mod.rs"]
@@ -40,27 +43,38 @@ use rand_chacha::ChaCha8Rng;
 #[derive(Parser, Debug)]
 #[command(about, long_about = None)]
 struct Cli {
-    /// A smoke run: 2 seeds, tiny training runs (under a minute).
+    /// A smoke run: 2 seeds, tiny training runs (under a minute), written
+    /// to a temporary folder unless --out-dir says where.
     #[arg(long)]
     quick: bool,
-    /// Where initialization.md and img/ go.
-    #[arg(long, default_value = "docs")]
-    out_dir: PathBuf,
-    /// Seeds per experiment (default: 5, or 2 with --quick).
+    /// Where initialization.md and img/ go (default: docs, or
+    /// $TMPDIR/ember-init-study-quick with --quick).
     #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Seeds per experiment, at least 2 (default: 5, or 2 with --quick).
+    #[arg(long, value_parser = seeds)]
     seeds: Option<usize>,
-    /// Folder with the MNIST files (else $MNIST_DIR, else data/mnist).
-    #[arg(long)]
+    /// Folder with the MNIST files; it must exist, and is the only place
+    /// looked in (without it: $MNIST_DIR, else data/mnist).
+    #[arg(long, value_parser = common::args::existing_dir)]
     data_dir: Option<PathBuf>,
     /// Training images in experiments 4 and 5 (default 8,000; 1,024 with --quick).
-    #[arg(long)]
+    #[arg(long, value_parser = common::args::positive)]
     train_limit: Option<usize>,
-    /// Epochs in experiments 4 and 5 (default 2; 1 with --quick).
-    #[arg(long)]
+    /// Epochs in experiments 4 and 5, at least 1 (default 2; 1 with --quick).
+    #[arg(long, value_parser = common::args::positive)]
     epochs: Option<usize>,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = common::args::threads)]
     threads: Option<usize>,
+}
+
+/// A seed count: the intervals need at least two.
+fn seeds(text: &str) -> Result<usize, String> {
+    match common::args::positive(text)? {
+        1 => Err("at least 2 seeds (the intervals need two)".to_string()),
+        n => Ok(n),
+    }
 }
 
 /// The hidden activation of an MLP.
@@ -204,14 +218,32 @@ fn take(set: &MnistSet, n: usize) -> MnistSet {
     set.select(&(0..n.min(set.len())).collect::<Vec<_>>())
 }
 
+/// Where the results go: `--out-dir`, else `docs` (the published study),
+/// else, for a smoke run, a temporary folder.
+fn out_dir(cli: &Cli) -> PathBuf {
+    match (&cli.out_dir, cli.quick) {
+        (Some(dir), _) => dir.clone(),
+        (None, false) => PathBuf::from("docs"),
+        (None, true) => std::env::temp_dir().join("ember-init-study-quick"),
+    }
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     let started = Instant::now();
-    let threads = common::setup_threads(cli.threads);
+    // Checked before any work: the folder and the document can be written.
+    let out_dir = out_dir(&cli);
+    let refused = |e: String| format!("--out-dir {}: {e}", out_dir.display());
+    std::fs::create_dir_all(&out_dir).map_err(|e| refused(e.to_string()))?;
+    common::args::writable_dir(&out_dir).map_err(refused)?;
+    let doc_path = out_dir.join("initialization.md");
+    common::args::writable_file(&doc_path.to_string_lossy())
+        .map_err(|e| refused(format!("{}: {e}", doc_path.display())))?;
+    let threads = common::setup_threads(cli.threads)?;
     let mnist = Mnist::load(Dataset::Mnist, cli.data_dir.as_deref()).map_err(|e| {
         format!("{e}\n(the study needs the MNIST files: set MNIST_DIR or pass --data-dir)")
     })?;
     let quick = cli.quick;
-    let seeds = cli.seeds.unwrap_or(if quick { 2 } else { 5 }).max(2);
+    let seeds = cli.seeds.unwrap_or(if quick { 2 } else { 5 });
     let plan = Plan {
         seeds: (0..seeds as u64).collect(),
         probe_size: if quick { 128 } else { 256 },
@@ -227,11 +259,11 @@ fn run(cli: Cli) -> Result<(), String> {
         ),
         test: take(&mnist.test, if quick { 500 } else { 2_000 }),
         full_train: mnist.train,
-        epochs: cli.epochs.unwrap_or(if quick { 1 } else { 2 }).max(1),
+        epochs: cli.epochs.unwrap_or(if quick { 1 } else { 2 }),
         evals_per_epoch: 2,
         dead_probe_size: if quick { 256 } else { 1000 },
     };
-    let img = cli.out_dir.join("img");
+    let img = out_dir.join("img");
     std::fs::create_dir_all(&img).map_err(|e| format!("{}: {e}", img.display()))?;
     let mut out = Out { img };
 
@@ -279,9 +311,8 @@ fn run(cli: Cli) -> Result<(), String> {
         name: "run",
         markdown: md,
     });
-    let path = cli.out_dir.join("initialization.md");
-    doc::write(&path, &sections)?;
-    println!("wrote {} and {}/", path.display(), out.img.display());
+    doc::write(&doc_path, &sections)?;
+    println!("wrote {} and {}/", doc_path.display(), out.img.display());
     println!("check total_seconds {total:.1}");
     Ok(())
 }

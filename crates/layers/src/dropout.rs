@@ -43,12 +43,13 @@ impl Dropout {
     /// Dropout with probability `p` of zeroing, masks seeded by `seed`.
     ///
     /// # Panics
-    /// If `p` is not in `[0, 1)`.
+    /// If `p` is not in `[0, 1)` (NaN included), with a message naming the
+    /// function and the value.
     #[track_caller]
     pub fn new(p: f32, seed: u64) -> Dropout {
         assert!(
             (0.0..1.0).contains(&p),
-            "Dropout: probability {p} is not in [0, 1)"
+            "Dropout::new: probability {p} is not in [0, 1)"
         );
         Dropout {
             p,

@@ -2,7 +2,8 @@
 //!
 //! Each takes a [`Reduction`]: [`Reduction::Mean`] (PyTorch's default,
 //! `reduction="mean"`) averages over the batch (over every element for the
-//! elementwise losses), [`Reduction::Sum`] adds. A summed loss makes the
+//! elementwise losses), [`Reduction::Sum`] adds (computed as a sum, never
+//! as the mean times the count). A summed loss makes the
 //! gradient grow with the batch size, so the learning rate must shrink with it.
 //!
 //! ```
@@ -30,14 +31,6 @@ pub enum Reduction {
     Sum,
 }
 
-/// Turns a batch-mean loss over `n` terms into the requested reduction.
-fn reduce_mean(mean: Var, n: usize, reduction: Reduction) -> Var {
-    match reduction {
-        Reduction::Mean => mean,
-        Reduction::Sum => mean.mul_scalar(n as f32),
-    }
-}
-
 /// Cross-entropy of logits `(N, C)` against class indices `targets` (length
 /// N), fused and stable: `logsumexp(xᵢ) − xᵢ[tᵢ]` per sample, with the
 /// backward `softmax(x) − onehot(t)` computed in one pass. PyTorch's
@@ -47,7 +40,7 @@ fn reduce_mean(mean: Var, n: usize, reduction: Reduction) -> Var {
 /// If `logits` is not `(N, C)` with N = `targets.len()`, or a target is ≥ C.
 #[track_caller]
 pub fn cross_entropy(logits: &Var, targets: &[usize], reduction: Reduction) -> Var {
-    reduce_mean(logits.cross_entropy(targets), targets.len(), reduction)
+    cross_entropy_smoothed(logits, targets, 0.0, reduction)
 }
 
 /// [`cross_entropy`] with label smoothing `ε ∈ [0, 1]`: the target
@@ -63,11 +56,10 @@ pub fn cross_entropy_smoothed(
     smoothing: f32,
     reduction: Reduction,
 ) -> Var {
-    reduce_mean(
-        logits.cross_entropy_smoothed(targets, smoothing),
-        targets.len(),
-        reduction,
-    )
+    match reduction {
+        Reduction::Mean => logits.cross_entropy_smoothed(targets, smoothing),
+        Reduction::Sum => logits.cross_entropy_sum(targets, smoothing),
+    }
 }
 
 /// Negative log-likelihood of log-probabilities `(N, C)` (for example the
@@ -79,7 +71,10 @@ pub fn cross_entropy_smoothed(
 /// If the shapes disagree or a target is out of range.
 #[track_caller]
 pub fn nll_loss(log_probs: &Var, targets: &[usize], reduction: Reduction) -> Var {
-    reduce_mean(log_probs.nll_loss(targets), targets.len(), reduction)
+    match reduction {
+        Reduction::Mean => log_probs.nll_loss(targets),
+        Reduction::Sum => log_probs.nll_loss_sum(targets),
+    }
 }
 
 /// Squared error `(x − y)²` per element, averaged or summed over every
@@ -89,8 +84,10 @@ pub fn nll_loss(log_probs: &Var, targets: &[usize], reduction: Reduction) -> Var
 /// If the shapes differ.
 #[track_caller]
 pub fn mse_loss(prediction: &Var, target: &Var, reduction: Reduction) -> Var {
-    let n = prediction.value_ref().numel();
-    reduce_mean(prediction.mse(target), n, reduction)
+    match reduction {
+        Reduction::Mean => prediction.mse(target),
+        Reduction::Sum => prediction.mse_sum(target),
+    }
 }
 
 /// Binary cross-entropy of logits against targets in `[0, 1]` (same shape),

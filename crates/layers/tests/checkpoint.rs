@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use ember_autograd::Var;
 use ember_layers::checkpoint::{
-    load_checkpoint, load_weights, save_checkpoint, save_weights, CheckpointError, RngState,
-    TrainingState,
+    load_checkpoint, load_weights, save_checkpoint, save_weights, CheckpointError, Integrity,
+    RngState, TrainingState,
 };
 use ember_layers::loss::{cross_entropy, Reduction};
 use ember_layers::optim::{
@@ -100,6 +100,8 @@ fn model_optimizer_and_position_round_trip() {
     );
     assert_ne!(bits(&loaded), bits(&saved));
     let back = load_checkpoint(&path, &loaded, Some(&mut opt2)).unwrap();
+    assert_eq!(back.integrity, Integrity::Verified);
+    let back = back.training;
     assert_eq!(back, position);
     assert_eq!(bits(&loaded), bits(&saved));
     assert_eq!(optimizer_bits(&opt2), optimizer_bits(&opt));
@@ -302,10 +304,9 @@ fn wrong_names_shapes_and_dtypes_are_typed_errors() {
     let ones: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
     write_raw(&plain, &[("w", Dtype::F32, vec![2], ones)], None);
     let s = single(&[2]);
-    assert_eq!(
-        load_checkpoint(&plain, &s, None).unwrap(),
-        TrainingState::default()
-    );
+    let loaded = load_checkpoint(&plain, &s, None).unwrap();
+    assert_eq!(loaded.training, TrainingState::default());
+    assert_eq!(loaded.integrity, Integrity::Unverified, "nothing to verify");
     assert_eq!(s.0.value().to_vec(), vec![1.0, 2.0]);
 }
 
@@ -554,7 +555,9 @@ fn resume_is_exact(make: fn(Vec<Named>) -> Box<dyn Optimizer>) {
     }
     let resumed = model(99);
     let mut opt2 = make(resumed.parameters());
-    let position = load_checkpoint(&path, &resumed, Some(opt2.as_mut())).unwrap();
+    let position = load_checkpoint(&path, &resumed, Some(opt2.as_mut()))
+        .unwrap()
+        .training;
     assert_eq!((position.epoch, position.step), (2, 8));
     let mut rng2 = position.rngs["shuffle"].to_rng();
     train(
@@ -658,4 +661,158 @@ fn writes_a_file_for_the_pytorch_check() {
         y.to_vec()
     );
     println!("wrote {}", dir.display());
+}
+
+/// A checkpoint with its Adam state and a position, and its bytes.
+fn saved_checkpoint(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let path = dir.join("sealed.safetensors");
+    let m = model(1);
+    let mut opt = Adam::new(m.parameters(), AdamConfig::default());
+    let x = Var::constant(Tensor::ones(&[2, 4]));
+    cross_entropy(&m.forward(&x), &[0, 1], Reduction::Mean).backward();
+    opt.step();
+    let position = TrainingState {
+        epoch: 3,
+        step: 30,
+        ..Default::default()
+    };
+    save_checkpoint(&path, &m, Some(&opt), &position).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    (path, bytes)
+}
+
+/// The byte range of tensor `name`'s data in a safetensors file.
+fn data_range(bytes: &[u8], name: &str) -> std::ops::Range<usize> {
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let view = SafeTensors::deserialize(bytes).unwrap();
+    let data = view.tensor(name).unwrap().data();
+    let start = data.as_ptr() as usize - bytes.as_ptr() as usize;
+    assert!(start >= 8 + header);
+    start..start + data.len()
+}
+
+#[test]
+fn a_flipped_bit_in_a_weight_is_an_error_naming_file_and_tensor() {
+    let dir = tempdir();
+    let (path, bytes) = saved_checkpoint(dir.path());
+    for name in ["0.weight", "3.bias", "optimizer.0.weight.exp_avg_sq"] {
+        let mut damaged = bytes.clone();
+        let range = data_range(&bytes, name);
+        damaged[range.start + range.len() / 2] ^= 0x01; // a low mantissa bit
+        std::fs::write(&path, &damaged).unwrap();
+        let target = model(2);
+        let before = bits(&target);
+        let mut opt = Adam::new(target.parameters(), AdamConfig::default());
+        let err = load_checkpoint(&path, &target, Some(&mut opt)).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Damaged { name: n, .. } if n == name),
+            "{err}"
+        );
+        assert_names_file(&err, &path, name);
+        assert!(err.to_string().contains("damaged"), "{err}");
+        assert_eq!(bits(&target), before, "a damaged load changed the model");
+        // Loading the weights alone checks the whole file too.
+        let err = load_weights(&path, &target).unwrap_err();
+        assert!(matches!(err, CheckpointError::Damaged { .. }), "{err}");
+    }
+}
+
+#[test]
+fn a_changed_training_position_is_an_error() {
+    let dir = tempdir();
+    let (path, bytes) = saved_checkpoint(dir.path());
+    // "epoch":"3" → "epoch":"7": still a valid number, valid JSON, same length.
+    let pattern = b"\"epoch\":\"3\"";
+    let at = bytes
+        .windows(pattern.len())
+        .position(|w| w == pattern)
+        .expect("the epoch in the header")
+        + 9;
+    let mut damaged = bytes.clone();
+    damaged[at] = b'7';
+    std::fs::write(&path, &damaged).unwrap();
+    let err = load_checkpoint(&path, &model(2), None).unwrap_err();
+    assert!(
+        matches!(&err, CheckpointError::Damaged { name, .. } if name == "__metadata__"),
+        "{err}"
+    );
+    assert_names_file(&err, &path, "__metadata__");
+}
+
+/// A bit flipped in any byte of a small checkpoint (a different bit in
+/// each byte, all eight in turn, so every header field and tensor is hit)
+/// is refused with a typed error naming the file, or (only where the flip
+/// cannot matter) loads exactly the saved state: never different weights,
+/// optimizer state or position without a word.
+#[test]
+fn no_single_bit_flip_loads_different_state() {
+    let dir = tempdir();
+    let (path, bytes) = saved_checkpoint(dir.path());
+    let reference = model(3);
+    let mut reference_opt = Adam::new(reference.parameters(), AdamConfig::default());
+    let position = load_checkpoint(&path, &reference, Some(&mut reference_opt)).unwrap();
+    let damaged_path = dir.path().join("flipped.safetensors");
+    let mut silent = 0;
+    for i in 0..bytes.len() {
+        let bit = i % 8;
+        let mut damaged = bytes.clone();
+        damaged[i] ^= 1 << bit;
+        std::fs::write(&damaged_path, &damaged).unwrap();
+        let target = model(2);
+        let mut opt = Adam::new(target.parameters(), AdamConfig::default());
+        match load_checkpoint(&damaged_path, &target, Some(&mut opt)) {
+            Err(e) => assert!(e.to_string().contains("flipped.safetensors"), "{e}"),
+            Ok(loaded) => {
+                silent += 1;
+                assert_eq!(loaded, position, "byte {i} bit {bit}: another position");
+                assert_eq!(bits(&target), bits(&reference), "byte {i} bit {bit}");
+                assert_eq!(
+                    optimizer_bits(&opt),
+                    optimizer_bits(&reference_opt),
+                    "byte {i} bit {bit}"
+                );
+            }
+        }
+    }
+    assert!(
+        silent * 100 < bytes.len(),
+        "{silent} of {} flips loaded",
+        bytes.len()
+    );
+}
+
+#[test]
+fn files_without_checksums_load_and_say_so() {
+    let dir = tempdir();
+    let (path, bytes) = saved_checkpoint(dir.path());
+    // The same file with every checksum entry taken out, as an older Ember
+    // wrote it: rebuilt through the safetensors crate.
+    let view = SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata: HashMap<String, String> = header
+        .metadata()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("sha256."))
+        .collect();
+    let tensors: Vec<(String, TensorView<'_>)> = view.tensors();
+    let old = dir.path().join("old.safetensors");
+    std::fs::write(
+        &old,
+        safetensors::serialize(tensors, Some(metadata)).unwrap(),
+    )
+    .unwrap();
+
+    let (a, b) = (model(2), model(2));
+    let mut opt_a = Adam::new(a.parameters(), AdamConfig::default());
+    let mut opt_b = Adam::new(b.parameters(), AdamConfig::default());
+    let sealed = load_checkpoint(&path, &a, Some(&mut opt_a)).unwrap();
+    let unsealed = load_checkpoint(&old, &b, Some(&mut opt_b)).unwrap();
+    assert_eq!(sealed.integrity, Integrity::Verified);
+    assert_eq!(unsealed.integrity, Integrity::Unverified);
+    assert_eq!(sealed.training, unsealed.training);
+    assert_eq!(bits(&a), bits(&b));
+    assert_eq!(load_weights(&old, &b).unwrap(), Integrity::Unverified);
+    assert_eq!(load_weights(&path, &b).unwrap(), Integrity::Verified);
 }

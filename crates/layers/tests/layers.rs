@@ -94,14 +94,24 @@ fn an_explicit_bias_is_kept_before_a_relu() {
     assert_eq!(no_bias.parameters().len(), 1);
 }
 
+/// Layers big enough that any parallel code on the way (the tensor
+/// crate's threshold, the GEMM inside the orthogonal initializer's QR)
+/// would split the work across threads: below the threshold, one and two
+/// threads run the very same code and the test could not tell.
 #[test]
 fn the_same_seed_gives_the_same_weights_on_any_thread_count() {
+    const WIDE: (usize, usize) = (784, 512);
+    const { assert!(WIDE.0 * WIDE.1 >= ember_tensor::PARALLEL_THRESHOLD) };
+    const { assert!(WIDE.1 * 300 >= ember_tensor::PARALLEL_THRESHOLD) };
     let build = || {
         let mut r = rng(5);
+        let orthogonal = LayerInit::default().weight(ember_layers::init::Orthogonal::new(1.0));
         let model = Sequential::new()
-            .add(Linear::new(30, 20, &mut r))
+            .add(Linear::new(WIDE.0, WIDE.1, &mut r))
             .add(ReLU)
-            .add(Linear::new(20, 5, &mut r));
+            .add(Linear::with_init(WIDE.1, 300, &orthogonal, &mut r))
+            .add(ReLU)
+            .add(Linear::new(300, 5, &mut r));
         model
             .parameters()
             .iter()
@@ -121,11 +131,32 @@ fn the_same_seed_gives_the_same_weights_on_any_thread_count() {
         .install(build);
     assert_eq!(one, two);
     let mut r = rng(6);
-    let other = Linear::new(30, 20, &mut r).weight().value().to_vec();
+    let other = Linear::new(WIDE.0, WIDE.1, &mut r)
+        .weight()
+        .value()
+        .to_vec();
     assert_ne!(
         other.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        one[..600].to_vec()
+        one[..WIDE.0 * WIDE.1].to_vec()
     );
+}
+
+#[test]
+fn dropout_refuses_a_probability_outside_0_1_naming_it() {
+    for p in [1.5, 1.0, -0.5, f32::NAN, f32::INFINITY] {
+        let payload = std::panic::catch_unwind(|| Dropout::new(p, 0))
+            .err()
+            .unwrap_or_else(|| panic!("Dropout::new({p}) was accepted"));
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            message,
+            format!("Dropout::new: probability {p} is not in [0, 1)")
+        );
+    }
+    assert_eq!(Dropout::new(0.0, 0).p(), 0.0);
 }
 
 #[test]

@@ -52,6 +52,56 @@ fn cross_entropy_mean_and_sum() {
     );
 }
 
+/// `Reduction::Sum` is a sum, not the mean times N (which rounds twice):
+/// on rows whose mean × N is off by an ulp in f32, the summed loss is
+/// exactly the f64 sum of the rows' losses, each taken alone, rounded once.
+#[test]
+fn sum_reduction_is_a_sum_not_the_mean_times_n() {
+    type Loss = fn(&Var, &[usize], Reduction) -> Var;
+    let losses: [(&str, Loss); 2] = [
+        ("cross_entropy", |x, t, r| cross_entropy(x, t, r)),
+        ("nll_loss", |x, t, r| nll_loss(&x.log_softmax(1), t, r)),
+    ];
+    let (n, c) = (7, 5);
+    let targets: Vec<usize> = (0..n).map(|i| (i * 3) % c).collect();
+    for (name, loss) in losses {
+        // The first of a family of logits on which mean × n and the sum
+        // differ (chosen from the reference, not from the code under test).
+        let case = (0..200).find_map(|shift| {
+            let values: Vec<f32> = (0..n * c)
+                .map(|k| ((k * 7 + shift) % 11) as f32 * 0.37 - 1.3)
+                .collect();
+            let row = |i: usize| {
+                Var::constant(Tensor::from_vec(
+                    values[i * c..(i + 1) * c].to_vec(),
+                    &[1, c],
+                ))
+            };
+            let reference: f64 = (0..n)
+                .map(|i| f64::from(loss(&row(i), &targets[i..=i], Reduction::Sum).item()))
+                .sum();
+            let all = Var::constant(Tensor::from_vec(values, &[n, c]));
+            let mean = loss(&all, &targets, Reduction::Mean).item();
+            (mean * n as f32 != reference as f32).then_some((all, reference as f32))
+        });
+        let (all, reference) =
+            case.unwrap_or_else(|| panic!("{name}: no logits tell a sum from mean × n"));
+        assert_eq!(
+            loss(&all, &targets, Reduction::Sum).item(),
+            reference,
+            "{name}: Sum is not the sum of the rows"
+        );
+    }
+    // Squares that add up exactly to 3.875, whose mean × 7 is 3.8749998.
+    let p = Var::constant(Tensor::from_vec(
+        vec![1.5, 1.0, 0.5, 0.5, 0.25, 0.25, 0.0],
+        &[7],
+    ));
+    let zeros = Var::constant(Tensor::zeros(&[7]));
+    assert_ne!(mse_loss(&p, &zeros, Reduction::Mean).item() * 7.0, 3.875);
+    assert_eq!(mse_loss(&p, &zeros, Reduction::Sum).item(), 3.875);
+}
+
 #[test]
 fn sum_reduction_scales_the_gradient_by_the_batch_size() {
     let (a, b) = (logits(), logits());

@@ -583,6 +583,97 @@ fn nesterov_without_momentum_is_refused() {
     );
 }
 
+/// The message a panic carried.
+fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+    let payload = std::panic::catch_unwind(f).expect_err("expected a panic");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Every optimizer refuses a NaN, infinite or negative learning rate, at
+/// construction and in `set_lr`, naming itself, the setting and the value.
+#[test]
+fn bad_learning_rates_panic_naming_the_optimizer_and_the_value() {
+    type Build = fn(Vec<Named>, f32) -> Box<dyn Optimizer>;
+    let builds: [(&str, Build); 5] = [
+        ("Sgd", |p, lr| {
+            Box::new(Sgd::new(
+                p,
+                SgdConfig {
+                    lr,
+                    ..Default::default()
+                },
+            ))
+        }),
+        ("Adam", |p, lr| {
+            Box::new(Adam::new(
+                p,
+                AdamConfig {
+                    lr,
+                    ..Default::default()
+                },
+            ))
+        }),
+        ("AdamW", |p, lr| {
+            Box::new(AdamW::new(
+                p,
+                AdamWConfig {
+                    lr,
+                    ..Default::default()
+                },
+            ))
+        }),
+        ("RmsProp", |p, lr| {
+            Box::new(RmsProp::new(
+                p,
+                RmsPropConfig {
+                    lr,
+                    ..Default::default()
+                },
+            ))
+        }),
+        ("Adagrad", |p, lr| {
+            Box::new(Adagrad::new(
+                p,
+                AdagradConfig {
+                    lr,
+                    ..Default::default()
+                },
+            ))
+        }),
+    ];
+    for (name, build) in builds {
+        for lr in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -1.0] {
+            let message = panic_message(move || {
+                build(param().1, lr);
+            });
+            assert_eq!(message, format!("{name}::new: invalid learning rate {lr}"));
+            let message = panic_message(move || {
+                build(param().1, 0.1).set_lr(lr);
+            });
+            assert_eq!(
+                message,
+                format!("{name}::set_lr: invalid learning rate {lr}")
+            );
+        }
+        // Zero is a valid rate (PyTorch's too).
+        build(param().1, 0.0).set_lr(0.0);
+    }
+    let message = panic_message(|| {
+        Adam::new(
+            param().1,
+            AdamConfig {
+                eps: f32::NAN,
+                ..Default::default()
+            },
+        );
+    });
+    assert_eq!(message, "Adam::new: invalid epsilon NaN");
+}
+
 #[test]
 fn rmsprop_keras_recipe_trains_a_tiny_regression() {
     // y = 2x − 1 from 8 points, full batch: the loss must fall by 100×.

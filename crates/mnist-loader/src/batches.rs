@@ -100,12 +100,12 @@ impl BatchConfig {
     /// Sequential batches of `batch_size`, last one kept, flat, in `[0, 1]`.
     ///
     /// # Panics
-    /// If `batch_size == 0`.
+    /// If `batch_size == 0`, with a message naming the function and the value.
     #[track_caller]
     pub fn new(batch_size: usize) -> BatchConfig {
         assert!(
             batch_size > 0,
-            "BatchConfig::new: batch size must be positive"
+            "BatchConfig::new: batch size {batch_size}, must be at least 1"
         );
         BatchConfig {
             batch_size,
@@ -419,5 +419,11 @@ mod tests {
     #[should_panic(expected = "MnistSet::image: index 4 out of range for 4 images")]
     fn out_of_range_index_panics_with_its_name() {
         toy(4).batch(&[1, 4], Layout::Flat, Scaling::Unit);
+    }
+
+    #[test]
+    #[should_panic(expected = "BatchConfig::new: batch size 0, must be at least 1")]
+    fn a_zero_batch_size_panics_naming_the_function_and_value() {
+        BatchConfig::new(0);
     }
 }

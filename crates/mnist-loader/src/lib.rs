@@ -9,7 +9,7 @@
 //!   long as the header says, and a forged header cannot make it allocate more
 //!   than the input holds.
 //! - [`mnist`]: the four files of a set, where they are looked for ([`locate`]:
-//!   explicit path, then `$MNIST_DIR`, then `data/mnist`), and the checked
+//!   an explicit path alone, else `$MNIST_DIR`, then `data/mnist`), and the checked
 //!   [`MnistSet`] (images 28×28 `u8`, labels `0..=9`, as many of each).
 //! - [`batches`]: epochs of [`Batch`]es, `(batch, 784)` or `(batch, 1, 28, 28)`,
 //!   in `[0, 1]` or standardised, with seeded per-epoch shuffling that is a pure

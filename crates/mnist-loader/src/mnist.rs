@@ -136,23 +136,26 @@ impl Located {
 
 /// Finds the four files of `dataset`.
 ///
-/// Search order: `explicit` (if given), then the directory in the dataset's
-/// environment variable ([`Dataset::env_var`]), then [`Dataset::default_dir`]
-/// under the working directory. The first directory holding all four files (each
-/// under any of its [`FileKind::accepted_names`]) wins; when none does, the error
-/// lists every directory and the names missing from it.
+/// An `explicit` directory is the only one looked in: the files are found
+/// there or not at all, never silently taken from somewhere else. Without
+/// one, the search goes through the directory in the dataset's environment
+/// variable ([`Dataset::env_var`]), then [`Dataset::default_dir`] under the
+/// working directory. The first directory holding all four files (each
+/// under any of its [`FileKind::accepted_names`]) wins; when none does, the
+/// error lists every directory and the names missing from it.
 pub fn locate(dataset: Dataset, explicit: Option<&Path>) -> Result<Located> {
     let mut candidates: Vec<(PathBuf, String)> = Vec::new();
     if let Some(dir) = explicit {
         candidates.push((dir.to_path_buf(), "explicit path".to_string()));
+    } else {
+        if let Some(dir) = env::var_os(dataset.env_var()).filter(|v| !v.is_empty()) {
+            candidates.push((PathBuf::from(dir), format!("${}", dataset.env_var())));
+        }
+        candidates.push((
+            dataset.default_dir().to_path_buf(),
+            "default, under the working directory".to_string(),
+        ));
     }
-    if let Some(dir) = env::var_os(dataset.env_var()).filter(|v| !v.is_empty()) {
-        candidates.push((PathBuf::from(dir), format!("${}", dataset.env_var())));
-    }
-    candidates.push((
-        dataset.default_dir().to_path_buf(),
-        "default, under the working directory".to_string(),
-    ));
 
     let mut searched = Vec::new();
     for (dir, origin) in candidates {

@@ -281,32 +281,33 @@ fn search_order_explicit_then_env_then_default() {
         found.path(FileKind::TrainLabels),
         from_env.path().join("train-labels-idx1-ubyte.gz")
     );
-    // An explicit directory without the files falls through to the next candidate.
-    let found = locate(Dataset::FashionMnist, Some(empty.path())).unwrap();
-    assert_eq!(found.dir, from_env.path());
+    // An explicit directory without the files is refused, not replaced by
+    // the one in the environment.
+    let err = locate(Dataset::FashionMnist, Some(empty.path())).unwrap_err();
+    match &err {
+        MnistError::NotFound { searched, .. } => {
+            let dirs: Vec<&Path> = searched.iter().map(|s| s.dir.as_path()).collect();
+            assert_eq!(dirs, [empty.path()]);
+            assert_eq!(searched[0].origin, "explicit path");
+            assert_eq!(searched[0].missing.len(), 4);
+        }
+        other => panic!("expected NotFound, got {other}"),
+    }
 
     // Nothing anywhere: every directory and every name is listed.
     std::env::set_var("FASHION_MNIST_DIR", empty.path());
-    let err = locate(Dataset::FashionMnist, Some(Path::new("/nonexistent/ember"))).unwrap_err();
+    let err = locate(Dataset::FashionMnist, None).unwrap_err();
     match &err {
         MnistError::NotFound { dataset, searched } => {
             assert_eq!(*dataset, "Fashion-MNIST");
             let dirs: Vec<&Path> = searched.iter().map(|s| s.dir.as_path()).collect();
-            assert_eq!(
-                dirs,
-                [
-                    Path::new("/nonexistent/ember"),
-                    empty.path(),
-                    Path::new("data/fashion-mnist")
-                ]
-            );
+            assert_eq!(dirs, [empty.path(), Path::new("data/fashion-mnist")]);
             assert_eq!(searched[0].missing.len(), 4);
         }
         other => panic!("expected NotFound, got {other}"),
     }
     let message = err.to_string();
     for needle in [
-        "explicit path",
         "$FASHION_MNIST_DIR",
         "train-images-idx3-ubyte.gz",
         "t10k-labels.idx1-ubyte",

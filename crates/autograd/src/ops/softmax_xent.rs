@@ -9,6 +9,23 @@ use ember_tensor::Tensor;
 use crate::graph::{record, Grads};
 use crate::Var;
 
+/// Whether a loss is averaged over its N terms or summed.
+#[derive(Clone, Copy)]
+enum Per {
+    Mean,
+    Sum,
+}
+
+impl Per {
+    /// What the total is divided by: N, or 1.
+    fn divisor(self, n: usize) -> f64 {
+        match self {
+            Per::Mean => n as f64,
+            Per::Sum => 1.0,
+        }
+    }
+}
+
 /// Checks `(N, C)` logits against N class indices below C.
 #[track_caller]
 fn check_targets(op: &str, logits: &Tensor, targets: &[usize]) -> (usize, usize) {
@@ -65,6 +82,21 @@ impl Var {
     /// If the shapes disagree or a target is out of range.
     #[track_caller]
     pub fn nll_loss(&self, targets: &[usize]) -> Var {
+        self.nll_loss_over(targets, Per::Mean)
+    }
+
+    /// [`Var::nll_loss`] summed over the batch instead of averaged:
+    /// `−Σᵢ x[i, tᵢ]`, computed as a sum (not the mean times N).
+    ///
+    /// # Panics
+    /// As [`Var::nll_loss`].
+    #[track_caller]
+    pub fn nll_loss_sum(&self, targets: &[usize]) -> Var {
+        self.nll_loss_over(targets, Per::Sum)
+    }
+
+    #[track_caller]
+    fn nll_loss_over(&self, targets: &[usize], per: Per) -> Var {
         let x = self.value();
         let (n, c) = check_targets("nll_loss", &x, targets);
         let total: f64 = targets
@@ -72,14 +104,14 @@ impl Var {
             .enumerate()
             .map(|(i, &t)| f64::from(x.get(&[i, t])))
             .sum();
-        let value = Tensor::scalar((-total / n as f64) as f32);
+        let value = Tensor::scalar((-total / per.divisor(n)) as f32);
         let targets = targets.to_vec();
         record(
             "nll_loss",
             value,
             &[self],
             move |g, grads: &mut Grads<'_>| {
-                let scale = -g.item() / n as f32;
+                let scale = -g.item() / per.divisor(n) as f32;
                 let mut d = vec![0.0; n * c];
                 for (i, &t) in targets.iter().enumerate() {
                     d[i * c + t] = scale;
@@ -120,6 +152,22 @@ impl Var {
     /// If the shapes disagree, a target is out of range, or `ε ∉ [0, 1]`.
     #[track_caller]
     pub fn cross_entropy_smoothed(&self, targets: &[usize], smoothing: f32) -> Var {
+        self.cross_entropy_over(targets, smoothing, Per::Mean)
+    }
+
+    /// [`Var::cross_entropy_smoothed`] summed over the batch instead of
+    /// averaged: `Σᵢ [logsumexp(xᵢ) − …]`, computed as a sum (not the mean
+    /// times N); backward `softmax(x) − target`.
+    ///
+    /// # Panics
+    /// As [`Var::cross_entropy_smoothed`].
+    #[track_caller]
+    pub fn cross_entropy_sum(&self, targets: &[usize], smoothing: f32) -> Var {
+        self.cross_entropy_over(targets, smoothing, Per::Sum)
+    }
+
+    #[track_caller]
+    fn cross_entropy_over(&self, targets: &[usize], smoothing: f32, per: Per) -> Var {
         assert!(
             (0.0..=1.0).contains(&smoothing),
             "cross_entropy: label smoothing {smoothing} is outside [0, 1]"
@@ -137,14 +185,14 @@ impl Var {
                 total -= f64::from(off) * row.iter().map(|&v| f64::from(v)).sum::<f64>();
             }
         }
-        let value = Tensor::scalar((total / n as f64) as f32);
+        let value = Tensor::scalar((total / per.divisor(n)) as f32);
         let targets = targets.to_vec();
         record(
             "cross_entropy",
             value,
             &[self],
             move |g, grads: &mut Grads<'_>| {
-                let scale = g.item() / n as f32;
+                let scale = g.item() / per.divisor(n) as f32;
                 let mut d = log_p.to_vec();
                 for (i, row) in d.chunks_mut(c).enumerate() {
                     for (j, v) in row.iter_mut().enumerate() {
@@ -164,6 +212,21 @@ impl Var {
     /// If the shapes differ.
     #[track_caller]
     pub fn mse(&self, target: &Var) -> Var {
+        self.mse_over(target, Per::Mean)
+    }
+
+    /// The summed squared error `Σ (x − y)²`, computed as a sum (not the
+    /// mean times n). `∂/∂x = 2(x − y)`.
+    ///
+    /// # Panics
+    /// As [`Var::mse`].
+    #[track_caller]
+    pub fn mse_sum(&self, target: &Var) -> Var {
+        self.mse_over(target, Per::Sum)
+    }
+
+    #[track_caller]
+    fn mse_over(&self, target: &Var, per: Per) -> Var {
         let (x, y) = (self.value(), target.value());
         assert_eq!(
             x.shape(),
@@ -173,7 +236,7 @@ impl Var {
             y.shape()
         );
         let diff = x.sub(&y);
-        let n = diff.numel() as f32;
+        let n = per.divisor(diff.numel()) as f32;
         let value = Tensor::scalar(diff.map(|d| d * d).sum_all() / n);
         record(
             "mse",

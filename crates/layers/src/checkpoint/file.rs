@@ -12,7 +12,7 @@ use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use serde_json::{json, Value};
 
-use super::CheckpointError;
+use super::{checksum, CheckpointError};
 
 /// The largest header accepted (the `safetensors` crate's own limit).
 const MAX_HEADER_BYTES: u64 = 100_000_000;
@@ -34,7 +34,8 @@ pub(super) fn write_file(
 
 /// The safetensors bytes: the header's length (u64, little-endian), the JSON
 /// header padded with spaces to a multiple of 8, then every tensor's f32
-/// values, little-endian, in name order.
+/// values, little-endian, in name order. The metadata gains the checksums
+/// of every tensor and of itself (see `checksum`).
 ///
 /// Written here rather than by `safetensors::serialize`, which emits the
 /// `__metadata__` map in hash-map order, so that two saves of one state were
@@ -43,7 +44,7 @@ pub(super) fn write_file(
 fn encode(
     path: &Path,
     mut tensors: Vec<(String, Tensor)>,
-    metadata: BTreeMap<String, String>,
+    mut metadata: BTreeMap<String, String>,
 ) -> Result<Vec<u8>, CheckpointError> {
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     if let Some(pair) = tensors.windows(2).find(|pair| pair[0].0 == pair[1].0) {
@@ -53,6 +54,16 @@ fn encode(
             reason: "two tensors have this name".to_string(),
         });
     }
+    let mut data = Vec::with_capacity(tensors.iter().map(|(_, t)| 4 * t.numel()).sum());
+    for (name, tensor) in &tensors {
+        let start = data.len();
+        data.extend(tensor.to_vec().iter().flat_map(|v| v.to_le_bytes()));
+        metadata.insert(
+            format!("{}{name}", checksum::PREFIX),
+            checksum::digest(&data[start..]),
+        );
+    }
+    checksum::seal(&mut metadata);
     let metadata: serde_json::Map<String, Value> = metadata
         .into_iter()
         .map(|(key, value)| (key, Value::String(value)))
@@ -77,9 +88,7 @@ fn encode(
     let mut bytes = Vec::with_capacity(8 + header.len() + offset);
     bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
-    for (_, tensor) in &tensors {
-        bytes.extend(tensor.to_vec().iter().flat_map(|v| v.to_le_bytes()));
-    }
+    bytes.extend_from_slice(&data);
     Ok(bytes)
 }
 

@@ -10,7 +10,9 @@
 //! - in the header's `__metadata__` string map: `format` = `"ember"`,
 //!   `format_version`, `epoch`, `step`, each saved RNG as
 //!   `rng.<name>.seed` (64 hex digits), `rng.<name>.stream` and
-//!   `rng.<name>.word_pos`, and user entries as `extra.<key>`.
+//!   `rng.<name>.word_pos`, user entries as `extra.<key>`, and checksums:
+//!   `sha256.<tensor name>` for each tensor's bytes and
+//!   `sha256.__metadata__` for all the other entries (the position).
 //!
 //! Tensors and header keys are written in sorted order, so two saves of the
 //! same state are the same bytes (`sha256sum` can compare checkpoints).
@@ -38,8 +40,15 @@
 //! is anything written, so a failed load leaves model and optimizer as
 //! they were. Errors are [`CheckpointError`]s naming the file and the tensor.
 //!
+//! Loading also detects damage the format cannot see (a flipped bit in a
+//! weight, a changed epoch): every tensor and the metadata are checked
+//! against the SHA-256 checksums written at save, and a mismatch is
+//! [`CheckpointError::Damaged`], naming the file and the tensor. A file
+//! without checksums (saved by an Ember before they existed, or by PyTorch)
+//! still loads, and the load says so: [`Integrity::Unverified`].
+//!
 //! ```
-//! use ember_layers::checkpoint::{load_checkpoint, save_checkpoint, RngState, TrainingState};
+//! use ember_layers::checkpoint::{load_checkpoint, save_checkpoint, Integrity, RngState, TrainingState};
 //! use ember_layers::optim::{Adam, AdamConfig, Optimizer};
 //! use ember_layers::{Linear, Module, ReLU, Sequential};
 //! use rand::{Rng, SeedableRng};
@@ -59,6 +68,8 @@
 //! let fresh = Sequential::new().add(Linear::new(3, 4, &mut fresh_rng)).add(ReLU).add(Linear::new(4, 2, &mut fresh_rng));
 //! let mut fresh_opt = Adam::new(fresh.parameters(), AdamConfig::default());
 //! let loaded = load_checkpoint(&path, &fresh, Some(&mut fresh_opt)).unwrap();
+//! assert_eq!(loaded.integrity, Integrity::Verified);
+//! let loaded = loaded.training;
 //! assert_eq!(loaded, position);
 //! assert_eq!(fresh.parameters()[0].1.value().to_vec(), model.parameters()[0].1.value().to_vec());
 //! let mut resumed = loaded.rngs["shuffle"].to_rng();
@@ -66,6 +77,7 @@
 //! ```
 //!
 //! [safetensors]: https://huggingface.co/docs/safetensors
+mod checksum;
 mod file;
 mod metadata;
 
@@ -137,6 +149,27 @@ impl RngState {
     }
 }
 
+/// What a load could vouch for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Integrity {
+    /// Every tensor and the training position matched the SHA-256
+    /// checksums written when the file was saved.
+    Verified,
+    /// The file carries no checksums (saved by an Ember before they existed,
+    /// or by another tool such as PyTorch): it was loaded as it is, and
+    /// nothing was verified.
+    Unverified,
+}
+
+/// What [`load_checkpoint`] restored besides the tensors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    /// The training position saved with the tensors.
+    pub training: TrainingState,
+    /// Whether the contents were checked against the file's checksums.
+    pub integrity: Integrity,
+}
+
 /// Why a checkpoint could not be saved or loaded. Every message starts with
 /// the file's path.
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +235,17 @@ pub enum CheckpointError {
         name: String,
         /// The dtype found.
         found: String,
+    },
+    /// A tensor (or, as `__metadata__`, the training position) does not
+    /// match the checksum the file recorded when saved: the file is damaged.
+    #[error("{}: `{name}` is damaged: {reason}", path.display())]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// The tensor, or `__metadata__`.
+        name: String,
+        /// What does not match.
+        reason: String,
     },
     /// A metadata entry is malformed or unsupported.
     #[error("{}: metadata `{key}` = {value:?}: {reason}", path.display())]
@@ -273,22 +317,25 @@ pub fn save_weights(
 }
 
 /// Loads a checkpoint written by [`save_checkpoint`] into `model` and, if
-/// given, `optimizer`, and returns the training position. A file without
-/// Ember metadata (say, written by PyTorch) loads with position zero.
+/// given, `optimizer`, and returns the training position and whether the
+/// checksums vouched for it all. A file without Ember metadata (say,
+/// written by PyTorch) loads with position zero, [`Integrity::Unverified`].
 ///
 /// # Errors
 /// A [`CheckpointError`] naming the file and, where it applies, the tensor:
-/// unreadable, truncated or corrupt file; missing, unexpected, misshapen or
-/// non-F32 tensors; malformed metadata; optimizer state that does not fit.
+/// unreadable, truncated or corrupt file; a tensor or position that does not
+/// match its checksum; missing, unexpected, misshapen or non-F32 tensors;
+/// malformed metadata; optimizer state that does not fit.
 /// On error neither model nor optimizer has changed.
 pub fn load_checkpoint(
     path: impl AsRef<Path>,
     model: &(impl Module + ?Sized),
     optimizer: Option<&mut dyn Optimizer>,
-) -> Result<TrainingState, CheckpointError> {
+) -> Result<Loaded, CheckpointError> {
     let path = path.as_ref();
     let bytes = read_file(path)?;
     let file = parse(path, &bytes)?;
+    let integrity = checksum::verify(path, file.metadata.as_ref(), &file.tensors)?;
     let training = parse_training(path, file.metadata.as_ref())?;
     let staged = stage_model(path, model, &file.tensors)?;
     if let Some(opt) = optimizer {
@@ -308,26 +355,33 @@ pub fn load_checkpoint(
     for (var, t) in staged {
         var.set_value(t);
     }
-    Ok(training)
+    Ok(Loaded {
+        training,
+        integrity,
+    })
 }
 
 /// Loads only the model's state from a file written by [`save_weights`],
 /// [`save_checkpoint`] (optimizer entries are ignored) or PyTorch's
 /// `safetensors.torch.save_file(model.state_dict(), path)`.
 ///
+/// Every tensor in the file is checked against its checksum, if the file
+/// has them; the result says whether it had.
+///
 /// # Errors
 /// As [`load_checkpoint`], without the optimizer and metadata cases.
 pub fn load_weights(
     path: impl AsRef<Path>,
     model: &(impl Module + ?Sized),
-) -> Result<(), CheckpointError> {
+) -> Result<Integrity, CheckpointError> {
     let path = path.as_ref();
     let bytes = read_file(path)?;
     let file = parse(path, &bytes)?;
+    let integrity = checksum::verify(path, file.metadata.as_ref(), &file.tensors)?;
     for (var, t) in stage_model(path, model, &file.tensors)? {
         var.set_value(t);
     }
-    Ok(())
+    Ok(integrity)
 }
 // ------------------------------------------------- model state, checked --
 

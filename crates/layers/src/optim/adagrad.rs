@@ -4,7 +4,8 @@ use ember_tensor::Tensor;
 
 use super::StateError;
 use super::{
-    check_config, export_state, import_state, par_update, update_param, Optimizer, ParamState,
+    check_config, check_lr, export_state, import_state, par_update, update_param, Optimizer,
+    ParamState,
 };
 use crate::Named;
 
@@ -76,6 +77,8 @@ impl Adagrad {
     /// # Panics
     /// On a negative learning rate, decay, accumulator start, ε or weight
     /// decay.
+    /// Any NaN or infinite setting is refused too; the message names the
+    /// function, the setting and the value (`Sgd::new: invalid learning rate NaN`).
     #[track_caller]
     pub fn new(params: Vec<Named>, config: AdagradConfig) -> Adagrad {
         let c = &config;
@@ -132,7 +135,9 @@ impl Optimizer for Adagrad {
         self.config.lr
     }
 
+    #[track_caller]
     fn set_lr(&mut self, lr: f32) {
+        check_lr("Adagrad", lr);
         self.config.lr = lr;
     }
 

@@ -3,8 +3,8 @@
 use ember_tensor::Tensor;
 
 use super::{
-    bias_correction, check_config, export_state, import_state, par_update, update_param, Optimizer,
-    ParamState, StateError,
+    bias_correction, check_config, check_lr, export_state, import_state, par_update, update_param,
+    Optimizer, ParamState, StateError,
 };
 use crate::Named;
 
@@ -202,6 +202,8 @@ impl Adam {
     ///
     /// # Panics
     /// On a negative learning rate, ε or weight decay, or a β outside [0, 1).
+    /// Any NaN or infinite setting is refused too; the message names the
+    /// function, the setting and the value (`Sgd::new: invalid learning rate NaN`).
     #[track_caller]
     pub fn new(params: Vec<Named>, config: AdamConfig) -> Adam {
         let c = AdamWConfig {
@@ -228,6 +230,8 @@ impl AdamW {
     ///
     /// # Panics
     /// On a negative learning rate, ε or weight decay, or a β outside [0, 1).
+    /// Any NaN or infinite setting is refused too; the message names the
+    /// function, the setting and the value (`Sgd::new: invalid learning rate NaN`).
     #[track_caller]
     pub fn new(params: Vec<Named>, config: AdamWConfig) -> AdamW {
         AdamW(AdamCore::new("AdamW", params, config, Decay::Decoupled))
@@ -246,7 +250,9 @@ macro_rules! delegate_to_core {
             fn lr(&self) -> f32 {
                 self.0.lr
             }
+            #[track_caller]
             fn set_lr(&mut self, lr: f32) {
+                check_lr(stringify!($ty), lr);
                 self.0.lr = lr;
             }
             fn state(&self) -> Vec<(String, Tensor)> {

@@ -74,6 +74,10 @@ pub trait Optimizer {
     fn lr(&self) -> f32;
 
     /// Sets the learning rate (what a schedule does between steps).
+    ///
+    /// # Panics
+    /// If `lr` is NaN, infinite or negative (the message names the
+    /// optimizer and the value).
     fn set_lr(&mut self, lr: f32);
 
     /// Everything the next steps depend on, as named tensors (see the
@@ -312,8 +316,21 @@ pub(crate) fn import_state(
     Ok(())
 }
 
-/// Checks a config value at construction, PyTorch-style.
+/// Checks a config value at construction, PyTorch-style: it must be finite
+/// (never NaN or infinite) and pass `ok`.
 #[track_caller]
 pub(crate) fn check_config(optimizer: &str, what: &str, value: f32, ok: bool) {
-    assert!(ok, "{optimizer}: invalid {what} {value}");
+    assert!(
+        ok && value.is_finite(),
+        "{optimizer}::new: invalid {what} {value}"
+    );
+}
+
+/// Checks a learning rate given to `set_lr`: finite and not negative.
+#[track_caller]
+pub(crate) fn check_lr(optimizer: &str, lr: f32) {
+    assert!(
+        lr.is_finite() && lr >= 0.0,
+        "{optimizer}::set_lr: invalid learning rate {lr}"
+    );
 }

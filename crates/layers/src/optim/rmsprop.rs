@@ -4,7 +4,8 @@ use ember_tensor::Tensor;
 
 use super::StateError;
 use super::{
-    check_config, export_state, import_state, par_update, update_param, Optimizer, ParamState,
+    check_config, check_lr, export_state, import_state, par_update, update_param, Optimizer,
+    ParamState,
 };
 use crate::Named;
 
@@ -115,6 +116,8 @@ impl RmsProp {
     /// # Panics
     /// On a negative learning rate, ε, momentum or weight decay, or α
     /// outside [0, 1].
+    /// Any NaN or infinite setting is refused too; the message names the
+    /// function, the setting and the value (`Sgd::new: invalid learning rate NaN`).
     #[track_caller]
     pub fn new(params: Vec<Named>, config: RmsPropConfig) -> RmsProp {
         let c = &config;
@@ -193,7 +196,9 @@ impl Optimizer for RmsProp {
         self.config.lr
     }
 
+    #[track_caller]
     fn set_lr(&mut self, lr: f32) {
+        check_lr("RmsProp", lr);
         self.config.lr = lr;
     }
 

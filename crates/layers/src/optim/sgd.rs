@@ -4,7 +4,8 @@ use ember_tensor::Tensor;
 
 use super::StateError;
 use super::{
-    check_config, export_state, import_state, par_update, update_param, Optimizer, ParamState,
+    check_config, check_lr, export_state, import_state, par_update, update_param, Optimizer,
+    ParamState,
 };
 use crate::Named;
 
@@ -78,6 +79,8 @@ impl Sgd {
     /// # Panics
     /// On a negative learning rate, momentum, dampening or weight decay, or
     /// Nesterov without momentum or with dampening.
+    /// Any NaN or infinite setting is refused too; the message names the
+    /// function, the setting and the value (`Sgd::new: invalid learning rate NaN`).
     #[track_caller]
     pub fn new(params: Vec<Named>, config: SgdConfig) -> Sgd {
         let c = &config;
@@ -137,7 +140,9 @@ impl Optimizer for Sgd {
         self.config.lr
     }
 
+    #[track_caller]
     fn set_lr(&mut self, lr: f32) {
+        check_lr("Sgd", lr);
         self.config.lr = lr;
     }
 
