@@ -1,5 +1,6 @@
-//! Ember's GEMM against `matrixmultiply`, side by side, on the shapes that
-//! matter for training (see issue 3 and `docs/gemm.md`).
+//! Ember's GEMM against `matrixmultiply` and the `gemm` crate (with its
+//! AVX-512 kernels, feature `x86-v4`), side by side, on the shapes that
+//! matter for training (see `docs/gemm.md`).
 //!
 //! ```text
 //! cargo run --release --example gemm_report            # a table
@@ -7,14 +8,15 @@
 //! cargo run --release --example gemm_report -- --quick # fewer rounds
 //! ```
 //!
-//! It first measures this machine's FMA peak with the selected instruction
-//! set, then, for 1 and 2 threads, times Ember and `matrixmultiply`
-//! interleaved round by round and reports medians, their ratio and Ember's
-//! share of the peak. Beside the wall-clock rates it prints rates per
+//! It first prints the caches found and the blocks chosen, measures this
+//! machine's FMA peak with the selected instruction set, then, for 1 and 2
+//! threads, times Ember, `matrixmultiply` and `gemm` interleaved round by
+//! round (the order rotating) and reports medians, Ember's ratio to each and
+//! its share of the peak. Beside the wall-clock rates it prints rates per
 //! CPU-second of each thread (from Linux `schedstat`), which stay meaningful
 //! when other processes share the cores. `matrixmultiply` reads its thread count
 //! (`MATMUL_NUM_THREADS`) once per process, so each thread count runs in a
-//! child process of this one. Expect Ember ≥ 1.12× `matrixmultiply` on every row.
+//! child process of this one.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -125,6 +127,39 @@ impl Operands {
         );
     }
 
+    fn gemm_crate(&mut self, s: &Shape, threads: usize) {
+        let par = if threads == 1 {
+            gemm::Parallelism::None
+        } else {
+            gemm::Parallelism::Rayon(threads)
+        };
+        // SAFETY: the pointers and strides describe exactly the three
+        // buffers (m×k, k×n and m×n floats); `gemm` takes (column, row) strides.
+        unsafe {
+            gemm::gemm(
+                s.m,
+                s.n,
+                s.k,
+                self.c.as_mut_ptr(),
+                1,
+                s.n as isize,
+                false,
+                self.a.as_ptr(),
+                self.sa.1 as isize,
+                self.sa.0 as isize,
+                self.b.as_ptr(),
+                self.sb.1 as isize,
+                self.sb.0 as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+    }
+
     fn matrixmultiply(&mut self, s: &Shape) {
         // SAFETY: the pointers and strides describe exactly the three buffers,
         // which are m×k, k×n and m×n floats long.
@@ -205,29 +240,35 @@ fn medians(samples: &[Sample]) -> Medians {
     }
 }
 
-/// Times one shape: `rounds` rounds, each timing Ember and matrixmultiply
-/// back to back (alternating who goes first); returns the two medians.
-fn measure(s: &Shape, threads: usize, rounds: usize, rng: &mut ChaCha8Rng) -> (Medians, Medians) {
+/// The libraries compared, in the order of `measure`'s result.
+const LIBS: usize = 3;
+
+/// Times one shape: `rounds` rounds, each timing Ember, matrixmultiply and
+/// gemm back to back (who goes first rotates); returns the three medians.
+fn measure(s: &Shape, threads: usize, rounds: usize, rng: &mut ChaCha8Rng) -> [Medians; LIBS] {
     let mut ops = Operands::new(s, rng);
     let flops = 2.0 * (s.m * s.k * s.n) as f64;
-    // Warm up both (buffers, thread pools, caches) and size the batches:
+    // Warm up all three (buffers, thread pools, caches) and size the batches:
     // 100 ms, so the CPU-time clock (updated at scheduler ticks) is accurate.
     let start = Instant::now();
     ops.ember(s, threads);
     ops.matrixmultiply(s);
-    let one = start.elapsed().max(Duration::from_nanos(100)) / 2;
+    ops.gemm_crate(s, threads);
+    let one = start.elapsed().max(Duration::from_nanos(100)) / LIBS as u32;
     let calls = (Duration::from_millis(100).as_secs_f64() / one.as_secs_f64()).ceil() as usize;
-    let (mut ember, mut mm) = (Vec::new(), Vec::new());
+    let mut samples: [Vec<Sample>; LIBS] = Default::default();
     for round in 0..rounds {
-        if round % 2 == 0 {
-            ember.push(rate(flops, calls, threads, || ops.ember(s, threads)));
-            mm.push(rate(flops, calls, threads, || ops.matrixmultiply(s)));
-        } else {
-            mm.push(rate(flops, calls, threads, || ops.matrixmultiply(s)));
-            ember.push(rate(flops, calls, threads, || ops.ember(s, threads)));
+        for turn in 0..LIBS {
+            let lib = (round + turn) % LIBS;
+            let sample = match lib {
+                0 => rate(flops, calls, threads, || ops.ember(s, threads)),
+                1 => rate(flops, calls, threads, || ops.matrixmultiply(s)),
+                _ => rate(flops, calls, threads, || ops.gemm_crate(s, threads)),
+            };
+            samples[lib].push(sample);
         }
     }
-    (medians(&ember), medians(&mm))
+    samples.map(|lib| medians(&lib))
 }
 
 fn arg_value(args: &[String], name: &str) -> Option<String> {
@@ -254,18 +295,44 @@ fn main() {
     }
 
     let kernel = Kernel::selected();
+    let blocks = kernel.blocks().expect("the selected kernel runs here");
     let peaks = [fma_peak_gflops(kernel, 1), fma_peak_gflops(kernel, 2)];
+    let caches = blocks
+        .caches
+        .map_or("unreadable: the kernel's own blocks".to_string(), |c| {
+            format!(
+                "L1d {} KiB, L2 {} KiB, L3 {} KiB per core",
+                c.l1d >> 10,
+                c.l2 >> 10,
+                c.l3 >> 10
+            )
+        });
     if json {
+        let c = blocks.caches;
         println!(
-            "{{\"kernel\":\"{}\",\"peak_gflops_1t\":{:.1},\"peak_gflops_2t\":{:.1}}}",
+            "{{\"kernel\":\"{}\",\"peak_gflops_1t\":{:.1},\"peak_gflops_2t\":{:.1},\"l1d\":{},\"l2\":{},\"l3\":{},\"mr\":{},\"nr\":{},\"kc\":{},\"mc\":{},\"nc\":{}}}",
             kernel_name(),
             peaks[0],
-            peaks[1]
+            peaks[1],
+            c.map_or(0, |c| c.l1d),
+            c.map_or(0, |c| c.l2),
+            c.map_or(0, |c| c.l3),
+            blocks.mr,
+            blocks.nr,
+            blocks.kc,
+            blocks.mc,
+            blocks.nc,
         );
     } else {
+        println!("caches: {caches}");
         println!(
-            "kernel {}: measured FMA peak {:.1} GFLOP/s on 1 thread, {:.1} on 2",
+            "kernel {}: tile {}×{}, blocks KC {} MC {} NC {}; measured FMA peak {:.1} GFLOP/s on 1 thread, {:.1} on 2",
             kernel_name(),
+            blocks.mr,
+            blocks.nr,
+            blocks.kc,
+            blocks.mc,
+            blocks.nc,
             peaks[0],
             peaks[1]
         );
@@ -273,8 +340,18 @@ fn main() {
             "GFLOP/s medians: by the wall clock | work / (CPU seconds / threads): the rate with a core per thread (robust to a shared machine)"
         );
         println!(
-            "{:<40} {:>3} {:>8} {:>8} {:>6} {:>6} | {:>8} {:>8} {:>6}",
-            "shape M×K×N", "thr", "ember", "mm", "ratio", "%peak", "ember", "mm", "ratio"
+            "{:<38} {:>3} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} | {:>7} {:>6} {:>6}",
+            "shape M×K×N",
+            "thr",
+            "ember",
+            "mm",
+            "gemm",
+            "÷mm",
+            "÷gemm",
+            "%peak",
+            "ember",
+            "÷mm",
+            "÷gemm"
         );
     }
     let exe = std::env::current_exe().expect("path of this example");
@@ -301,24 +378,27 @@ fn child(threads: usize, peak: f64, rounds: usize, json: bool) {
         } else {
             rounds
         };
-        let (ember, mm) = measure(s, threads, rounds, &mut rng);
+        let [ember, mm, gm] = measure(s, threads, rounds, &mut rng);
         let pct = 100.0 * ember.wall / peak;
         if json {
             println!(
-                "{{\"shape\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"a_transposed\":{},\"b_transposed\":{},\"threads\":{threads},\"ember_gflops\":{:.1},\"matrixmultiply_gflops\":{:.1},\"ratio\":{:.3},\"pct_of_peak\":{pct:.1},\"ember_gflops_per_cpu\":{:.1},\"matrixmultiply_gflops_per_cpu\":{:.1},\"ratio_per_cpu\":{:.3}}}",
-                s.name, s.m, s.k, s.n, s.a_t, s.b_t, ember.wall, mm.wall, ember.wall / mm.wall,
-                ember.cpu, mm.cpu, ember.cpu / mm.cpu
+                "{{\"shape\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"a_transposed\":{},\"b_transposed\":{},\"threads\":{threads},\"ember_gflops\":{:.1},\"matrixmultiply_gflops\":{:.1},\"gemm_gflops\":{:.1},\"ratio_matrixmultiply\":{:.3},\"ratio_gemm\":{:.3},\"pct_of_peak\":{pct:.1},\"ember_gflops_per_cpu\":{:.1},\"ratio_matrixmultiply_per_cpu\":{:.3},\"ratio_gemm_per_cpu\":{:.3}}}",
+                s.name, s.m, s.k, s.n, s.a_t, s.b_t, ember.wall, mm.wall, gm.wall,
+                ember.wall / mm.wall, ember.wall / gm.wall,
+                ember.cpu, ember.cpu / mm.cpu, ember.cpu / gm.cpu
             );
         } else {
             println!(
-                "{:<40} {threads:>3} {:>8.1} {:>8.1} {:>6.2} {pct:>5.0}% | {:>8.1} {:>8.1} {:>6.2}",
+                "{:<38} {threads:>3} {:>7.1} {:>7.1} {:>7.1} {:>6.2} {:>6.2} {pct:>5.0}% | {:>7.1} {:>6.2} {:>6.2}",
                 s.name,
                 ember.wall,
                 mm.wall,
+                gm.wall,
                 ember.wall / mm.wall,
+                ember.wall / gm.wall,
                 ember.cpu,
-                mm.cpu,
-                ember.cpu / mm.cpu
+                ember.cpu / mm.cpu,
+                ember.cpu / gm.cpu
             );
         }
     }

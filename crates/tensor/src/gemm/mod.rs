@@ -267,6 +267,31 @@ impl Kernel {
         }
     }
 
+    /// The kernel called `name` (as [`Kernel::name`] spells it), if any.
+    pub fn from_name(name: &str) -> Option<Kernel> {
+        Kernel::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The tile shape and cache blocks this kernel uses on this machine, or
+    /// `None` when the CPU cannot run it.
+    ///
+    /// ```
+    /// use ember_tensor::gemm::Kernel;
+    /// let blocks = Kernel::Scalar.blocks().unwrap();
+    /// assert!(blocks.kc > 0 && blocks.mc % blocks.mr == 0 && blocks.nc % blocks.nr == 0);
+    /// ```
+    pub fn blocks(self) -> Option<Blocks> {
+        let kern = MicroKernel::new(self)?;
+        Some(Blocks {
+            mr: kern.mr,
+            nr: kern.nr,
+            kc: kern.kc,
+            mc: kern.mc,
+            nc: kern.nc,
+            caches: CacheSizes::detected(),
+        })
+    }
+
     /// Whether this CPU can run the kernel (detected at run time).
     pub fn is_supported(self) -> bool {
         MicroKernel::new(self).is_some()
@@ -289,6 +314,24 @@ impl Kernel {
     pub fn selected() -> Kernel {
         kernel::selected().kind
     }
+}
+
+/// A kernel's register tile and cache blocks (see `docs/gemm.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blocks {
+    /// Rows of C per micro-tile.
+    pub mr: usize,
+    /// Columns of C per micro-tile.
+    pub nr: usize,
+    /// Most K steps per packed slice.
+    pub kc: usize,
+    /// Most rows of A per packed block.
+    pub mc: usize,
+    /// Most columns of B per packed block.
+    pub nc: usize,
+    /// The caches the blocks were fitted to; `None` when they could not be
+    /// read and the kernel's own constants are in use.
+    pub caches: Option<CacheSizes>,
 }
 
 /// The name of the micro-kernel [`gemm`] uses in this process

@@ -110,6 +110,15 @@ fn pack(
     }
     let panels = lines.div_ceil(w);
     assert!(dst.len() >= panels * w * depth, "pack: buffer too small");
+    if ls == 1 && ds != 1 {
+        // Lines contiguous: walk depth outside, so each step reads one
+        // contiguous run of `lines` floats while it is in cache (panel by
+        // panel, a step read only `w` floats of each cache line it touched,
+        // and the line was often gone by the next panel).
+        // SAFETY: as below; `out` has `panels · w · depth` floats.
+        unsafe { pack_contiguous_lines(dst.as_mut_ptr(), src, lines, depth, ds, w) };
+        return;
+    }
     for (r, panel) in dst.chunks_exact_mut(w * depth).take(panels).enumerate() {
         let i0 = r * w;
         let live = w.min(lines - i0);
@@ -119,12 +128,7 @@ fn pack(
         // `panel` has exactly `w · depth` floats, which bounds every write.
         unsafe {
             let base = src.add(i0 * ls);
-            if live == w && ls == 1 {
-                // Lines contiguous: each step is one straight copy.
-                for p in 0..depth {
-                    copy_short(base.add(p * ds), out.add(p * w), w);
-                }
-            } else if ds == 1 {
+            if ds == 1 {
                 // Depth contiguous: a transpose, done in small square blocks.
                 transpose_lines(out, base, live, depth, ls, w);
                 pad(out, live, depth, w);
@@ -136,6 +140,38 @@ fn pack(
                 }
                 pad(out, live, depth, w);
             }
+        }
+    }
+}
+
+/// [`pack`] for lines at stride 1: for each step `p`, the run of `lines`
+/// floats at `src + p·ds` is dealt out to the panels, `w` floats each, and
+/// the last panel's missing lines are zeroed.
+///
+/// # Safety
+/// `src` has `lines` floats at each of `depth` steps `ds` apart; `out` has
+/// `⌈lines/w⌉ · w · depth` writable floats.
+unsafe fn pack_contiguous_lines(
+    out: *mut f32,
+    src: *const f32,
+    lines: usize,
+    depth: usize,
+    ds: usize,
+    w: usize,
+) {
+    let panels = lines.div_ceil(w);
+    let panel_len = w * depth;
+    let tail = lines - (panels - 1) * w;
+    for p in 0..depth {
+        // SAFETY: step p < depth of src and of every panel (caller).
+        unsafe {
+            let row = src.add(p * ds);
+            for r in 0..panels - 1 {
+                copy_short(row.add(r * w), out.add(r * panel_len + p * w), w);
+            }
+            let last = out.add((panels - 1) * panel_len + p * w);
+            copy_short(row.add((panels - 1) * w), last, tail);
+            ptr::write_bytes(last.add(tail), 0, w - tail);
         }
     }
 }

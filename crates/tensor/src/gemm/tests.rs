@@ -459,3 +459,23 @@ fn agrees_with_matrixmultiply() {
         assert!(worst <= 1e-5 * k as f32, "{m}×{k}×{n}: max diff {worst}");
     }
 }
+
+/// `EMBER_REQUIRE_KERNELS=avx512,avx2` (comma-separated kernel names) lists
+/// the kernels this test run must cover: the tests above only force the
+/// kernels the CPU supports, so without this a missing one would pass by
+/// being skipped. `.ci/run` sets it from the CPU's flags.
+#[test]
+fn required_kernels_can_run_here() {
+    let Ok(list) = std::env::var("EMBER_REQUIRE_KERNELS") else {
+        return;
+    };
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let kernel = Kernel::from_name(name)
+            .unwrap_or_else(|| panic!("EMBER_REQUIRE_KERNELS={list}: unknown kernel {name:?}"));
+        assert!(
+            kernel.is_supported(),
+            "EMBER_REQUIRE_KERNELS={list}: the {name} kernel is required but this CPU cannot run it"
+        );
+        assert!(Kernel::supported().contains(&kernel));
+    }
+}

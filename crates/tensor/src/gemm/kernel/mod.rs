@@ -231,10 +231,7 @@ pub(crate) fn selected() -> &'static MicroKernel {
 pub(crate) fn choose(forced: Option<&str>) -> Kernel {
     match forced.map(str::trim).filter(|s| !s.is_empty()) {
         Some(name) => {
-            let kind = Kernel::ALL
-                .into_iter()
-                .find(|k| k.name() == name)
-                .unwrap_or_else(|| {
+            let kind = Kernel::from_name(name).unwrap_or_else(|| {
                     panic!("{KERNEL_ENV}={name}: unknown kernel (expected scalar, avx2, avx512 or avx512-zen)")
                 });
             assert!(
@@ -352,6 +349,11 @@ pub(crate) unsafe fn tile_body<V: Simd, const MR: usize, const NV: usize>(
 #[inline(always)]
 unsafe fn write_back<V: Simd, const MR: usize, const NV: usize>(t: &Tile, acc: &[[V; NV]; MR]) {
     debug_assert!(V::LANES <= 16);
+    if t.m == MR && t.n == NV * V::LANES && t.c_cs == 1 {
+        // SAFETY: as below, for the whole MR × NR tile of a row-major C.
+        unsafe { write_full_tile::<V, MR, NV>(t, acc) };
+        return;
+    }
     let mut spill = [[[0.0f32; 16]; NV]; MR];
     // SAFETY: each `[f32; 16]` has room for one vector (LANES ≤ 16); the ISA
     // is available (caller).
@@ -399,6 +401,42 @@ unsafe fn write_back<V: Simd, const MR: usize, const NV: usize>(t: &Tile, acc: &
                         *q = e;
                     }
                 }
+            }
+        }
+    }
+}
+
+/// [`write_back`] for a whole tile of a row-major C, straight from the
+/// registers: loops of constant length over `acc` only, which unroll, so
+/// `acc` is never indexed at run time. α = 1 and β = 1 skip their
+/// multiplications (exact, so the bits are the same).
+///
+/// # Safety
+/// As [`write_back`], with `t.m = MR`, `t.n = NR` and `t.c_cs = 1`.
+#[inline(always)]
+unsafe fn write_full_tile<V: Simd, const MR: usize, const NV: usize>(
+    t: &Tile,
+    acc: &[[V; NV]; MR],
+) {
+    // SAFETY: the caller guarantees the ISA and that the MR × NR tile at
+    // `t.c` (rows `c_rs` apart, columns contiguous) is valid.
+    unsafe {
+        let alpha = V::splat(t.alpha);
+        let beta = V::splat(t.beta);
+        for (i, row) in acc.iter().enumerate() {
+            for (v, &cell) in row.iter().enumerate() {
+                let p = t.c.add(i * t.c_rs + v * V::LANES);
+                let mut r = if t.alpha == 1.0 {
+                    cell
+                } else {
+                    cell.mul(alpha)
+                };
+                if t.beta == 1.0 {
+                    r = r.add(V::load(p));
+                } else if t.beta != 0.0 {
+                    r = r.add(V::load(p).mul(beta));
+                }
+                r.store(p);
             }
         }
     }
