@@ -1,7 +1,8 @@
-//! Criterion benchmarks of Ember's GEMM against `matrixmultiply` on the named
-//! shapes of issue 3 (`cargo bench --bench gemm`). Each shape is measured at
-//! 1 and 2 threads for Ember; `matrixmultiply` uses `MATMUL_NUM_THREADS`
-//! (read once per process), so its group says which it ran with.
+//! Criterion benchmarks of Ember's GEMM against `matrixmultiply` and the
+//! `gemm` crate (0.19, `x86-v4`) on the training shapes (`cargo bench --bench
+//! gemm`). Ember and `gemm` are measured at 1 and 2 threads; `matrixmultiply`
+//! uses `MATMUL_NUM_THREADS` (read once per process), so its group says which
+//! it ran with.
 //! For the side-by-side table, `examples/gemm_report.rs` is the tool.
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
@@ -85,6 +86,42 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
+        for threads in [1usize, 2] {
+            let par = if threads == 1 {
+                gemm::Parallelism::None
+            } else {
+                gemm::Parallelism::Rayon(threads)
+            };
+            group.bench_function(BenchmarkId::new("gemm", threads), |bench| {
+                bench.iter(|| {
+                    // SAFETY: pointers and strides describe the m×k, k×n and
+                    // m×n buffers; `gemm` takes (column, row) strides.
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            n,
+                            k,
+                            out.as_mut_ptr(),
+                            1,
+                            n as isize,
+                            false,
+                            a.as_ptr(),
+                            sa.1 as isize,
+                            sa.0 as isize,
+                            b.as_ptr(),
+                            sb.1 as isize,
+                            sb.0 as isize,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            par,
+                        )
+                    }
+                })
+            });
+        }
         group.finish();
     }
 }
