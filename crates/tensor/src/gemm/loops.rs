@@ -48,7 +48,11 @@ pub(crate) struct Product<'a> {
 /// micro-kernel calls.
 pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usize {
     let (m, k, n) = (p.a.rows, p.a.cols, p.b.cols);
-    let (nr, kc, nc) = (kern.nr, blocking::kc(kern, k), blocking::nc(kern, n));
+    let (nr, kc, nc) = (
+        kern.nr,
+        blocking::kc(kern, k),
+        blocking::nc(kern, n, threads),
+    );
     let tiles = AtomicUsize::new(0);
     // JC: blocks of NC columns.
     for jc in (0..n).step_by(nc) {
@@ -60,8 +64,6 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
             let kcb = kc.min(k - pc);
             let beta = if pc == 0 { p.beta } else { 1.0 };
             with_buf(&B_BUF, panels * nr * kcb, |bbuf| {
-                pack_b_parallel(bbuf, p.b.block(pc, jc, kcb, ncb), nr, threads);
-                let bbuf = &*bbuf;
                 let block = Block {
                     jc,
                     pc,
@@ -69,12 +71,32 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                     ncb,
                     beta,
                 };
+                if tm == 1 && tn > 1 {
+                    // Column bands: each task packs the B panels that it alone
+                    // reads, so they sit in the L2 of the core that streams
+                    // them once per A micro-panel.
+                    let band_start = |t: usize| blocking::band(panels, tn, t).start;
+                    let task = |t: usize, band_buf: &mut [f32]| {
+                        let cols = blocking::band(panels, tn, t);
+                        if cols.is_empty() {
+                            return; // more threads than panels
+                        }
+                        let (j0, j1) = (cols.start * nr, (cols.end * nr).min(ncb));
+                        pack_b(band_buf, p.b.block(pc, jc + j0, kcb, j1 - j0), nr);
+                        let done = ic_loop(kern, p, band_buf, cols.start, &block, 0..m, cols);
+                        tiles.fetch_add(done, Ordering::Relaxed);
+                    };
+                    run_bands(bbuf, 0, 0..tn, &band_start, nr * kcb, &task);
+                    return;
+                }
+                pack_b_parallel(bbuf, p.b.block(pc, jc, kcb, ncb), nr, threads);
+                let bbuf = &*bbuf;
                 // Task t covers row band t / tn and column band t % tn.
                 let task = |t: usize| {
                     let r = blocking::band(m.div_ceil(kern.mr), tm, t / tn);
                     let rows = (r.start * kern.mr)..(r.end * kern.mr).min(m);
                     let cols = blocking::band(panels, tn, t % tn);
-                    let done = ic_loop(kern, p, bbuf, &block, rows, cols);
+                    let done = ic_loop(kern, p, bbuf, 0, &block, rows, cols);
                     tiles.fetch_add(done, Ordering::Relaxed);
                 };
                 run_tasks(0..tm * tn, &task);
@@ -95,6 +117,33 @@ fn run_tasks(range: Range<usize>, task: &(impl Fn(usize) + Sync)) {
             rayon::join(
                 || run_tasks(range.start..mid, task),
                 || run_tasks(mid..range.end, task),
+            );
+        }
+    }
+}
+
+/// Runs `task(t, buffer of band t)` for every band `t` in `bands`, in
+/// parallel through nested joins, splitting `buf` (which starts at panel
+/// `first`) at each band's first panel (`band_start`), `panel_len` floats a
+/// panel.
+fn run_bands(
+    buf: &mut [f32],
+    first: usize,
+    bands: Range<usize>,
+    band_start: &(impl Fn(usize) -> usize + Sync),
+    panel_len: usize,
+    task: &(impl Fn(usize, &mut [f32]) + Sync),
+) {
+    match bands.len() {
+        0 => {}
+        1 => task(bands.start, buf),
+        len => {
+            let mid = bands.start + len / 2;
+            let split = band_start(mid);
+            let (left, right) = buf.split_at_mut((split - first) * panel_len);
+            rayon::join(
+                || run_bands(left, first, bands.start..mid, band_start, panel_len, task),
+                || run_bands(right, split, mid..bands.end, band_start, panel_len, task),
             );
         }
     }
@@ -129,11 +178,14 @@ struct Block {
     beta: f32,
 }
 
-/// IC → JR → IR over C's `rows` and B's micro-panels `cols` for one packed B block.
+/// IC → IR → JR over C's `rows` and B's micro-panels `cols` for one packed
+/// B block, whose panel `b_first` is at the start of `bbuf`.
+#[allow(clippy::too_many_arguments)] // the block, its buffer and the task's ranges
 fn ic_loop(
     kern: &MicroKernel,
     p: &Product<'_>,
     bbuf: &[f32],
+    b_first: usize,
     blk: &Block,
     rows: Range<usize>,
     cols: Range<usize>,
@@ -157,7 +209,7 @@ fn ic_loop(
                 for jr in cols.clone() {
                     let j = blk.jc + jr * nr;
                     let n_live = nr.min(blk.jc + blk.ncb - j);
-                    let b = bbuf[jr * nr * kcb..].as_ptr();
+                    let b = bbuf[(jr - b_first) * nr * kcb..].as_ptr();
                     let tile = Tile {
                         k: kcb,
                         a,
