@@ -113,16 +113,17 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
     let mut test = (f64::NAN, f64::NAN);
     for epoch in start_epoch..epochs {
         model.set_training(true);
-        model.reseed(ranks.dropout_seed(common::epoch_seed(args.seed, epoch)));
+        model.reseed(common::epoch_seed(args.seed, epoch));
         let local = ranks.local_len(train_set.len(), batch_size);
         let mut tracker = EpochTracker::new(local, epoch, epochs, lr, args);
         for (b, batch) in train_set.epoch(&batches, epoch as u64).enumerate() {
             let started = Instant::now();
+            let global = common::global_batch(train_set.len(), batch_size, b);
+            ranks.share(&model, global); // this rank's rows of the global batch
             optimizer.set_lr(schedule.lr(step as usize));
             let logits = model.forward(&Var::constant(batch.images));
             let loss = logits.cross_entropy_smoothed(&batch.labels, args.label_smoothing);
             optimizer.zero_grad();
-            let global = common::global_batch(train_set.len(), batch_size, b);
             ranks.backward(&loss, batch.labels.len(), global);
             optimizer.step();
             step += 1;

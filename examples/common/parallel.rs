@@ -3,10 +3,11 @@
 //! loop reads the same either way.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ember::autograd::Var;
 use ember::distributed::{parameters_sha256, Fingerprint, GradientAverager, World};
-use ember::layers::Module;
+use ember::layers::{BatchShare, Module};
 use ember::mnist::{BatchConfig, MnistSet};
 use sha2::{Digest, Sha256};
 
@@ -23,13 +24,23 @@ pub fn join(args: &CommonArgs) -> Result<Option<World>, String> {
     World::init().map(Some).map_err(|e| e.to_string())
 }
 
-/// Ends the process after an error: in a distributed run every rank goes
-/// (`MPI_Abort`), since the others may be waiting on this one.
+/// Set when the error being returned is the same on every rank (the ranks
+/// disagree; a batch too small to share), so each can exit on its own.
+static EVERY_RANK_FAILS: AtomicBool = AtomicBool::new(false);
+
+/// Ends the process after an error. In a distributed run, an error only
+/// this rank has ends every rank (`MPI_Abort`), since the others may be
+/// waiting on this one; one that every rank has found exits normally.
 pub fn fail(world: Option<&World>) -> std::process::ExitCode {
     match world {
-        Some(w) if w.size() > 1 => w.abort(1),
+        Some(w) if w.size() > 1 && !EVERY_RANK_FAILS.load(Ordering::Relaxed) => w.abort(1),
         _ => std::process::ExitCode::FAILURE,
     }
+}
+
+fn everywhere(message: String) -> String {
+    EVERY_RANK_FAILS.store(true, Ordering::Relaxed);
+    message
 }
 
 /// One process, or one rank of many.
@@ -69,12 +80,12 @@ impl<'w> Ranks<'w> {
         let size = world.size();
         let last = train.len() % batch_size;
         if batch_size < size || (last > 0 && last < size) {
-            return Err(format!(
+            return Err(everywhere(format!(
                 "--batch-size {batch_size} over {} training images leaves a batch of {} for {size} ranks: \
                  every rank needs at least one image of every batch",
                 train.len(),
                 if batch_size < size { batch_size } else { last }
-            ));
+            )));
         }
         if !world.is_root() {
             args.save = None;
@@ -84,7 +95,7 @@ impl<'w> Ranks<'w> {
         }
         world
             .check_agreement(&fingerprint(args, model, train, batch_size, extra)?)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| everywhere(e.to_string()))?;
         let mut averager = world.averager(model);
         let allreduce_seconds = averager.time_blocking_allreduce(5);
         if world.is_root() && !args.quiet {
@@ -130,14 +141,15 @@ impl<'w> Ranks<'w> {
         }
     }
 
-    /// Dropout seed for this rank: rank 0 (and a single process) keeps
-    /// `seed`; the others draw different masks for their different images.
-    pub fn dropout_seed(&self, seed: u64) -> u64 {
-        match self {
-            Ranks::Alone => seed,
-            Ranks::Many { world, .. } => {
-                seed ^ (world.rank() as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93)
-            }
+    /// Tells `model` which rows of the next global batch of `global` images
+    /// this rank has, so dropout draws the masks a single process would.
+    pub fn share(&self, model: &dyn Module, global: usize) {
+        if let Ranks::Many { world, .. } = self {
+            let rows = ember::mnist::batches::share(global, world.rank(), world.size());
+            model.set_batch_share(BatchShare {
+                offset: rows.start,
+                global,
+            });
         }
     }
 
@@ -212,17 +224,17 @@ fn fingerprint(
     extra: &[(&str, String)],
 ) -> Result<Fingerprint, String> {
     let mut f = Fingerprint::default();
-    f.add("--epochs", format!("{:?}", args.epochs));
+    f.add("--epochs", shown(&args.epochs));
     f.add("--batch-size", batch_size);
-    f.add("--lr", format!("{:?}", args.lr));
-    f.add("--optimizer", format!("{:?}", args.optimizer));
-    f.add("--schedule", format!("{:?}", args.schedule));
+    f.add("--lr", shown(&args.lr));
+    f.add("--optimizer", shown(&args.optimizer));
+    f.add("--schedule", shown(&args.schedule));
     f.add("--label-smoothing", args.label_smoothing);
     f.add("--init", format!("{:?}", args.init));
     f.add("--bias-init", &args.bias_init);
     f.add("--seed", args.seed);
-    f.add("--train-limit", format!("{:?}", args.train_limit));
-    f.add("--test-limit", format!("{:?}", args.test_limit));
+    f.add("--train-limit", shown(&args.train_limit));
+    f.add("--test-limit", shown(&args.test_limit));
     for (name, value) in extra {
         f.add(*name, value);
     }
@@ -241,6 +253,14 @@ fn fingerprint(
     };
     f.add("--resume (sha256)", resumed);
     Ok(f)
+}
+
+/// An option's value as given, or "default".
+fn shown<T: std::fmt::Debug>(value: &Option<T>) -> String {
+    match value {
+        Some(v) => format!("{v:?}"),
+        None => "default".into(),
+    }
 }
 
 fn file_sha256(path: &Path) -> Result<String, String> {
