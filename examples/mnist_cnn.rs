@@ -67,7 +67,9 @@ fn main() -> ExitCode {
     match run(&cli, world.as_ref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            // One write, so the lines of several ranks never interleave.
+            let line = format!("error: {message}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             common::parallel::fail(world.as_ref())
         }
     }

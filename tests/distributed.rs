@@ -178,6 +178,19 @@ mod mpi {
         assert!(started.elapsed() < Duration::from_secs(30));
     }
 
+    #[test]
+    fn a_batch_too_small_to_share_is_refused_on_every_rank() {
+        let tmp = TempDir::new("dist-small");
+        let out = mpiexec(&two_ranks(&["--batch-size", "1"]), tmp.path())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{err}");
+        let line =
+            "error: --batch-size 1 over 1200 training images leaves a batch of 1 for 2 ranks";
+        assert_eq!(err.matches(line).count(), 2, "{err}");
+    }
+
     /// The pid of the process whose environment has `PMI_RANK=<rank>` and
     /// whose command line has `marker`.
     fn pid_of_rank(rank: usize, marker: &str) -> Option<u32> {
