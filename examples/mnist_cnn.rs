@@ -17,8 +17,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use common::parallel::Ranks;
 use common::{CommonArgs, EpochTracker, OptimizerKind, Reporter, ScheduleKind};
 use ember::autograd::{no_grad, Var};
+use ember::distributed::World;
 use ember::layers::metrics::ConfusionMatrix;
 use ember::layers::{
     Conv2d, Dropout, Flatten, LayerInit, Linear, MaxPool2d, Module, ReLU, Sequential,
@@ -54,31 +56,47 @@ fn build_model(init: &LayerInit, seed: u64, rng: &mut ChaCha8Rng) -> Sequential 
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    let cli = Cli::parse();
+    let world = match common::parallel::join(&cli.common) {
+        Ok(world) => world,
         Err(message) => {
             eprintln!("error: {message}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&cli, world.as_ref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            // One write, so the lines of several ranks never interleave.
+            let line = format!("error: {message}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            common::parallel::fail(world.as_ref())
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    let args = &cli.common;
+fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
+    let mut args = cli.common.clone();
     let threads = common::setup_threads(args.threads)?;
     let epochs = args.epochs.unwrap_or(12);
     let kind = args.optimizer.unwrap_or(OptimizerKind::Adam);
     let lr = args.lr.unwrap_or(kind.default_lr());
-    let (train_set, test_set) = common::load_data(args)?;
+    let (train_set, test_set) = common::load_data(&args)?;
 
     let init = args.init.layer_init(&args.bias_init)?;
     let model = build_model(&init, args.seed, &mut ChaCha8Rng::seed_from_u64(args.seed));
     let mut optimizer = kind.build(&model, lr);
-    let (start_epoch, mut step) = common::start(args, epochs, &model, optimizer.as_mut())?;
     let batch_size = args.batch_size.unwrap_or(64);
+    let extra: [(&str, String); 0] = [];
+    // One process, or one rank of `mpiexec` (only rank 0 writes files).
+    let mut ranks = Ranks::new(world, &mut args, &model, &train_set, batch_size, &extra)?;
+    let args = &args;
+    let (start_epoch, mut step) = common::start(args, epochs, &model, optimizer.as_mut())?;
+    ranks.broadcast(&model);
     let batches = BatchConfig::new(batch_size)
         .shuffled(args.seed)
         .layout(Layout::Image);
+    let batches = ranks.shard(batches);
     let schedule_kind = args.schedule.unwrap_or(ScheduleKind::Cosine);
     let total_steps = epochs * batches.batches_per_epoch(train_set.len());
     let schedule = schedule_kind.build(lr, total_steps);
@@ -98,14 +116,17 @@ fn run(cli: Cli) -> Result<(), String> {
     for epoch in start_epoch..epochs {
         model.set_training(true);
         model.reseed(common::epoch_seed(args.seed, epoch));
-        let mut tracker = EpochTracker::new(train_set.len(), epoch, epochs, lr, args);
-        for batch in train_set.epoch(&batches, epoch as u64) {
+        let local = ranks.local_len(train_set.len(), batch_size);
+        let mut tracker = EpochTracker::new(local, epoch, epochs, lr, args);
+        for (b, batch) in train_set.epoch(&batches, epoch as u64).enumerate() {
             let started = Instant::now();
+            let global = common::global_batch(train_set.len(), batch_size, b);
+            ranks.share(&model, global); // this rank's rows of the global batch
             optimizer.set_lr(schedule.lr(step as usize));
             let logits = model.forward(&Var::constant(batch.images));
             let loss = logits.cross_entropy_smoothed(&batch.labels, args.label_smoothing);
             optimizer.zero_grad();
-            loss.backward();
+            ranks.backward(&loss, batch.labels.len(), global);
             optimizer.step();
             step += 1;
             let elapsed = started.elapsed();
@@ -124,7 +145,15 @@ fn run(cli: Cli) -> Result<(), String> {
         println!("\nconfusion matrix on the test set (rows: true digit, columns: predicted)");
         print!("{}", confusion(&model, &test_set));
     }
-    common::finish(args, epochs, threads, reporter.history(), test);
+    common::finish(
+        args,
+        epochs,
+        threads,
+        reporter.history(),
+        test,
+        &ranks,
+        &model,
+    );
     Ok(())
 }
 

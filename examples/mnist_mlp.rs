@@ -15,8 +15,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
+use common::parallel::Ranks;
 use common::{CommonArgs, EpochTracker, OptimizerKind, Reporter, ScheduleKind};
 use ember::autograd::Var;
+use ember::distributed::World;
 use ember::layers::{Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Tanh};
 use ember::mnist::{BatchConfig, Layout};
 use rand::SeedableRng;
@@ -75,31 +77,51 @@ fn build_model(cli: &Cli, init: &LayerInit, rng: &mut ChaCha8Rng) -> Sequential 
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    let cli = Cli::parse();
+    let world = match common::parallel::join(&cli.common) {
+        Ok(world) => world,
         Err(message) => {
             eprintln!("error: {message}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&cli, world.as_ref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            // One write, so the lines of several ranks never interleave.
+            let line = format!("error: {message}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            common::parallel::fail(world.as_ref())
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    let args = &cli.common;
+fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
+    let mut args = cli.common.clone();
     let threads = common::setup_threads(args.threads)?;
     let epochs = args.epochs.unwrap_or(20);
     let kind = args.optimizer.unwrap_or(OptimizerKind::Rmsprop);
     let lr = args.lr.unwrap_or(kind.default_lr());
-    let (train_set, test_set) = common::load_data(args)?;
+    let (train_set, test_set) = common::load_data(&args)?;
 
     let init = args.init.layer_init(&args.bias_init)?;
-    let model = build_model(&cli, &init, &mut ChaCha8Rng::seed_from_u64(args.seed));
+    let model = build_model(cli, &init, &mut ChaCha8Rng::seed_from_u64(args.seed));
     let mut optimizer = kind.build(&model, lr);
-    let (start_epoch, mut step) = common::start(args, epochs, &model, optimizer.as_mut())?;
     let batch_size = args.batch_size.unwrap_or(128);
+    let extra = [
+        ("--hidden", format!("{:?}", cli.hidden)),
+        ("--activation", format!("{:?}", cli.activation)),
+        ("--dropout", cli.dropout.to_string()),
+    ];
+    // One process, or one rank of `mpiexec` (only rank 0 writes files).
+    let mut ranks = Ranks::new(world, &mut args, &model, &train_set, batch_size, &extra)?;
+    let args = &args;
+    let (start_epoch, mut step) = common::start(args, epochs, &model, optimizer.as_mut())?;
+    ranks.broadcast(&model);
     let batches = BatchConfig::new(batch_size)
         .shuffled(args.seed)
         .layout(Layout::Flat);
+    let batches = ranks.shard(batches);
     let schedule_kind = args.schedule.unwrap_or(ScheduleKind::Constant);
     let total_steps = epochs * batches.batches_per_epoch(train_set.len());
     let schedule = schedule_kind.build(lr, total_steps);
@@ -133,15 +155,18 @@ fn run(cli: Cli) -> Result<(), String> {
     for epoch in start_epoch..epochs {
         model.set_training(true);
         model.reseed(common::epoch_seed(args.seed, epoch));
-        let mut tracker = EpochTracker::new(train_set.len(), epoch, epochs, lr, args);
-        for batch in train_set.epoch(&batches, epoch as u64) {
+        let local = ranks.local_len(train_set.len(), batch_size);
+        let mut tracker = EpochTracker::new(local, epoch, epochs, lr, args);
+        for (b, batch) in train_set.epoch(&batches, epoch as u64).enumerate() {
             // The training step, as in any PyTorch loop.
             let started = Instant::now();
+            let global = common::global_batch(train_set.len(), batch_size, b);
+            ranks.share(&model, global); // this rank's rows of the global batch
             optimizer.set_lr(schedule.lr(step as usize));
             let logits = model.forward(&Var::constant(batch.images));
             let loss = logits.cross_entropy_smoothed(&batch.labels, args.label_smoothing);
             optimizer.zero_grad();
-            loss.backward();
+            ranks.backward(&loss, batch.labels.len(), global);
             optimizer.step();
             step += 1;
             let elapsed = started.elapsed();
@@ -156,6 +181,14 @@ fn run(cli: Cli) -> Result<(), String> {
     if test.0.is_nan() {
         test = common::evaluate(&model, &test_set, Layout::Flat);
     }
-    common::finish(args, epochs, threads, reporter.history(), test);
+    common::finish(
+        args,
+        epochs,
+        threads,
+        reporter.history(),
+        test,
+        &ranks,
+        &model,
+    );
     Ok(())
 }

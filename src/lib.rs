@@ -7,12 +7,14 @@
 //! - [`autograd`]: reverse-mode differentiation,
 //! - [`layers`]: modules, initializers, losses, optimizers, checkpoints,
 //! - [`mnist`]: validated MNIST loading and batching.
+//! - [`distributed`]: data-parallel training over MPI (the `mpi` feature),
 //! - [`report`]: progress bars, CSV metrics and SVG learning curves for
 //!   training loops.
 //!
 //! Most training scripts start with `use ember::prelude::*;`.
 
 pub use ember_autograd as autograd;
+pub use ember_distributed as distributed;
 pub use ember_layers as layers;
 pub use ember_mnist as mnist;
 pub use ember_tensor as tensor;

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each example uses a different part of this module
 
 pub mod args;
+pub mod parallel;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -94,6 +95,17 @@ pub struct CommonArgs {
     /// Evaluate on the first N test images only.
     #[arg(long, value_parser = args::positive)]
     pub test_limit: Option<usize>,
+    /// Train data-parallel, one rank of `mpiexec -n N` (needs a build with
+    /// `--features mpi`): each rank takes its share of every --batch-size
+    /// batch; only rank 0 writes files. See docs/distributed.md.
+    #[arg(long)]
+    pub distributed: bool,
+}
+
+/// The size of global batch `b` of an epoch of `len` images in batches of
+/// `batch_size` (the last one may be smaller).
+pub fn global_batch(len: usize, batch_size: usize, b: usize) -> usize {
+    batch_size.min(len - b * batch_size)
 }
 
 /// "1 thread", "2 threads".
@@ -460,7 +472,8 @@ impl Reporter {
     }
 }
 
-/// The final JSON line.
+/// The final JSON line; `extra` fields (already JSON values) are added, or
+/// replace the field of the same name.
 pub fn summary_json(
     epochs: usize,
     test: (f64, f64),
@@ -468,14 +481,28 @@ pub fn summary_json(
     samples: usize,
     seed: u64,
     threads: usize,
+    extra: &[(String, String)],
 ) -> String {
-    format!(
-        "{{\"epochs\":{epochs},\"test_accuracy\":{:.6},\"test_loss\":{:.6},\"train_seconds\":{:.3},\"samples_per_second\":{:.1},\"seed\":{seed},\"threads\":{threads}}}",
-        test.1,
-        test.0,
-        train_seconds,
-        samples as f64 / train_seconds.max(1e-9)
-    )
+    let mut fields: Vec<(String, String)> = vec![
+        ("epochs".into(), epochs.to_string()),
+        ("test_accuracy".into(), format!("{:.6}", test.1)),
+        ("test_loss".into(), format!("{:.6}", test.0)),
+        ("train_seconds".into(), format!("{train_seconds:.3}")),
+        (
+            "samples_per_second".into(),
+            format!("{:.1}", samples as f64 / train_seconds.max(1e-9)),
+        ),
+        ("seed".into(), seed.to_string()),
+        ("threads".into(), threads.to_string()),
+    ];
+    for (name, value) in extra {
+        match fields.iter_mut().find(|(n, _)| n == name) {
+            Some(field) => field.1 = value.clone(),
+            None => fields.push((name.clone(), value.clone())),
+        }
+    }
+    let body: Vec<String> = fields.iter().map(|(n, v)| format!("\"{n}\":{v}")).collect();
+    format!("{{{}}}", body.join(","))
 }
 
 /// Saves a checkpoint after `epoch` epochs and `step` steps.
@@ -594,14 +621,21 @@ pub fn start(
     Ok(position)
 }
 
-/// Prints the final result: a line with `--quiet`, the JSON object with `--json`.
+/// Prints the final result: a line with `--quiet`, the JSON object with
+/// `--json` (with the fields `ranks` adds: rank, world size, parameters'
+/// hash). Collective in a distributed run: every rank calls it.
 pub fn finish(
     args: &CommonArgs,
     epochs: usize,
     threads: usize,
     history: &[EpochRecord],
     test: (f64, f64),
+    ranks: &parallel::Ranks<'_>,
+    model: &dyn Module,
 ) {
+    let seconds: f64 = history.iter().map(|r| r.train_seconds).sum();
+    let samples: usize = history.iter().map(|r| r.samples).sum();
+    let extra = ranks.summary(model, samples, seconds);
     if args.quiet && !args.json {
         println!(
             "test accuracy {:.2}%, test loss {:.4}",
@@ -610,11 +644,9 @@ pub fn finish(
         );
     }
     if args.json {
-        let seconds: f64 = history.iter().map(|r| r.train_seconds).sum();
-        let samples: usize = history.iter().map(|r| r.samples).sum();
         println!(
             "{}",
-            summary_json(epochs, test, seconds, samples, args.seed, threads)
+            summary_json(epochs, test, seconds, samples, args.seed, threads, &extra)
         );
     }
 }

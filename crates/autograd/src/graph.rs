@@ -195,9 +195,14 @@ fn topological_order(root: &Var) -> Vec<Var> {
     order
 }
 
+/// Told of each leaf whose gradient this backward pass has finished.
+pub(crate) type LeafObserver<'o> = Option<&'o mut dyn FnMut(&Var)>;
+
 /// Runs the backward pass from `root`, seeded with `seed` (the gradient of
-/// whatever is being differentiated with respect to `root`).
-pub(crate) fn run_backward(root: &Var, seed: Tensor) {
+/// whatever is being differentiated with respect to `root`). `observer`, if
+/// any, is called with each leaf as soon as its gradient is final: a leaf is
+/// visited after every op that consumes it, since the order is topological.
+pub(crate) fn run_backward(root: &Var, seed: Tensor, mut observer: LeafObserver<'_>) {
     if !root.requires_grad() {
         return;
     }
@@ -216,6 +221,10 @@ pub(crate) fn run_backward(root: &Var, seed: Tensor) {
                 match slot.as_mut() {
                     Some(existing) => existing.add_assign(&grad),
                     None => *slot = Some(grad),
+                }
+                drop(slot);
+                if let Some(observe) = observer.as_mut() {
+                    observe(node);
                 }
                 continue;
             }

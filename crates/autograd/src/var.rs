@@ -226,7 +226,7 @@ impl Var {
             "backward: called on a non-scalar of shape {shape:?}; reduce it to one element \
              (for example with .sum() or .mean()) or pass a seed gradient to backward_with"
         );
-        graph::run_backward(self, Tensor::ones(&shape));
+        graph::run_backward(self, Tensor::ones(&shape), None);
     }
 
     /// Back-propagates with an explicit gradient of the output (`seed`).
@@ -242,7 +242,56 @@ impl Var {
             seed.shape(),
             self.shape()
         );
-        graph::run_backward(self, seed);
+        graph::run_backward(self, seed, None);
+    }
+}
+
+impl Var {
+    /// [`Var::backward`], telling `on_leaf_ready` of each leaf (parameter)
+    /// the moment its gradient for this pass is complete, while the rest of
+    /// the backward pass still runs. This is the hook a gradient all-reduce
+    /// starts from, to overlap communication with the remaining backward
+    /// (PyTorch DDP's post-accumulate-grad hooks). The observer is borrowed
+    /// for this one pass only, so it may hold borrows of its caller's buffers.
+    /// Leaves the pass never reaches are not reported.
+    ///
+    /// ```
+    /// use ember_autograd::Var;
+    /// use ember_tensor::Tensor;
+    ///
+    /// let a = Var::parameter(Tensor::ones(&[2]));
+    /// let b = Var::parameter(Tensor::ones(&[2]));
+    /// let loss = (&(&a * &a) + &b).sum();
+    /// let mut ready = Vec::new();
+    /// loss.backward_observed(&mut |leaf: &Var| ready.push(leaf.id()));
+    /// assert_eq!(ready.len(), 2);
+    /// assert!(ready.contains(&a.id()) && ready.contains(&b.id()));
+    /// ```
+    ///
+    /// # Panics
+    /// As [`Var::backward`].
+    #[track_caller]
+    pub fn backward_observed(&self, on_leaf_ready: &mut dyn FnMut(&Var)) {
+        let shape = self.shape();
+        assert!(
+            shape.iter().product::<usize>() == 1,
+            "backward_observed: called on a non-scalar of shape {shape:?}; reduce it to one element"
+        );
+        graph::run_backward(self, Tensor::ones(&shape), Some(on_leaf_ready));
+    }
+
+    /// An identity for this node, equal for clones of the same `Var` and
+    /// distinct between live nodes (to key maps of parameters).
+    pub fn id(&self) -> usize {
+        std::rc::Rc::as_ptr(&self.0) as usize
+    }
+
+    /// Changes the stored gradient in place, if there is one (gradient
+    /// averaging, clipping). Nothing is recorded.
+    pub fn update_grad(&self, f: impl FnOnce(&mut Tensor)) {
+        if let Some(grad) = self.0.grad.borrow_mut().as_mut() {
+            f(grad);
+        }
     }
 }
 

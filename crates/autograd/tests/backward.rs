@@ -184,3 +184,19 @@ fn zero_grad_keeps_the_weight_gradient_buffer_for_the_next_backward() {
         first.iter().map(|g| 3.0 * g).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn observed_backward_reports_each_leaf_once_with_its_final_gradient() {
+    // w is used twice (y = w·x + w·x): its gradient is 2x, and it must only be
+    // reported after both uses have added to it; the last layer comes first.
+    let w1 = Var::parameter(t(&[1.0, 2.0], &[2]));
+    let w2 = Var::parameter(t(&[3.0, 4.0], &[2]));
+    let x = Var::constant(t(&[5.0, 6.0], &[2]));
+    let h = &w1 * &x;
+    let y = (&(&h * &w2) + &(&h * &w2)).sum();
+    let mut seen = Vec::new();
+    y.backward_observed(&mut |leaf: &Var| seen.push((leaf.id(), leaf.grad().unwrap().to_vec())));
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0], (w2.id(), vec![10.0, 24.0])); // 2·h = 2·(5, 12)
+    assert_eq!(seen[1], (w1.id(), vec![30.0, 48.0])); // 2·w2·x = 2·(15, 24)
+}

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::Module;
+use crate::{BatchShare, Module};
 
 /// Mask elements generated per task: a chunk (64 KiB of mask) costs tens of
 /// µs, well above the cost of handing it to a thread.
@@ -37,6 +37,7 @@ pub struct Dropout {
     p: f32,
     rng: RefCell<ChaCha8Rng>,
     training: Cell<bool>,
+    share: Cell<BatchShare>,
 }
 
 impl Dropout {
@@ -55,6 +56,7 @@ impl Dropout {
             p,
             rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)),
             training: Cell::new(true),
+            share: Cell::new(BatchShare::default()),
         }
     }
 
@@ -76,7 +78,27 @@ impl Module for Dropout {
         let threshold = ((1.0 - f64::from(self.p)) * 4_294_967_296.0) as u64;
         let mut mask = vec![0.0f32; shape.iter().product()];
         let mut rng = self.rng.borrow_mut();
-        let first_word = rng.get_word_pos();
+        // One word per element; a share of a global batch starts at its
+        // first row's words and the stream moves past the whole batch.
+        let rows = shape.first().copied().unwrap_or(1).max(1);
+        let per_row = (mask.len() / rows) as u128;
+        let share = self.share.get();
+        let (skip, words_used) = if share.global == 0 {
+            (0, mask.len() as u128)
+        } else {
+            assert!(
+                share.offset + rows <= share.global,
+                "Dropout: rows {}..{} of a global batch of {}",
+                share.offset,
+                share.offset + rows,
+                share.global
+            );
+            (
+                share.offset as u128 * per_row,
+                share.global as u128 * per_row,
+            )
+        };
+        let first_word = rng.get_word_pos() + skip;
         let base = rng.clone();
         // Element i takes word `first_word + i` of the stream, whichever
         // thread generates it: chunks jump to their own position, so the
@@ -98,8 +120,7 @@ impl Module for Dropout {
         } else {
             mask.chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
         }
-        let words_used = mask.len() as u128;
-        rng.set_word_pos(first_word + words_used);
+        rng.set_word_pos(first_word - skip + words_used);
         input.dropout_with_mask(&Tensor::from_vec(mask, &shape))
     }
 
@@ -109,6 +130,10 @@ impl Module for Dropout {
 
     fn reseed(&self, seed: u64) {
         *self.rng.borrow_mut() = ChaCha8Rng::seed_from_u64(seed);
+    }
+
+    fn set_batch_share(&self, share: BatchShare) {
+        self.share.set(share);
     }
 
     fn describe(&self) -> String {
@@ -172,5 +197,22 @@ mod tests {
         assert_ne!(drop.forward(&x).value().to_vec(), first);
         drop.reseed(3);
         assert_eq!(drop.forward(&x).value().to_vec(), first);
+    }
+
+    #[test]
+    fn shares_of_a_batch_draw_the_rows_of_the_global_masks() {
+        // Two steps of a (5, 3) batch, whole and as rows 0..2 and 2..5.
+        let whole = Dropout::new(0.4, 9);
+        let x = Var::constant(Tensor::ones(&[5, 3]));
+        let want: Vec<Vec<f32>> = (0..2).map(|_| whole.forward(&x).value().to_vec()).collect();
+        for (offset, rows) in [(0, 2), (2, 3)] {
+            let part = Dropout::new(0.4, 9);
+            part.set_batch_share(BatchShare { offset, global: 5 });
+            let x = Var::constant(Tensor::ones(&[rows, 3]));
+            for step in &want {
+                let got = part.forward(&x).value().to_vec();
+                assert_eq!(got, step[offset * 3..(offset + rows) * 3]);
+            }
+        }
     }
 }

@@ -71,7 +71,7 @@ pub use conv::{Conv2d, MaxPool2d};
 pub use dropout::Dropout;
 pub use layer_init::{BiasInit, LayerInit};
 pub use linear::Linear;
-pub use module::{Module, Named};
+pub use module::{BatchShare, Module, Named};
 pub use sequential::Sequential;
 
 /// The bias a layer starts with when its output feeds a ReLU and no bias

@@ -6,6 +6,17 @@ use ember_autograd::Var;
 /// (`"0.weight"`, `"3.bias"`, `"1.running_mean"`).
 pub type Named = (String, Var);
 
+/// The rows `offset .. offset + local` of a global batch of `global` rows
+/// that this process computes ([`Module::set_batch_share`]); `global == 0`
+/// means the batch is not shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchShare {
+    /// The first row of the global batch that this process has.
+    pub offset: usize,
+    /// The rows of the global batch (0: not shared).
+    pub global: usize,
+}
+
 /// A building block of a model: maps an input [`Var`] to an output `Var`,
 /// owns named parameters, and knows whether it is training.
 ///
@@ -70,6 +81,13 @@ pub trait Module {
     /// seed and the epoch, so a run resumed at an epoch boundary draws the
     /// same masks as one that never stopped.
     fn reseed(&self, _seed: u64) {}
+
+    /// Which rows of the global batch the next forward passes see, in
+    /// data-parallel training (each process gets a share of every batch).
+    /// Layers that draw random numbers per row (dropout) draw them for the
+    /// whole global batch and keep their rows, so a sharded run draws the
+    /// masks a single process would. The default is the whole batch.
+    fn set_batch_share(&self, _share: BatchShare) {}
 
     /// A short description for summaries, like `Linear(784 → 512)`.
     fn describe(&self) -> String {

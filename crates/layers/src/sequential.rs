@@ -119,6 +119,12 @@ impl Module for Sequential {
         }
     }
 
+    fn set_batch_share(&self, share: crate::BatchShare) {
+        for layer in &self.layers {
+            layer.set_batch_share(share);
+        }
+    }
+
     fn describe(&self) -> String {
         format!("Sequential({} layers)", self.layers.len())
     }

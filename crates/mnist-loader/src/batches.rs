@@ -94,6 +94,47 @@ pub struct BatchConfig {
     pub layout: Layout,
     /// `[0, 1]` or standardised.
     pub scaling: Scaling,
+    /// Which share of every batch this process takes (data-parallel
+    /// training); the whole batch by default.
+    pub shard: Shard,
+}
+
+/// One process's share of every batch in data-parallel training.
+///
+/// Every process computes the same epoch permutation and the same global
+/// batches; process `rank` of `world` keeps rows
+/// `len·rank/world .. len·(rank+1)/world` of each (see [`share`]), so the
+/// batch size stays the global one and the shares differ by at most one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shard {
+    /// This process, `0..world`.
+    pub rank: usize,
+    /// How many processes share each batch.
+    pub world: usize,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { rank: 0, world: 1 }
+    }
+}
+
+/// The rows of a batch of `len` that process `rank` of `world` takes.
+///
+/// ```
+/// use ember_mnist::batches::share;
+///
+/// assert_eq!(share(128, 0, 2), 0..64);
+/// assert_eq!(share(128, 1, 2), 64..128);
+/// assert_eq!(share(5, 2, 3), 3..5); // 1, 2, 2 rows
+/// ```
+///
+/// # Panics
+/// If `rank >= world`.
+#[track_caller]
+pub fn share(len: usize, rank: usize, world: usize) -> std::ops::Range<usize> {
+    assert!(rank < world, "share: rank {rank} of a world of {world}");
+    (len * rank / world)..(len * (rank + 1) / world)
 }
 
 impl BatchConfig {
@@ -113,7 +154,22 @@ impl BatchConfig {
             drop_last: false,
             layout: Layout::Flat,
             scaling: Scaling::Unit,
+            shard: Shard::default(),
         }
+    }
+
+    /// Keep only process `rank`'s share of every batch, of `world` processes.
+    ///
+    /// # Panics
+    /// If `rank >= world`.
+    #[track_caller]
+    pub fn shard(mut self, rank: usize, world: usize) -> BatchConfig {
+        assert!(
+            rank < world,
+            "BatchConfig::shard: rank {rank} of a world of {world}"
+        );
+        self.shard = Shard { rank, world };
+        self
     }
 
     /// Shuffle every epoch with this seed.
@@ -223,6 +279,7 @@ impl MnistSet {
             batch_size: config.batch_size,
             layout: config.layout,
             table: config.scaling.table(),
+            shard: config.shard,
         }
     }
 
@@ -251,6 +308,7 @@ pub struct Batches<'a> {
     batch_size: usize,
     layout: Layout,
     table: [f32; 256],
+    shard: Shard,
 }
 
 impl Batches<'_> {
@@ -283,12 +341,9 @@ impl Iterator for Batches<'_> {
         if self.next >= self.end {
             return None;
         }
-        let batch = convert(
-            self.set,
-            self.indices_of(self.next),
-            self.layout,
-            &self.table,
-        );
+        let global = self.indices_of(self.next);
+        let mine = share(global.len(), self.shard.rank, self.shard.world);
+        let batch = convert(self.set, &global[mine], self.layout, &self.table);
         self.next += 1;
         Some(batch)
     }
@@ -425,5 +480,20 @@ mod tests {
     #[should_panic(expected = "BatchConfig::new: batch size 0, must be at least 1")]
     fn a_zero_batch_size_panics_naming_the_function_and_value() {
         BatchConfig::new(0);
+    }
+
+    #[test]
+    fn shards_of_every_batch_put_together_are_the_global_batch() {
+        let set = toy(23);
+        let global = BatchConfig::new(8).shuffled(3);
+        for world in 1..=3 {
+            let shards: Vec<Vec<Batch>> = (0..world)
+                .map(|rank| set.epoch(&global.shard(rank, world), 1).collect())
+                .collect();
+            for (b, whole) in set.epoch(&global, 1).enumerate() {
+                let joined: Vec<usize> = shards.iter().flat_map(|s| s[b].labels.clone()).collect();
+                assert_eq!(joined, whole.labels, "world {world}, batch {b}");
+            }
+        }
     }
 }

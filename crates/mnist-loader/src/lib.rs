@@ -83,6 +83,6 @@ pub mod error;
 pub mod idx;
 pub mod mnist;
 
-pub use batches::{Batch, BatchConfig, Batches, Layout, Order, Scaling};
+pub use batches::{Batch, BatchConfig, Batches, Layout, Order, Scaling, Shard};
 pub use error::{MirrorAttempt, MnistError, Result, SearchedDir};
 pub use mnist::{locate, Dataset, FileKind, Located, Mnist, MnistSet, CLASSES, PIXELS, SIDE};
