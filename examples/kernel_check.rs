@@ -381,6 +381,23 @@ fn print_table(rows: &[Row], here: Option<&str>, markdown: bool) {
         "k loop of each kernel's packed entry, simulated by llvm-mca (closest model to this CPU: {})",
         here.unwrap_or("none")
     );
+    // Column widths of the plain table; a negative width aligns left.
+    const WIDTHS: [i32; 9] = [-11, -15, 5, 5, 6, 13, 9, 6, 5];
+    let print_line = |cells: [String; 9], last: &str| {
+        if markdown {
+            println!("| {} {last} |", cells.join(" | "));
+        } else {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(WIDTHS)
+                .map(|(cell, w)| match w {
+                    w if w < 0 => format!("{cell:<0$}", (-w) as usize),
+                    w => format!("{cell:>0$}", w as usize),
+                })
+                .collect();
+            println!("{} {last}", padded.join(" "));
+        }
+    };
     let head = [
         "kernel",
         "model",
@@ -391,44 +408,24 @@ fn print_table(rows: &[Row], here: Option<&str>, markdown: bool) {
         "loop cyc",
         "ratio",
         "bar",
-        "",
     ];
+    print_line(head.map(String::from), "");
     if markdown {
-        println!("| {} |", head[..9].join(" | "));
         println!("|{}", "---|".repeat(9));
-    } else {
-        println!(
-            "{:<11} {:<15} {:>5} {:>5} {:>6} {:>13} {:>9} {:>6} {:>5}",
-            head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7], head[8]
-        );
     }
     for r in rows {
-        let (verdict, bar) = (r.verdict(), r.bar_text());
-        if markdown {
-            println!(
-                "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.3} | {bar} {verdict} |",
-                r.kernel,
-                r.model,
-                r.fmas,
-                r.loads,
-                r.stores,
-                r.bound,
-                r.loop_cycles,
-                r.ratio(),
-            );
-        } else {
-            println!(
-                "{:<11} {:<15} {:>5} {:>5} {:>6} {:>13.2} {:>9.2} {:>6.3} {bar:>5} {verdict}",
-                r.kernel,
-                r.model,
-                r.fmas,
-                r.loads,
-                r.stores,
-                r.bound,
-                r.loop_cycles,
-                r.ratio(),
-            );
-        }
+        let cells = [
+            r.kernel.to_string(),
+            r.model.to_string(),
+            r.fmas.to_string(),
+            r.loads.to_string(),
+            r.stores.to_string(),
+            format!("{:.2}", r.bound),
+            format!("{:.2}", r.loop_cycles),
+            format!("{:.3}", r.ratio()),
+            r.bar_text(),
+        ];
+        print_line(cells, &r.verdict());
     }
 }
 
