@@ -324,11 +324,19 @@ mod sse {
         i
     }
 
-    /// The last `depth % 4` steps of a group of lines, element by element.
+    /// The last steps (`from..depth`) of a group of lines, element by
+    /// element; the AVX blocks finish their groups with it too.
     ///
     /// # Safety
     /// As `transpose_blocks`, for the lines in `l` starting at line `i`.
-    unsafe fn tail(out: *mut f32, l: &[*const f32], i: usize, from: usize, depth: usize, w: usize) {
+    pub(super) unsafe fn tail(
+        out: *mut f32,
+        l: &[*const f32],
+        i: usize,
+        from: usize,
+        depth: usize,
+        w: usize,
+    ) {
         for p in from..depth {
             for (r, line) in l.iter().enumerate() {
                 // SAFETY: p < depth and line i + r < lines (caller).
@@ -376,11 +384,7 @@ mod avx {
                         _mm256_storeu_ps(out.add((p + r) * w + i), col);
                     }
                 }
-                for p in body..depth {
-                    for (r, line) in l.iter().enumerate() {
-                        *out.add(p * w + i + r) = *line.add(p);
-                    }
-                }
+                super::sse::tail(out, &l, i, body, depth, w);
                 i += 8;
             }
         }

@@ -192,7 +192,7 @@ impl MicroKernel {
     }
 
     /// The micro-kernel for `kind` with the block constants of its file.
-    pub fn with_own_blocks(kind: Kernel) -> Option<MicroKernel> {
+    fn with_own_blocks(kind: Kernel) -> Option<MicroKernel> {
         match kind {
             Kernel::Scalar => Some(scalar::kernel()),
             #[cfg(target_arch = "x86_64")]
