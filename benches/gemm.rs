@@ -7,7 +7,7 @@
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use ember::tensor::gemm::{gemm, MatMut, MatRef, Parallelism};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// (name, m, k, n, A transposed, B transposed)
@@ -35,8 +35,8 @@ fn bench(c: &mut Criterion) {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let mm_threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "default".into());
     for (name, m, k, n, at, bt) in SHAPES {
-        let a: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
-        let b: Vec<f32> = (0..k * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
         let mut out = vec![0.0f32; m * n];
         let (sa, sb) = (strides(m, k, at), strides(k, n, bt));
         let mut group = c.benchmark_group(name);

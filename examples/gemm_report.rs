@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use ember::tensor::gemm::{
     fma_peak_gflops, gemm, kernel_name, Kernel, MatMut, MatRef, Parallelism,
 };
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// A benchmark shape: C (m×n) = A (m×k) · B (k×n), either operand possibly
@@ -101,7 +101,7 @@ struct Operands {
 
 impl Operands {
     fn new(s: &Shape, rng: &mut ChaCha8Rng) -> Operands {
-        let mut random = |len: usize| (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        let mut random = |len: usize| (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         Operands {
             a: random(s.m * s.k),
             b: random(s.k * s.n),

@@ -1,7 +1,7 @@
 //! Convolution and pooling layers (NCHW).
 
 use ember_autograd::Var;
-use rand::RngCore;
+use rand::Rng;
 
 use crate::init::Fans;
 use crate::layer_init::Bias;
@@ -41,7 +41,7 @@ impl Conv2d {
         in_channels: usize,
         out_channels: usize,
         kernel: usize,
-        rng: &mut dyn RngCore,
+        rng: &mut dyn Rng,
     ) -> Conv2d {
         Conv2d::with_options(
             in_channels,
@@ -62,7 +62,7 @@ impl Conv2d {
         stride: usize,
         padding: usize,
         init: &LayerInit,
-        rng: &mut dyn RngCore,
+        rng: &mut dyn Rng,
     ) -> Conv2d {
         let shape = [out_channels, in_channels, kernel, kernel];
         let fans = Fans::from_shape(&shape);

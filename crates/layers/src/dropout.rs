@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 
 use ember_autograd::Var;
 use ember_tensor::{Tensor, PARALLEL_THRESHOLD};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 

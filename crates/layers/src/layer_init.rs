@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ember_autograd::Var;
 use ember_tensor::Tensor;
-use rand::RngCore;
+use rand::Rng;
 
 use crate::init::{default_weight_init, Constant, Fans, Initializer, Zeros};
 use crate::{Named, RELU_BIAS};
@@ -92,7 +92,7 @@ pub(crate) struct Bias {
 
 impl Bias {
     /// Draws a bias of `size` as `init` says (after the weight, from the same RNG).
-    pub(crate) fn new(init: &LayerInit, size: usize, fans: Fans, rng: &mut dyn RngCore) -> Bias {
+    pub(crate) fn new(init: &LayerInit, size: usize, fans: Fans, rng: &mut dyn Rng) -> Bias {
         let (var, is_default) = match &init.bias {
             BiasInit::Default => (Some(Var::parameter(Zeros.init(&[size], fans, rng))), true),
             BiasInit::With(b) => (Some(Var::parameter(b.init(&[size], fans, rng))), false),

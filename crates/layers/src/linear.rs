@@ -1,7 +1,7 @@
 //! The fully connected layer.
 
 use ember_autograd::Var;
-use rand::RngCore;
+use rand::Rng;
 
 use crate::init::Fans;
 use crate::layer_init::Bias;
@@ -35,7 +35,7 @@ pub struct Linear {
 
 impl Linear {
     /// A layer with Ember's default initialization.
-    pub fn new(in_features: usize, out_features: usize, rng: &mut dyn RngCore) -> Linear {
+    pub fn new(in_features: usize, out_features: usize, rng: &mut dyn Rng) -> Linear {
         Linear::with_init(in_features, out_features, &LayerInit::default(), rng)
     }
 
@@ -45,7 +45,7 @@ impl Linear {
         in_features: usize,
         out_features: usize,
         init: &LayerInit,
-        rng: &mut dyn RngCore,
+        rng: &mut dyn Rng,
     ) -> Linear {
         let shape = [out_features, in_features];
         let weight = init.weight.init(&shape, Fans::from_shape(&shape), rng);

@@ -17,7 +17,7 @@ use ember_layers::schedule::{LrSchedule, OneCycle};
 use ember_layers::{BatchNorm1d, Linear, Module, Named, ReLU, Sequential};
 use ember_tensor::Tensor;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
@@ -75,7 +75,7 @@ fn model_optimizer_and_position_round_trip() {
     cross_entropy(&saved.forward(&x), &[0, 1, 2, 0, 1, 2], Reduction::Mean).backward();
     opt.step();
     let mut rng = ChaCha8Rng::seed_from_u64(42);
-    let _: [u64; 5] = rng.gen();
+    let _: [u64; 5] = rng.random();
     let mut position = TrainingState {
         epoch: 7,
         step: 123_456_789_012,
@@ -108,8 +108,8 @@ fn model_optimizer_and_position_round_trip() {
     assert_eq!(opt2.lr(), 1e-3);
     // The generator continues where the saved one stood.
     let mut resumed = back.rngs["shuffle"].to_rng();
-    let next: [u64; 4] = resumed.gen();
-    assert_eq!(next, rng.gen::<[u64; 4]>());
+    let next: [u64; 4] = resumed.random();
+    assert_eq!(next, rng.random::<[u64; 4]>());
 }
 
 /// `sha256sum` of two saves of one state agrees: the header's keys are
@@ -570,7 +570,7 @@ fn resume_is_exact(make: fn(Vec<Named>) -> Box<dyn Optimizer>) {
 
     assert_eq!(bits(&resumed), bits(&straight));
     assert_eq!(optimizer_bits(opt2.as_ref()), optimizer_bits(opt.as_ref()));
-    assert_eq!(rng2.gen::<u64>(), rng.gen::<u64>());
+    assert_eq!(rng2.random::<u64>(), rng.random::<u64>());
 }
 
 #[test]

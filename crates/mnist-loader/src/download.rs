@@ -215,10 +215,13 @@ impl Downloader {
         })?;
         // Dot-prefixed and pid-suffixed: never picked up by `locate`, never shared by two processes.
         let part = dir.join(format!(".{}.part-{}", file.name, std::process::id()));
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(self.timeout)
-            .timeout_read(self.timeout)
-            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(self.timeout))
+            .timeout_per_read(Some(self.timeout))
+            // A 404 is a reason to try the next mirror, read from the status below.
+            .http_status_as_error(false)
+            .build()
+            .into();
         let mut attempts = Vec::new();
         for mirror in &self.mirrors {
             let url = format!("{mirror}{}", file.name);
@@ -247,31 +250,32 @@ impl Downloader {
 
     /// Streams `url` into `part`; the error is the reason, for the attempt list.
     fn get(&self, agent: &ureq::Agent, url: &str, part: &Path) -> std::result::Result<(), String> {
-        let response = match agent.get(url).call() {
-            Ok(response) => response,
-            Err(ureq::Error::Status(code, response)) => {
-                return Err(format!("HTTP {code} {}", response.status_text()));
+        let response = agent.get(url).call().map_err(|e| {
+            // ureq's Display of a failed call names the error; the URL is in the attempt.
+            let mut reason = format!("transport error: {e}");
+            if let Some(source) = std::error::Error::source(&e) {
+                reason = format!("{reason}: {source}");
             }
-            Err(ureq::Error::Transport(t)) => {
-                // ureq's Display repeats the URL, which the attempt already records.
-                let mut reason = format!("transport error: {}", t.kind());
-                if let Some(message) = t.message() {
-                    reason = format!("{reason}: {message}");
-                }
-                if let Some(source) = std::error::Error::source(&t) {
-                    reason = format!("{reason}: {source}");
-                }
-                return Err(reason);
-            }
-        };
+            reason
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!(
+                "HTTP {} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ));
+        }
         let length = response
-            .header("Content-Length")
+            .headers()
+            .get("Content-Length")
+            .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         let bar = self.progress_bar(length, url);
         let file =
             File::create(part).map_err(|e| format!("cannot create {}: {e}", part.display()))?;
         let mut out = BufWriter::new(file);
-        let mut body = bar.wrap_read(response.into_reader());
+        let mut body = bar.wrap_read(response.into_body().into_reader());
         let written = io::copy(&mut body, &mut out)
             .map_err(|e| format!("connection failed mid-body: {e}"))?;
         out.flush()
@@ -386,9 +390,17 @@ pub fn verify_file(path: &Path, checksum: &Checksum) -> Result<()> {
 }
 
 /// Hashes a whole stream, returning lowercase hex.
-fn hex_digest<D: Digest + Write>(mut reader: impl Read) -> io::Result<String> {
+fn hex_digest<D: Digest>(mut reader: impl Read) -> io::Result<String> {
     let mut hasher = D::new();
-    io::copy(&mut reader, &mut hasher)?;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(hasher
         .finalize()
         .iter()

@@ -1,7 +1,7 @@
 //! Random constructors. The caller owns the RNG: there is no hidden global one,
 //! so the same seed always gives the same tensor.
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::shape::numel;
@@ -25,7 +25,7 @@ impl Tensor {
     pub fn uniform<R: Rng + ?Sized>(shape: &[usize], low: f32, high: f32, rng: &mut R) -> Tensor {
         assert!(low < high, "uniform: low {low} must be below high {high}");
         let data = (0..numel(shape))
-            .map(|_| rng.gen_range(low..high))
+            .map(|_| rng.random_range(low..high))
             .collect();
         Tensor::from_vec(data, shape)
     }

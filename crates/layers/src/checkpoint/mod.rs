@@ -51,7 +51,7 @@
 //! use ember_layers::checkpoint::{load_checkpoint, save_checkpoint, Integrity, RngState, TrainingState};
 //! use ember_layers::optim::{Adam, AdamConfig, Optimizer};
 //! use ember_layers::{Linear, Module, ReLU, Sequential};
-//! use rand::{Rng, SeedableRng};
+//! use rand::{RngExt, SeedableRng};
 //! use rand_chacha::ChaCha8Rng;
 //!
 //! let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -73,7 +73,7 @@
 //! assert_eq!(loaded, position);
 //! assert_eq!(fresh.parameters()[0].1.value().to_vec(), model.parameters()[0].1.value().to_vec());
 //! let mut resumed = loaded.rngs["shuffle"].to_rng();
-//! assert_eq!(resumed.gen::<u64>(), rng.gen::<u64>());
+//! assert_eq!(resumed.random::<u64>(), rng.random::<u64>());
 //! ```
 //!
 //! [safetensors]: https://huggingface.co/docs/safetensors

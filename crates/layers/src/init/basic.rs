@@ -1,7 +1,7 @@
 //! The fixed-parameter initializers: constants, uniform and normal.
 
 use ember_tensor::Tensor;
-use rand::RngCore;
+use rand::Rng;
 
 use super::{Fans, Initializer};
 
@@ -18,7 +18,7 @@ use super::{Fans, Initializer};
 pub struct Zeros;
 
 impl Initializer for Zeros {
-    fn init(&self, shape: &[usize], _fans: Fans, _rng: &mut dyn RngCore) -> Tensor {
+    fn init(&self, shape: &[usize], _fans: Fans, _rng: &mut dyn Rng) -> Tensor {
         Tensor::zeros(shape)
     }
 }
@@ -37,7 +37,7 @@ impl Initializer for Zeros {
 pub struct Constant(pub f32);
 
 impl Initializer for Constant {
-    fn init(&self, shape: &[usize], _fans: Fans, _rng: &mut dyn RngCore) -> Tensor {
+    fn init(&self, shape: &[usize], _fans: Fans, _rng: &mut dyn Rng) -> Tensor {
         Tensor::full(shape, self.0)
     }
 }
@@ -67,7 +67,7 @@ impl Initializer for Uniform {
     /// # Panics
     /// If `low > high` or either is not finite.
     #[track_caller]
-    fn init(&self, shape: &[usize], _fans: Fans, rng: &mut dyn RngCore) -> Tensor {
+    fn init(&self, shape: &[usize], _fans: Fans, rng: &mut dyn Rng) -> Tensor {
         let Uniform { low, high } = *self;
         assert!(
             low.is_finite() && high.is_finite() && low <= high,
@@ -94,7 +94,7 @@ impl Initializer for Normal {
     /// # Panics
     /// If `std` is negative or not finite.
     #[track_caller]
-    fn init(&self, shape: &[usize], _fans: Fans, rng: &mut dyn RngCore) -> Tensor {
+    fn init(&self, shape: &[usize], _fans: Fans, rng: &mut dyn Rng) -> Tensor {
         assert!(
             self.std.is_finite() && self.std >= 0.0,
             "Normal init: std must be finite and >= 0, got {}",

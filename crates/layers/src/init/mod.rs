@@ -100,7 +100,7 @@ pub use variance_scaling::{
 use std::sync::Arc;
 
 use ember_tensor::Tensor;
-use rand::RngCore;
+use rand::Rng;
 
 /// Creates the initial value of a parameter.
 ///
@@ -116,17 +116,17 @@ use rand::RngCore;
 /// ```
 /// use ember_layers::init::{Fans, Initializer};
 /// use ember_tensor::Tensor;
-/// use rand::{Rng, RngCore, SeedableRng};
+/// use rand::{Rng, RngExt, SeedableRng};
 ///
 /// /// Each weight is ±1/√fan_in with equal probability.
 /// #[derive(Debug)]
 /// struct RandomSign;
 ///
 /// impl Initializer for RandomSign {
-///     fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn RngCore) -> Tensor {
+///     fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn Rng) -> Tensor {
 ///         let a = 1.0 / (fans.fan_in.max(1) as f32).sqrt();
 ///         let n = shape.iter().product();
-///         let data = (0..n).map(|_| if rng.gen::<bool>() { a } else { -a }).collect();
+///         let data = (0..n).map(|_| if rng.random::<bool>() { a } else { -a }).collect();
 ///         Tensor::from_vec(data, shape)
 ///     }
 /// }
@@ -138,29 +138,29 @@ use rand::RngCore;
 /// ```
 pub trait Initializer: std::fmt::Debug + Send + Sync {
     /// A new tensor of shape `shape`, for a parameter with fans `fans`.
-    fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn RngCore) -> Tensor;
+    fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn Rng) -> Tensor;
 
     /// [`init`](Initializer::init) with the fans read from the shape by
     /// [`Fans::from_shape`] (PyTorch's layout).
-    fn init_from_shape(&self, shape: &[usize], rng: &mut dyn RngCore) -> Tensor {
+    fn init_from_shape(&self, shape: &[usize], rng: &mut dyn Rng) -> Tensor {
         self.init(shape, Fans::from_shape(shape), rng)
     }
 }
 
 impl<I: Initializer + ?Sized> Initializer for Box<I> {
-    fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn RngCore) -> Tensor {
+    fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn Rng) -> Tensor {
         (**self).init(shape, fans, rng)
     }
 }
 
 impl<I: Initializer + ?Sized> Initializer for Arc<I> {
-    fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn RngCore) -> Tensor {
+    fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn Rng) -> Tensor {
         (**self).init(shape, fans, rng)
     }
 }
 
 impl<I: Initializer + ?Sized> Initializer for &I {
-    fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn RngCore) -> Tensor {
+    fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn Rng) -> Tensor {
         (**self).init(shape, fans, rng)
     }
 }

@@ -2,7 +2,7 @@
 //! Gaussian matrix in f64.
 
 use ember_tensor::Tensor;
-use rand::RngCore;
+use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::{Fans, Initializer};
@@ -63,7 +63,7 @@ impl Initializer for Orthogonal {
     /// # Panics
     /// If `shape` has fewer than 2 dimensions.
     #[track_caller]
-    fn init(&self, shape: &[usize], _fans: Fans, rng: &mut dyn RngCore) -> Tensor {
+    fn init(&self, shape: &[usize], _fans: Fans, rng: &mut dyn Rng) -> Tensor {
         assert!(
             shape.len() >= 2,
             "Orthogonal init: needs a shape with at least 2 dimensions, got {shape:?}"

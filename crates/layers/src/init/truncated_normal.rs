@@ -2,7 +2,7 @@
 //! before truncation, out-of-bounds draws redrawn (never clamped).
 
 use ember_tensor::Tensor;
-use rand::{Rng, RngCore};
+use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::math::truncated_normal_std_factor;
@@ -40,7 +40,7 @@ pub(super) fn truncated_normal_tensor(
     mean: f64,
     std: f64,
     bounds: f64,
-    rng: &mut dyn RngCore,
+    rng: &mut dyn Rng,
 ) -> Tensor {
     assert!(
         std.is_finite() && std >= 0.0,
@@ -124,7 +124,7 @@ impl Initializer for TruncatedNormal {
     /// # Panics
     /// If `std` is negative or `bounds` is not positive.
     #[track_caller]
-    fn init(&self, shape: &[usize], _fans: Fans, rng: &mut dyn RngCore) -> Tensor {
+    fn init(&self, shape: &[usize], _fans: Fans, rng: &mut dyn Rng) -> Tensor {
         truncated_normal_tensor(
             shape,
             self.mean as f64,
@@ -177,7 +177,7 @@ impl Initializer for FanInTruncatedNormal {
     /// # Panics
     /// If `bounds` is not positive.
     #[track_caller]
-    fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn RngCore) -> Tensor {
+    fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn Rng) -> Tensor {
         truncated_normal_tensor(shape, 0.0, Self::std(fans), self.bounds as f64, rng)
     }
 }

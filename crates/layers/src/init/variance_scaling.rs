@@ -3,7 +3,7 @@
 //! their scale from layer to layer.
 
 use ember_tensor::Tensor;
-use rand::RngCore;
+use rand::Rng;
 
 use super::math::truncated_normal_std_factor;
 use super::truncated_normal::truncated_normal_tensor;
@@ -157,7 +157,7 @@ impl Initializer for VarianceScaling {
     /// # Panics
     /// If `scale` is negative or not finite.
     #[track_caller]
-    fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn RngCore) -> Tensor {
+    fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn Rng) -> Tensor {
         assert!(
             self.scale.is_finite() && self.scale >= 0.0,
             "VarianceScaling init: scale must be finite and >= 0, got {}",
@@ -197,7 +197,7 @@ macro_rules! named_variance_scaling {
         }
 
         impl Initializer for $name {
-            fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn RngCore) -> Tensor {
+            fn init(&self, shape: &[usize], fans: Fans, rng: &mut dyn Rng) -> Tensor {
                 VarianceScaling::$ctor().init(shape, fans, rng)
             }
         }

@@ -2,7 +2,7 @@
 //! sizes, boundaries, layouts, α and β; plus thread-count invariance and
 //! agreement with `matrixmultiply`.
 
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::kernel::MicroKernel;
@@ -61,7 +61,7 @@ impl Mat {
         let mut m = Mat::new(rows, cols, layout, f32::NAN);
         for i in 0..rows {
             for j in 0..cols {
-                m.data[i * m.rs + j * m.cs] = rng.gen_range(-1.0..1.0);
+                m.data[i * m.rs + j * m.cs] = rng.random_range(-1.0..1.0);
             }
         }
         m
@@ -112,7 +112,7 @@ fn check(kernel: Kernel, case: Case, rng: &mut ChaCha8Rng) {
             let v = if case.beta == 0.0 {
                 f32::NAN
             } else {
-                rng.gen_range(-1.0..1.0)
+                rng.random_range(-1.0..1.0)
             };
             c.data[i * c.rs + j * c.cs] = v;
         }
