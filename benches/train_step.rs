@@ -9,25 +9,27 @@
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use ember::autograd::Var;
 use ember::layers::optim::{Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig};
-use ember::layers::{Dropout, Linear, Module, ReLU, Sequential};
+use ember::layers::{Activation, Dropout, LayerInit, Linear, Module, ReLU, Sequential};
 use ember::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 fn classic_mlp(rng: &mut ChaCha8Rng) -> Sequential {
+    let relu = LayerInit::before(Activation::Relu);
     Sequential::new()
-        .add(Linear::new(784, 512, rng))
+        .add(Linear::with_init(784, 512, &relu, rng))
         .add(ReLU)
-        .add(Dropout::new(0.2, 1))
-        .add(Linear::new(512, 512, rng))
+        .add(Dropout::new(0.2))
+        .add(Linear::with_init(512, 512, &relu, rng))
         .add(ReLU)
-        .add(Dropout::new(0.2, 2))
+        .add(Dropout::new(0.2))
         .add(Linear::new(512, 10, rng))
 }
 
 fn small_mlp(rng: &mut ChaCha8Rng) -> Sequential {
+    let relu = LayerInit::before(Activation::Relu);
     Sequential::new()
-        .add(Linear::new(784, 128, rng))
+        .add(Linear::with_init(784, 128, &relu, rng))
         .add(ReLU)
         .add(Linear::new(128, 10, rng))
 }

@@ -23,7 +23,8 @@ use ember::autograd::{no_grad, Var};
 use ember::distributed::World;
 use ember::layers::metrics::ConfusionMatrix;
 use ember::layers::{
-    Conv2d, Dropout, Flatten, LayerInit, Linear, MaxPool2d, Module, ReLU, Sequential,
+    Activation, Conv2d, Dropout, Flatten, LayerInit, Linear, MaxPool2d, Module, ReLU, Sequential,
+    Step,
 };
 use ember::mnist::{BatchConfig, Layout, MnistSet};
 use rand::SeedableRng;
@@ -38,20 +39,21 @@ struct Cli {
 }
 
 /// `(batch, 1, 28, 28) → (batch, 10)`.
-fn build_model(init: &LayerInit, seed: u64, rng: &mut ChaCha8Rng) -> Sequential {
+fn build_model(init: &LayerInit, rng: &mut ChaCha8Rng) -> Sequential {
+    let relu = init.clone().feeding(Activation::Relu);
     let conv =
-        |c_in, c_out, rng: &mut ChaCha8Rng| Conv2d::with_options(c_in, c_out, 3, 1, 0, init, rng);
+        |c_in, c_out, rng: &mut ChaCha8Rng| Conv2d::with_options(c_in, c_out, 3, 1, 0, &relu, rng);
     Sequential::new()
         .add(conv(1, 32, rng)) // → (32, 26, 26)
         .add(ReLU)
         .add(conv(32, 64, rng)) // → (64, 24, 24)
         .add(ReLU)
         .add(MaxPool2d::new(2)) // → (64, 12, 12)
-        .add(Dropout::new(0.25, seed))
+        .add(Dropout::new(0.25))
         .add(Flatten) // → 9216
-        .add(Linear::with_init(9216, 128, init, rng))
+        .add(Linear::with_init(9216, 128, &relu, rng))
         .add(ReLU)
-        .add(Dropout::new(0.5, seed ^ 1))
+        .add(Dropout::new(0.5))
         .add(Linear::with_init(128, 10, init, rng))
 }
 
@@ -84,7 +86,7 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
     let (train_set, test_set) = common::load_data(&args)?;
 
     let init = args.init.layer_init(&args.bias_init)?;
-    let model = build_model(&init, args.seed, &mut ChaCha8Rng::seed_from_u64(args.seed));
+    let model = build_model(&init, &mut ChaCha8Rng::seed_from_u64(args.seed));
     let mut optimizer = kind.build(&model, lr);
     let batch_size = args.batch_size.unwrap_or(64);
     let extra: [(&str, String); 0] = [];
@@ -115,7 +117,6 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
     let mut test = (f64::NAN, f64::NAN);
     for epoch in start_epoch..epochs {
         model.set_training(true);
-        model.reseed(common::epoch_seed(args.seed, epoch));
         let local = ranks.local_len(train_set.len(), batch_size);
         let mut tracker = EpochTracker::new(local, epoch, epochs, lr, args);
         for (b, batch) in train_set.epoch(&batches, epoch as u64).enumerate() {
@@ -123,6 +124,7 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
             let global = common::global_batch(train_set.len(), batch_size, b);
             ranks.share(&model, global); // this rank's rows of the global batch
             optimizer.set_lr(schedule.lr(step as usize));
+            model.set_step(Step::new(args.seed, step)); // dropout masks: f(seed, step, path)
             let logits = model.forward(&Var::constant(batch.images));
             let loss = logits.cross_entropy_smoothed(&batch.labels, args.label_smoothing);
             optimizer.zero_grad();

@@ -19,7 +19,9 @@ use common::parallel::Ranks;
 use common::{CommonArgs, EpochTracker, OptimizerKind, Reporter, ScheduleKind};
 use ember::autograd::Var;
 use ember::distributed::World;
-use ember::layers::{Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Tanh};
+use ember::layers::{
+    Activation as Feeds, Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Step, Tanh,
+};
 use ember::mnist::{BatchConfig, Layout};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -57,18 +59,21 @@ enum Activation {
 fn build_model(cli: &Cli, init: &LayerInit, rng: &mut ChaCha8Rng) -> Sequential {
     let mut model = Sequential::new();
     let mut width = 784;
-    for (i, &h) in cli.hidden.iter().enumerate() {
-        model.push(Box::new(Linear::with_init(width, h, init, rng)));
+    let feeds = match cli.activation {
+        Activation::Relu => Feeds::Relu,
+        Activation::Sigmoid => Feeds::Sigmoid,
+        Activation::Tanh => Feeds::Tanh,
+    };
+    for &h in &cli.hidden {
+        let hidden = init.clone().feeding(feeds);
+        model.push(Box::new(Linear::with_init(width, h, &hidden, rng)));
         model.push(match cli.activation {
             Activation::Relu => Box::new(ReLU),
             Activation::Sigmoid => Box::new(Sigmoid),
             Activation::Tanh => Box::new(Tanh),
         });
         if cli.dropout > 0.0 {
-            model.push(Box::new(Dropout::new(
-                cli.dropout,
-                cli.common.seed ^ i as u64,
-            )));
+            model.push(Box::new(Dropout::new(cli.dropout)));
         }
         width = h;
     }
@@ -154,7 +159,6 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
     let mut test = (f64::NAN, f64::NAN);
     for epoch in start_epoch..epochs {
         model.set_training(true);
-        model.reseed(common::epoch_seed(args.seed, epoch));
         let local = ranks.local_len(train_set.len(), batch_size);
         let mut tracker = EpochTracker::new(local, epoch, epochs, lr, args);
         for (b, batch) in train_set.epoch(&batches, epoch as u64).enumerate() {
@@ -163,6 +167,7 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
             let global = common::global_batch(train_set.len(), batch_size, b);
             ranks.share(&model, global); // this rank's rows of the global batch
             optimizer.set_lr(schedule.lr(step as usize));
+            model.set_step(Step::new(args.seed, step)); // dropout masks: f(seed, step, path)
             let logits = model.forward(&Var::constant(batch.images));
             let loss = logits.cross_entropy_smoothed(&batch.labels, args.label_smoothing);
             optimizer.zero_grad();

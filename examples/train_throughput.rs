@@ -16,7 +16,9 @@ use clap::Parser;
 
 use ember::autograd::Var;
 use ember::layers::optim::{Adam, AdamConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig};
-use ember::layers::{Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
+use ember::layers::{
+    Activation, Conv2d, Dropout, Flatten, LayerInit, Linear, MaxPool2d, Module, ReLU, Sequential,
+};
 use ember::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -25,21 +27,23 @@ const STEPS: usize = 40;
 const ROUNDS: usize = 15;
 
 fn classic(rng: &mut ChaCha8Rng) -> (Sequential, Box<dyn Optimizer>) {
+    let relu = LayerInit::before(Activation::Relu);
     let model = Sequential::new()
-        .add(Linear::new(784, 512, rng))
+        .add(Linear::with_init(784, 512, &relu, rng))
         .add(ReLU)
-        .add(Dropout::new(0.2, 1))
-        .add(Linear::new(512, 512, rng))
+        .add(Dropout::new(0.2))
+        .add(Linear::with_init(512, 512, &relu, rng))
         .add(ReLU)
-        .add(Dropout::new(0.2, 2))
+        .add(Dropout::new(0.2))
         .add(Linear::new(512, 10, rng));
     let optimizer = RmsProp::new(model.parameters(), RmsPropConfig::keras());
     (model, Box::new(optimizer))
 }
 
 fn small(rng: &mut ChaCha8Rng) -> (Sequential, Box<dyn Optimizer>) {
+    let relu = LayerInit::before(Activation::Relu);
     let model = Sequential::new()
-        .add(Linear::new(784, 128, rng))
+        .add(Linear::with_init(784, 128, &relu, rng))
         .add(ReLU)
         .add(Linear::new(128, 10, rng));
     let optimizer = Sgd::new(
@@ -54,17 +58,18 @@ fn small(rng: &mut ChaCha8Rng) -> (Sequential, Box<dyn Optimizer>) {
 
 /// The convnet of `mnist_cnn`, with Adam as there.
 fn cnn(rng: &mut ChaCha8Rng) -> (Sequential, Box<dyn Optimizer>) {
+    let relu = LayerInit::before(Activation::Relu);
     let model = Sequential::new()
-        .add(Conv2d::new(1, 32, 3, rng))
+        .add(Conv2d::with_options(1, 32, 3, 1, 0, &relu, rng))
         .add(ReLU)
-        .add(Conv2d::new(32, 64, 3, rng))
+        .add(Conv2d::with_options(32, 64, 3, 1, 0, &relu, rng))
         .add(ReLU)
         .add(MaxPool2d::new(2))
-        .add(Dropout::new(0.25, 1))
+        .add(Dropout::new(0.25))
         .add(Flatten)
-        .add(Linear::new(9216, 128, rng))
+        .add(Linear::with_init(9216, 128, &relu, rng))
         .add(ReLU)
-        .add(Dropout::new(0.5, 2))
+        .add(Dropout::new(0.5))
         .add(Linear::new(128, 10, rng));
     let optimizer = Adam::new(model.parameters(), AdamConfig::default());
     (model, Box::new(optimizer))

@@ -32,7 +32,9 @@ use std::time::Instant;
 
 use clap::Parser;
 use common::InitKind;
-use ember::layers::{Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Tanh};
+use ember::layers::{
+    Activation, Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Tanh,
+};
 use ember::mnist::batches::permutation;
 use ember::mnist::{Dataset, Layout, Mnist, MnistSet, Scaling};
 use ember::tensor::Tensor;
@@ -113,15 +115,26 @@ pub fn mlp(hidden: &[usize], act: Act, init: &LayerInit, dropout: f32, seed: u64
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut model = Sequential::new();
     let mut width = 784;
-    for (i, &h) in hidden.iter().enumerate() {
-        model.push(Box::new(Linear::with_init(width, h, init, &mut rng)));
+    let feeds = match act {
+        Act::Relu => Activation::Relu,
+        Act::Sigmoid => Activation::Sigmoid,
+        Act::Tanh => Activation::Tanh,
+    };
+    let hidden_init = init.clone().feeding(feeds);
+    for &h in hidden {
+        model.push(Box::new(Linear::with_init(
+            width,
+            h,
+            &hidden_init,
+            &mut rng,
+        )));
         model.push(match act {
             Act::Relu => Box::new(ReLU) as Box<dyn Module>,
             Act::Sigmoid => Box::new(Sigmoid),
             Act::Tanh => Box::new(Tanh),
         });
         if dropout > 0.0 {
-            model.push(Box::new(Dropout::new(dropout, seed ^ i as u64)));
+            model.push(Box::new(Dropout::new(dropout)));
         }
         width = h;
     }

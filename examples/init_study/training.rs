@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use ember::autograd::Var;
 use ember::layers::diagnostics::InitReport;
-use ember::layers::{Module, Sequential};
+use ember::layers::{Module, Sequential, Step};
 use ember::mnist::{BatchConfig, Layout};
 use ember::report::{plot_bands, Band, BandPanel, BandPoint};
 
@@ -114,8 +114,8 @@ fn train(plan: &Plan, act: Act, kind: InitKind, bias: &str, seed: u64) -> Result
     let (mut step, mut seen) = (0usize, 0usize);
     for epoch in 0..plan.epochs {
         model.set_training(true);
-        model.reseed(common::epoch_seed(seed, epoch));
         for batch in plan.train.epoch(&batches, epoch as u64) {
+            model.set_step(Step::new(seed, step as u64));
             let logits = model.forward(&Var::constant(batch.images));
             let loss = logits.cross_entropy(&batch.labels);
             optimizer.zero_grad();

@@ -1,6 +1,6 @@
 //! What every rank must agree on before training, and the parameters' hash.
 
-use ember_layers::Module;
+use ember_layers::{Module, Named};
 use sha2::{Digest, Sha256};
 
 /// The settings of a run that every rank must share: named entries (the
@@ -35,7 +35,7 @@ impl Fingerprint {
 
     /// Adds the model's parameter names and shapes, in state-dict order.
     pub fn add_model(&mut self, model: &dyn Module) {
-        for (name, var) in model.state() {
+        for Named { name, var } in model.state() {
             self.add(format!("model {name}"), format!("{:?}", var.shape()));
         }
     }
@@ -90,7 +90,7 @@ impl Fingerprint {
 /// data-parallel run.
 pub fn parameters_sha256(model: &dyn Module) -> String {
     let mut hasher = Sha256::new();
-    for (_, var) in model.parameters() {
+    for Named { var, .. } in model.parameters() {
         for x in var.value().to_vec() {
             hasher.update(x.to_le_bytes());
         }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use ember_autograd::Var;
-use ember_layers::Module;
+use ember_layers::{Module, Named};
 use ember_tensor::Tensor;
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
@@ -89,7 +89,7 @@ impl World {
     /// ranks start from the same bits.
     pub fn broadcast_state(&self, model: &dyn Module) {
         let root = self.comm.process_at_rank(0);
-        for (_, var) in model.state() {
+        for Named { var, .. } in model.state() {
             var.update(|value, _| root.broadcast_into(value.data_mut()));
         }
     }
@@ -186,7 +186,7 @@ impl<'w> GradientAverager<'w> {
         first_cap: usize,
         cap: usize,
     ) -> GradientAverager<'w> {
-        let params: Vec<Var> = model.parameters().into_iter().map(|(_, v)| v).collect();
+        let params: Vec<Var> = model.parameters().into_iter().map(|p| p.var).collect();
         let sizes: Vec<usize> = params.iter().map(|v| v.value_ref().numel()).collect();
         let plan = BucketPlan::new(&sizes, first_cap, cap);
         let buckets = plan

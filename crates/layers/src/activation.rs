@@ -2,7 +2,7 @@
 
 use ember_autograd::Var;
 
-use crate::Module;
+use crate::{Activation, LayerKind, Module};
 
 /// `max(x, 0)`. Any shape → the same shape.
 #[derive(Clone, Copy, Debug, Default)]
@@ -50,8 +50,8 @@ impl Module for ReLU {
     fn forward(&self, input: &Var) -> Var {
         input.relu()
     }
-    fn is_relu(&self) -> bool {
-        true
+    fn kind(&self) -> LayerKind {
+        LayerKind::Activation(Activation::Relu)
     }
     fn describe(&self) -> String {
         "ReLU".to_string()
@@ -62,6 +62,9 @@ impl Module for LeakyReLU {
     fn forward(&self, input: &Var) -> Var {
         input.leaky_relu(self.slope)
     }
+    fn kind(&self) -> LayerKind {
+        LayerKind::Activation(Activation::LeakyRelu(self.slope))
+    }
     fn describe(&self) -> String {
         format!("LeakyReLU({})", self.slope)
     }
@@ -70,6 +73,9 @@ impl Module for LeakyReLU {
 impl Module for Sigmoid {
     fn forward(&self, input: &Var) -> Var {
         input.sigmoid()
+    }
+    fn kind(&self) -> LayerKind {
+        LayerKind::Activation(Activation::Sigmoid)
     }
     fn describe(&self) -> String {
         "Sigmoid".to_string()
@@ -80,6 +86,9 @@ impl Module for Tanh {
     fn forward(&self, input: &Var) -> Var {
         input.tanh()
     }
+    fn kind(&self) -> LayerKind {
+        LayerKind::Activation(Activation::Tanh)
+    }
     fn describe(&self) -> String {
         "Tanh".to_string()
     }
@@ -89,6 +98,9 @@ impl Module for GELU {
     fn forward(&self, input: &Var) -> Var {
         input.gelu()
     }
+    fn kind(&self) -> LayerKind {
+        LayerKind::Activation(Activation::Gelu)
+    }
     fn describe(&self) -> String {
         "GELU".to_string()
     }
@@ -97,6 +109,9 @@ impl Module for GELU {
 impl Module for Softmax {
     fn forward(&self, input: &Var) -> Var {
         input.softmax(self.axis)
+    }
+    fn kind(&self) -> LayerKind {
+        LayerKind::Activation(Activation::Softmax)
     }
     fn describe(&self) -> String {
         format!("Softmax(axis {})", self.axis)
@@ -110,6 +125,9 @@ pub struct Flatten;
 impl Module for Flatten {
     fn forward(&self, input: &Var) -> Var {
         input.flatten_from(1)
+    }
+    fn kind(&self) -> LayerKind {
+        LayerKind::Reshape
     }
     fn describe(&self) -> String {
         "Flatten".to_string()

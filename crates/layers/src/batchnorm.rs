@@ -5,7 +5,7 @@ use std::cell::Cell;
 use ember_autograd::{no_grad, Var};
 use ember_tensor::Tensor;
 
-use crate::{Module, Named};
+use crate::{LayerKind, Members, Module};
 
 /// The shared core: normalizes a `(rows, features)` batch per feature.
 struct Norm {
@@ -82,22 +82,12 @@ impl Norm {
         });
     }
 
-    fn parameters(&self) -> Vec<Named> {
-        vec![
-            ("weight".into(), self.weight.clone()),
-            ("bias".into(), self.bias.clone()),
-        ]
-    }
-
-    fn buffers(&self) -> Vec<Named> {
-        vec![
-            ("running_mean".into(), self.running_mean.clone()),
-            ("running_var".into(), self.running_var.clone()),
-            (
-                "num_batches_tracked".into(),
-                self.num_batches_tracked.clone(),
-            ),
-        ]
+    fn visit(&self, m: &mut Members) {
+        m.parameter("weight", &self.weight);
+        m.parameter("bias", &self.bias);
+        m.buffer("running_mean", &self.running_mean);
+        m.buffer("running_var", &self.running_var);
+        m.buffer("num_batches_tracked", &self.num_batches_tracked);
     }
 }
 
@@ -135,11 +125,11 @@ impl Module for BatchNorm1d {
     fn forward(&self, input: &Var) -> Var {
         self.norm.forward_2d("BatchNorm1d", input)
     }
-    fn parameters(&self) -> Vec<Named> {
-        self.norm.parameters()
+    fn visit(&self, m: &mut Members) {
+        self.norm.visit(m);
     }
-    fn buffers(&self) -> Vec<Named> {
-        self.norm.buffers()
+    fn kind(&self) -> LayerKind {
+        LayerKind::Normalization
     }
     fn set_training(&self, training: bool) {
         self.norm.training.set(training);
@@ -178,11 +168,11 @@ impl Module for BatchNorm2d {
         let y = self.norm.forward_2d("BatchNorm2d", &rows);
         y.reshape(&[s[0], s[2], s[3], s[1]]).permute(&[0, 3, 1, 2])
     }
-    fn parameters(&self) -> Vec<Named> {
-        self.norm.parameters()
+    fn visit(&self, m: &mut Members) {
+        self.norm.visit(m);
     }
-    fn buffers(&self) -> Vec<Named> {
-        self.norm.buffers()
+    fn kind(&self) -> LayerKind {
+        LayerKind::Normalization
     }
     fn set_training(&self, training: bool) {
         self.norm.training.set(training);

@@ -4,8 +4,7 @@ use ember_autograd::Var;
 use rand::Rng;
 
 use crate::init::Fans;
-use crate::layer_init::Bias;
-use crate::{LayerInit, Module, Named};
+use crate::{LayerInit, LayerKind, Members, Module};
 
 /// A 2-D convolution: `(N, C_in, H, W) → (N, C_out, H', W')` with
 /// `H' = (H + 2·padding − k)/stride + 1` (same for W').
@@ -27,7 +26,8 @@ use crate::{LayerInit, Module, Named};
 /// ```
 pub struct Conv2d {
     weight: Var,
-    bias: Bias,
+    bias: Option<Var>,
+    feeds: crate::Activation,
     in_channels: usize,
     out_channels: usize,
     kernel: usize,
@@ -67,10 +67,11 @@ impl Conv2d {
         let shape = [out_channels, in_channels, kernel, kernel];
         let fans = Fans::from_shape(&shape);
         let weight = Var::parameter(init.weight.init(&shape, fans, rng));
-        let bias = Bias::new(init, out_channels, fans, rng);
+        let bias = init.init_bias(out_channels, fans, rng);
         Conv2d {
             weight,
             bias,
+            feeds: init.feeds,
             in_channels,
             out_channels,
             kernel,
@@ -86,21 +87,24 @@ impl Conv2d {
 
     /// The bias `(C_out)`, if any.
     pub fn bias(&self) -> Option<&Var> {
-        self.bias.var()
+        self.bias.as_ref()
     }
 }
 
 impl Module for Conv2d {
     fn forward(&self, input: &Var) -> Var {
-        input.conv2d(&self.weight, self.bias.var(), self.stride, self.padding)
+        input.conv2d(&self.weight, self.bias.as_ref(), self.stride, self.padding)
     }
 
-    fn parameters(&self) -> Vec<Named> {
-        self.bias.with_weight(&self.weight)
+    fn visit(&self, m: &mut Members) {
+        m.parameter("weight", &self.weight);
+        if let Some(bias) = &self.bias {
+            m.parameter("bias", bias);
+        }
     }
 
-    fn feeds_relu(&self) {
-        self.bias.feeds_relu();
+    fn kind(&self) -> LayerKind {
+        LayerKind::Weighted { feeds: self.feeds }
     }
 
     fn describe(&self) -> String {
@@ -139,6 +143,9 @@ impl MaxPool2d {
 impl Module for MaxPool2d {
     fn forward(&self, input: &Var) -> Var {
         input.max_pool2d(self.kernel, self.stride)
+    }
+    fn kind(&self) -> LayerKind {
+        LayerKind::Pooling
     }
     fn describe(&self) -> String {
         format!(

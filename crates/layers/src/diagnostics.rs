@@ -38,7 +38,7 @@ use std::fmt;
 use ember_autograd::Var;
 use ember_tensor::Tensor;
 
-use crate::{Module, Sequential};
+use crate::{Activation, LayerKind, Module, Sequential};
 
 /// A sigmoid or tanh unit whose pre-activation exceeds this in absolute
 /// value counts as saturated: there sigmoid′(z) < 0.105 (against 0.25 at 0)
@@ -59,17 +59,14 @@ pub enum FollowedBy {
 }
 
 impl FollowedBy {
-    /// Recognises the module after a weighted layer. ReLU answers
-    /// [`Module::is_relu`]; sigmoid and tanh are known by their description.
+    /// Recognises the module after a weighted layer by its [`LayerKind`].
     fn of(module: Option<&dyn Module>) -> FollowedBy {
-        match module {
+        match module.map(|m| (m, m.kind())) {
             None => FollowedBy::Other("output".to_string()),
-            Some(m) if m.is_relu() => FollowedBy::Relu,
-            Some(m) => match m.describe().as_str() {
-                "Sigmoid" => FollowedBy::Sigmoid,
-                "Tanh" => FollowedBy::Tanh,
-                other => FollowedBy::Other(other.to_string()),
-            },
+            Some((_, LayerKind::Activation(Activation::Relu))) => FollowedBy::Relu,
+            Some((_, LayerKind::Activation(Activation::Sigmoid))) => FollowedBy::Sigmoid,
+            Some((_, LayerKind::Activation(Activation::Tanh))) => FollowedBy::Tanh,
+            Some((m, _)) => FollowedBy::Other(m.describe()),
         }
     }
 
@@ -166,7 +163,7 @@ impl InitReport {
     /// example, or a label is out of range (as cross-entropy panics).
     #[track_caller]
     pub fn new(model: &Sequential, input: &Tensor, labels: &[usize]) -> InitReport {
-        let params: Vec<Var> = model.parameters().into_iter().map(|(_, v)| v).collect();
+        let params: Vec<Var> = model.parameters().into_iter().map(|p| p.var).collect();
         let saved: Vec<Option<Tensor>> = params.iter().map(Var::grad).collect();
         params.iter().for_each(Var::zero_grad);
 
@@ -186,7 +183,19 @@ impl InitReport {
         let stats = weighted
             .into_iter()
             .map(|(i, weight, z)| {
-                let followed_by = FollowedBy::of(layers.get(i + 1).map(|b| b.as_ref()));
+                // What the layer was built to feed, else the module after it.
+                let followed_by = match layers[i].kind() {
+                    LayerKind::Weighted {
+                        feeds: Activation::Relu,
+                    } => FollowedBy::Relu,
+                    LayerKind::Weighted {
+                        feeds: Activation::Sigmoid,
+                    } => FollowedBy::Sigmoid,
+                    LayerKind::Weighted {
+                        feeds: Activation::Tanh,
+                    } => FollowedBy::Tanh,
+                    _ => FollowedBy::of(layers.get(i + 1).map(|b| b.as_ref())),
+                };
                 layer_stats(i, layers[i].describe(), followed_by, &weight, &z.value())
             })
             .collect();
@@ -202,13 +211,13 @@ impl InitReport {
     }
 }
 
-/// The parameter named `"weight"` with at least two axes, if any.
+/// The weight of a weighted layer ([`LayerKind::Weighted`]): its first
+/// parameter.
 fn weight_of(layer: &dyn Module) -> Option<Var> {
-    layer
-        .parameters()
-        .into_iter()
-        .find(|(name, v)| name == "weight" && v.value_ref().ndim() >= 2)
-        .map(|(_, v)| v)
+    match layer.kind() {
+        LayerKind::Weighted { .. } => layer.parameters().into_iter().next().map(|p| p.var),
+        _ => None,
+    }
 }
 
 fn layer_stats(
@@ -466,12 +475,12 @@ mod tests {
     fn gradients_are_left_as_found() {
         let model = Sequential::new().add(Linear::new(3, 2, &mut rng()));
         let params = model.parameters();
-        params[0].1.set_grad(Some(Tensor::full(&[2, 3], 7.0)));
+        params[0].var.set_grad(Some(Tensor::full(&[2, 3], 7.0)));
         let x = Tensor::ones(&[4, 3]);
         let r = InitReport::new(&model, &x, &[0, 1, 0, 1]);
         assert!(r.layers[0].grad_norm > 0.0);
-        assert_eq!(params[0].1.grad().unwrap().to_vec(), vec![7.0; 6]);
-        assert!(params[1].1.grad().is_none());
+        assert_eq!(params[0].var.grad().unwrap().to_vec(), vec![7.0; 6]);
+        assert!(params[1].var.grad().is_none());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Inverted dropout.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 
 use ember_autograd::Var;
 use ember_tensor::{Tensor, PARALLEL_THRESHOLD};
@@ -8,7 +8,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::{BatchShare, Module};
+use crate::{BatchShare, LayerKind, Module, Step};
 
 /// Mask elements generated per task: a chunk (64 KiB of mask) costs tens of
 /// µs, well above the cost of handing it to a thread.
@@ -18,15 +18,21 @@ const MASK_CHUNK: usize = 16 * 1024;
 /// and scales the survivors by `1/(1 − p)`, so evaluation (where it is the
 /// identity) needs no rescaling. Any shape → the same shape.
 ///
-/// Masks come from its own seeded RNG; [`Module::reseed`] restarts it (the
-/// training loops do so every epoch, which makes resumed runs exact).
+/// A mask is a pure function of the [`Step`] the model was last given
+/// ([`Module::set_step`]: the run's seed, the step's index, this layer's
+/// path in the model) and of how many elements this layer has already
+/// masked in that step: element `i` takes word `i` of a ChaCha8 stream keyed
+/// by (seed, path) and numbered by the step. So a resumed run draws the same
+/// masks as one that never stopped, on any thread count, and two dropout
+/// layers of one model never share masks.
 ///
 /// ```
 /// use ember_autograd::Var;
-/// use ember_layers::{Dropout, Module};
+/// use ember_layers::{Dropout, Module, Step};
 /// use ember_tensor::Tensor;
 ///
-/// let drop = Dropout::new(0.5, 7);
+/// let drop = Dropout::new(0.5);
+/// drop.set_step(Step::new(7, 0));
 /// let x = Var::constant(Tensor::ones(&[1000]));
 /// let y = drop.forward(&x).value().to_vec();
 /// assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
@@ -35,26 +41,29 @@ const MASK_CHUNK: usize = 16 * 1024;
 /// ```
 pub struct Dropout {
     p: f32,
-    rng: RefCell<ChaCha8Rng>,
+    step: Cell<Step>,
+    /// Words of the step's stream already used (by earlier forwards in it).
+    words_used: Cell<u128>,
     training: Cell<bool>,
     share: Cell<BatchShare>,
 }
 
 impl Dropout {
-    /// Dropout with probability `p` of zeroing, masks seeded by `seed`.
+    /// Dropout with probability `p` of zeroing.
     ///
     /// # Panics
     /// If `p` is not in `[0, 1)` (NaN included), with a message naming the
     /// function and the value.
     #[track_caller]
-    pub fn new(p: f32, seed: u64) -> Dropout {
+    pub fn new(p: f32) -> Dropout {
         assert!(
             (0.0..1.0).contains(&p),
             "Dropout::new: probability {p} is not in [0, 1)"
         );
         Dropout {
             p,
-            rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)),
+            step: Cell::new(Step::default()),
+            words_used: Cell::new(0),
             training: Cell::new(true),
             share: Cell::new(BatchShare::default()),
         }
@@ -64,6 +73,23 @@ impl Dropout {
     pub fn p(&self) -> f32 {
         self.p
     }
+}
+
+/// The ChaCha8 stream of `step`: keyed by the run's seed and the layer's
+/// path, numbered by the step's index.
+fn mask_stream(step: Step) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(splitmix64(step.seed ^ splitmix64(step.path)));
+    rng.set_stream(step.index);
+    rng
+}
+
+/// SplitMix64's finalizer: a bijective mix, so distinct (seed, path) pairs
+/// give unrelated keys.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl Module for Dropout {
@@ -77,7 +103,7 @@ impl Module for Dropout {
         // integer compare per element on bulk-generated random words.
         let threshold = ((1.0 - f64::from(self.p)) * 4_294_967_296.0) as u64;
         let mut mask = vec![0.0f32; shape.iter().product()];
-        let mut rng = self.rng.borrow_mut();
+        let rng = mask_stream(self.step.get());
         // One word per element; a share of a global batch starts at its
         // first row's words and the stream moves past the whole batch.
         let rows = shape.first().copied().unwrap_or(1).max(1);
@@ -98,7 +124,7 @@ impl Module for Dropout {
                 share.global as u128 * per_row,
             )
         };
-        let first_word = rng.get_word_pos() + skip;
+        let first_word = self.words_used.get() + skip;
         let base = rng.clone();
         // Element i takes word `first_word + i` of the stream, whichever
         // thread generates it: chunks jump to their own position, so the
@@ -120,7 +146,7 @@ impl Module for Dropout {
         } else {
             mask.chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
         }
-        rng.set_word_pos(first_word - skip + words_used);
+        self.words_used.set(first_word - skip + words_used);
         input.dropout_with_mask(&Tensor::from_vec(mask, &shape))
     }
 
@@ -128,8 +154,13 @@ impl Module for Dropout {
         self.training.set(training);
     }
 
-    fn reseed(&self, seed: u64) {
-        *self.rng.borrow_mut() = ChaCha8Rng::seed_from_u64(seed);
+    fn set_step(&self, step: Step) {
+        self.step.set(step);
+        self.words_used.set(0);
+    }
+
+    fn kind(&self) -> LayerKind {
+        LayerKind::Dropout
     }
 
     fn set_batch_share(&self, share: BatchShare) {
@@ -145,10 +176,10 @@ impl Module for Dropout {
 mod tests {
     use super::*;
 
-    /// The mask of `count` consecutive forwards over `n` ones, as one sequential
-    /// stream of words would give it: word i of the seed's stream decides element i.
-    fn sequential_masks(p: f32, seed: u64, n: usize, count: usize) -> Vec<Vec<f32>> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    /// The masks of `count` consecutive forwards over `n` ones in one step, as
+    /// one sequential stream of words gives them: word i decides element i.
+    fn sequential_masks(p: f32, step: Step, n: usize, count: usize) -> Vec<Vec<f32>> {
+        let mut rng = mask_stream(step);
         let threshold = ((1.0 - f64::from(p)) * 4_294_967_296.0) as u64;
         (0..count)
             .map(|_| {
@@ -167,14 +198,16 @@ mod tests {
     fn masks_are_one_sequential_stream_for_any_thread_count() {
         // Above the parallel threshold and not a multiple of the chunk.
         let n = PARALLEL_THRESHOLD + 123;
-        let want = sequential_masks(0.3, 11, n, 2);
+        let step = Step::new(11, 5).child("3");
+        let want = sequential_masks(0.3, step, n, 2);
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .unwrap();
             let got = pool.install(|| {
-                let drop = Dropout::new(0.3, 11);
+                let drop = Dropout::new(0.3);
+                drop.set_step(step);
                 let x = Var::constant(Tensor::ones(&[n]));
                 [
                     drop.forward(&x).value().to_vec(),
@@ -188,30 +221,42 @@ mod tests {
     }
 
     #[test]
-    fn keeps_about_one_minus_p_and_reseeds() {
-        let drop = Dropout::new(0.2, 3);
+    fn masks_are_a_function_of_seed_step_and_path() {
         let x = Var::constant(Tensor::ones(&[50_000]));
-        let first = drop.forward(&x).value().to_vec();
+        let mask = |step: Step| {
+            let drop = Dropout::new(0.2);
+            drop.set_step(step);
+            drop.forward(&x).value().to_vec()
+        };
+        let base = Step::new(3, 10).child("fc");
+        let first = mask(base);
         let kept = first.iter().filter(|&&v| v != 0.0).count() as f64 / 50_000.0;
         assert!((kept - 0.8).abs() < 0.01, "kept {kept}");
-        assert_ne!(drop.forward(&x).value().to_vec(), first);
-        drop.reseed(3);
-        assert_eq!(drop.forward(&x).value().to_vec(), first);
+        assert_eq!(mask(base), first, "the same step draws the same mask");
+        for other in [
+            Step::new(4, 10).child("fc"),
+            Step::new(3, 11).child("fc"),
+            Step::new(3, 10).child("fd"),
+        ] {
+            assert_ne!(mask(other), first, "{other:?}");
+        }
     }
 
     #[test]
     fn shares_of_a_batch_draw_the_rows_of_the_global_masks() {
-        // Two steps of a (5, 3) batch, whole and as rows 0..2 and 2..5.
-        let whole = Dropout::new(0.4, 9);
+        // A (5, 3) batch, whole and as rows 0..2 and 2..5, over two steps.
         let x = Var::constant(Tensor::ones(&[5, 3]));
-        let want: Vec<Vec<f32>> = (0..2).map(|_| whole.forward(&x).value().to_vec()).collect();
-        for (offset, rows) in [(0, 2), (2, 3)] {
-            let part = Dropout::new(0.4, 9);
-            part.set_batch_share(BatchShare { offset, global: 5 });
-            let x = Var::constant(Tensor::ones(&[rows, 3]));
-            for step in &want {
+        for index in [0, 1] {
+            let whole = Dropout::new(0.4);
+            whole.set_step(Step::new(9, index));
+            let want = whole.forward(&x).value().to_vec();
+            for (offset, rows) in [(0, 2), (2, 3)] {
+                let part = Dropout::new(0.4);
+                part.set_step(Step::new(9, index));
+                part.set_batch_share(BatchShare { offset, global: 5 });
+                let x = Var::constant(Tensor::ones(&[rows, 3]));
                 let got = part.forward(&x).value().to_vec();
-                assert_eq!(got, step[offset * 3..(offset + rows) * 3]);
+                assert_eq!(got, want[offset * 3..(offset + rows) * 3]);
             }
         }
     }

@@ -1,6 +1,5 @@
 //! How a layer initializes its parameters: per layer, or model-wide.
 
-use std::cell::Cell;
 use std::sync::Arc;
 
 use ember_autograd::Var;
@@ -8,13 +7,13 @@ use ember_tensor::Tensor;
 use rand::Rng;
 
 use crate::init::{default_weight_init, Constant, Fans, Initializer, Zeros};
-use crate::{Named, RELU_BIAS};
+use crate::{Activation, RELU_BIAS};
 
 /// The bias a layer starts with.
 #[derive(Clone, Debug, Default)]
 pub enum BiasInit {
-    /// Ember's default: zero, or [`crate::RELU_BIAS`] (0.1) when the layer's
-    /// output feeds a ReLU (decided by `Sequential` as layers are added).
+    /// Ember's default: zero, or the [`LayerInit::relu_bias`] (0.1) when the
+    /// layer is built to feed a ReLU ([`LayerInit::before`]).
     #[default]
     Default,
     /// This initializer, whatever follows the layer.
@@ -23,19 +22,27 @@ pub enum BiasInit {
     Disabled,
 }
 
-/// The initializers of one layer's weight and bias.
+/// How one layer initializes its weight and bias, decided when it is built.
 ///
 /// The default is Ember's: weights from a truncated normal with
-/// std = 1/√fan_in cut at ±2σ, biases per [`BiasInit::Default`]. Pass one
-/// `LayerInit` to every constructor to set a model-wide default, or a
+/// std = 1/√fan_in cut at ±2σ, biases per [`BiasInit::Default`] — zero, or
+/// [`crate::RELU_BIAS`] for a layer built to feed a ReLU. Pass one
+/// `LayerInit` to every constructor to set a model-wide choice, or a
 /// different one per layer.
 ///
 /// ```
 /// use ember_layers::init::HeNormal;
-/// use ember_layers::{LayerInit, Linear};
+/// use ember_layers::{Activation, LayerInit, Linear};
 /// use rand::SeedableRng;
 ///
 /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+/// // A layer whose output feeds a ReLU starts with bias 0.1 ...
+/// let hidden = Linear::with_init(784, 128, &LayerInit::before(Activation::Relu), &mut rng);
+/// assert!(hidden.bias().unwrap().value().to_vec().iter().all(|&b| b == 0.1));
+/// // ... unless the model switches that off, or names its own bias.
+/// let plain = LayerInit::before(Activation::Relu).no_relu_bias();
+/// let hidden = Linear::with_init(784, 128, &plain, &mut rng);
+/// assert!(hidden.bias().unwrap().value().to_vec().iter().all(|&b| b == 0.0));
 /// let init = LayerInit::default().weight(HeNormal).bias_constant(0.01);
 /// let layer = Linear::with_init(784, 128, &init, &mut rng);
 /// assert!(layer.bias().unwrap().value().to_vec().iter().all(|&b| b == 0.01));
@@ -46,6 +53,10 @@ pub struct LayerInit {
     pub weight: Arc<dyn Initializer>,
     /// The bias choice.
     pub bias: BiasInit,
+    /// The activation the layer's output feeds (decides the default bias).
+    pub feeds: Activation,
+    /// The default bias of a layer feeding a ReLU (`None`: zero like the rest).
+    pub relu_bias: Option<f32>,
 }
 
 impl Default for LayerInit {
@@ -53,11 +64,31 @@ impl Default for LayerInit {
         LayerInit {
             weight: Arc::new(default_weight_init()),
             bias: BiasInit::Default,
+            feeds: Activation::Identity,
+            relu_bias: Some(RELU_BIAS),
         }
     }
 }
 
 impl LayerInit {
+    /// Ember's defaults for a layer whose output feeds `activation`.
+    pub fn before(activation: Activation) -> Self {
+        LayerInit::default().feeding(activation)
+    }
+
+    /// The same choices for a layer whose output feeds `activation`.
+    pub fn feeding(mut self, activation: Activation) -> Self {
+        self.feeds = activation;
+        self
+    }
+
+    /// A layer feeding a ReLU keeps a zero default bias (for a whole model,
+    /// pass the result to every constructor).
+    pub fn no_relu_bias(mut self) -> Self {
+        self.relu_bias = None;
+        self
+    }
+
     /// Replaces the weight initializer.
     pub fn weight(mut self, init: impl Initializer + 'static) -> Self {
         self.weight = Arc::new(init);
@@ -80,49 +111,18 @@ impl LayerInit {
         self.bias = BiasInit::Disabled;
         self
     }
-}
 
-/// A layer's optional bias, and whether it still holds Ember's default (zero),
-/// which a following ReLU raises to [`RELU_BIAS`]. Shared by `Linear` and
-/// `Conv2d`.
-pub(crate) struct Bias {
-    var: Option<Var>,
-    is_default: Cell<bool>,
-}
-
-impl Bias {
-    /// Draws a bias of `size` as `init` says (after the weight, from the same RNG).
-    pub(crate) fn new(init: &LayerInit, size: usize, fans: Fans, rng: &mut dyn Rng) -> Bias {
-        let (var, is_default) = match &init.bias {
-            BiasInit::Default => (Some(Var::parameter(Zeros.init(&[size], fans, rng))), true),
-            BiasInit::With(b) => (Some(Var::parameter(b.init(&[size], fans, rng))), false),
-            BiasInit::Disabled => (None, false),
+    /// Draws a layer's bias of `size` (after its weight, from the same RNG),
+    /// or none.
+    pub(crate) fn init_bias(&self, size: usize, fans: Fans, rng: &mut dyn Rng) -> Option<Var> {
+        let value = match &self.bias {
+            BiasInit::Default => match (self.feeds, self.relu_bias) {
+                (Activation::Relu, Some(b)) => Tensor::full(&[size], b),
+                _ => Zeros.init(&[size], fans, rng),
+            },
+            BiasInit::With(init) => init.init(&[size], fans, rng),
+            BiasInit::Disabled => return None,
         };
-        Bias {
-            var,
-            is_default: Cell::new(is_default),
-        }
-    }
-
-    /// The bias parameter, if the layer has one.
-    pub(crate) fn var(&self) -> Option<&Var> {
-        self.var.as_ref()
-    }
-
-    /// A ReLU follows: a bias left at its default starts at [`RELU_BIAS`].
-    pub(crate) fn feeds_relu(&self) {
-        if let (Some(bias), true) = (&self.var, self.is_default.get()) {
-            bias.set_value(Tensor::full(&bias.shape(), RELU_BIAS));
-            self.is_default.set(false);
-        }
-    }
-
-    /// `weight` and this bias as state-dict entries.
-    pub(crate) fn with_weight(&self, weight: &Var) -> Vec<Named> {
-        let mut out = vec![("weight".to_string(), weight.clone())];
-        if let Some(b) = &self.var {
-            out.push(("bias".to_string(), b.clone()));
-        }
-        out
+        Some(Var::parameter(value))
     }
 }

@@ -5,24 +5,28 @@
 //!
 //! ```
 //! use ember_autograd::Var;
-//! use ember_layers::{Linear, Module, ReLU, Sequential};
+//! use ember_layers::{Activation, LayerInit, Linear, Module, ReLU, Sequential};
 //! use ember_tensor::Tensor;
 //! use rand::SeedableRng;
 //!
 //! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
 //! let model = Sequential::new()
-//!     .add(Linear::new(4, 8, &mut rng)) // truncated normal, std 1/√4; bias 0.1 (a ReLU follows)
+//!     // truncated normal, std 1/√4; bias 0.1 (built to feed a ReLU)
+//!     .add(Linear::with_init(4, 8, &LayerInit::before(Activation::Relu), &mut rng))
 //!     .add(ReLU)
 //!     .add(Linear::new(8, 3, &mut rng)); // bias 0
 //! let x = Var::constant(Tensor::ones(&[5, 4]));
 //! let loss = model.forward(&x).cross_entropy(&[0, 1, 2, 0, 1]);
 //! loss.backward();
-//! assert!(model.parameters().iter().all(|(_, p)| p.grad().is_some()));
+//! assert!(model.parameters().iter().all(|p| p.var.grad().is_some()));
 //! ```
 //!
 //! ## Map of the crate
-//! - [`Module`]: the trait every layer implements (forward, named
-//!   parameters, train/eval); [`Sequential`] chains modules.
+//! - [`Module`]: the trait every layer and model implements — `forward`,
+//!   and `visit`, which names what it holds ([`Members`]); named parameters,
+//!   buffers, train/eval and dropout's [`Step`] come from that.
+//!   [`Sequential`] chains modules; a user's struct of layers is a model too.
+//! - [`Activation`] and [`LayerKind`]: typed layer kinds.
 //! - Layers: [`Linear`], [`Conv2d`], [`MaxPool2d`], [`Flatten`],
 //!   [`Dropout`], [`BatchNorm1d`], [`BatchNorm2d`], and activations
 //!   ([`ReLU`], [`LeakyReLU`], [`Sigmoid`], [`Tanh`], [`GELU`], [`Softmax`]).
@@ -44,9 +48,10 @@
 //!
 //! ## Ember's initialization defaults
 //! Weights: a truncated normal with std 1/√fan_in, cut at ±2σ (TensorFlow's
-//! MNIST recipe). Biases: zero, except [`RELU_BIAS`] = 0.1 for a layer whose
-//! output feeds a ReLU, so that no unit starts dead. Both can be overridden
-//! per layer or for the whole model with [`LayerInit`].
+//! MNIST recipe). Biases: zero, except [`RELU_BIAS`] = 0.1 for a layer built
+//! to feed a ReLU (`LayerInit::before(Activation::Relu)`), so that no unit
+//! starts dead — decided when the layer is built, in any model. Both can be
+//! overridden per layer or for the whole model with [`LayerInit`].
 #![forbid(unsafe_code)]
 
 mod activation;
@@ -56,6 +61,7 @@ mod conv;
 pub mod diagnostics;
 mod dropout;
 pub mod init;
+mod kind;
 mod layer_init;
 mod linear;
 pub mod loss;
@@ -69,11 +75,12 @@ pub use activation::{Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, GELU};
 pub use batchnorm::{BatchNorm1d, BatchNorm2d};
 pub use conv::{Conv2d, MaxPool2d};
 pub use dropout::Dropout;
+pub use kind::{Activation, LayerKind};
 pub use layer_init::{BiasInit, LayerInit};
 pub use linear::Linear;
-pub use module::{BatchShare, Module, Named};
+pub use module::{walk, BatchShare, Member, Members, Module, Named, Step};
 pub use sequential::Sequential;
 
-/// The bias a layer starts with when its output feeds a ReLU and no bias
+/// The bias a layer starts with when it is built to feed a ReLU and no bias
 /// initializer was chosen: small and positive, so that no unit starts dead.
 pub const RELU_BIAS: f32 = 0.1;

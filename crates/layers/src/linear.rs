@@ -4,15 +4,15 @@ use ember_autograd::Var;
 use rand::Rng;
 
 use crate::init::Fans;
-use crate::layer_init::Bias;
-use crate::{LayerInit, Module, Named};
+use crate::{LayerInit, LayerKind, Members, Module};
 
 /// A fully connected layer: `y = x·Wᵀ + b`, `(batch, in) → (batch, out)`.
 ///
 /// The weight is stored `(out, in)` and the bias `(out)`, as PyTorch stores
 /// them, so checkpoints load into `torch.nn.Linear` unchanged. By default the
 /// weight comes from a truncated normal with std 1/√in (±2σ) and the bias is
-/// zero — or 0.1 when a `Sequential` puts a ReLU right after this layer.
+/// zero — or 0.1 for a layer built to feed a ReLU
+/// ([`LayerInit::before`]`(Activation::Relu)`), in any model.
 ///
 /// ```
 /// use ember_autograd::Var;
@@ -28,9 +28,10 @@ use crate::{LayerInit, Module, Named};
 /// ```
 pub struct Linear {
     weight: Var,
-    bias: Bias,
+    bias: Option<Var>,
     in_features: usize,
     out_features: usize,
+    init: LayerInit,
 }
 
 impl Linear {
@@ -49,12 +50,13 @@ impl Linear {
     ) -> Linear {
         let shape = [out_features, in_features];
         let weight = init.weight.init(&shape, Fans::from_shape(&shape), rng);
-        let bias = Bias::new(init, out_features, Fans::from_shape(&shape), rng);
+        let bias = init.init_bias(out_features, Fans::from_shape(&shape), rng);
         Linear {
             weight: Var::parameter(weight),
             bias,
             in_features,
             out_features,
+            init: init.clone(),
         }
     }
 
@@ -65,7 +67,7 @@ impl Linear {
 
     /// The bias `(out)`, if the layer has one.
     pub fn bias(&self) -> Option<&Var> {
-        self.bias.var()
+        self.bias.as_ref()
     }
 
     /// Input features.
@@ -82,15 +84,20 @@ impl Linear {
 impl Module for Linear {
     /// `(batch, in) → (batch, out)`.
     fn forward(&self, input: &Var) -> Var {
-        input.linear(&self.weight, self.bias.var())
+        input.linear(&self.weight, self.bias.as_ref())
     }
 
-    fn parameters(&self) -> Vec<Named> {
-        self.bias.with_weight(&self.weight)
+    fn visit(&self, m: &mut Members) {
+        m.parameter("weight", &self.weight);
+        if let Some(bias) = &self.bias {
+            m.parameter("bias", bias);
+        }
     }
 
-    fn feeds_relu(&self) {
-        self.bias.feeds_relu();
+    fn kind(&self) -> LayerKind {
+        LayerKind::Weighted {
+            feeds: self.init.feeds,
+        }
     }
 
     fn describe(&self) -> String {

@@ -2,29 +2,26 @@
 
 use ember_autograd::Var;
 
-use crate::{Module, Named};
+use crate::{Members, Module};
 
 /// Modules applied one after the other, named `"0"`, `"1"`, … as in
 /// PyTorch's `nn.Sequential`, so parameters are `"0.weight"`, `"0.bias"`, …
 ///
-/// Adding a [`crate::ReLU`] right after a layer whose bias was left at its
-/// default starts that bias at [`crate::RELU_BIAS`] (0.1).
-///
 /// ```
-/// use ember_layers::{Dropout, Linear, Module, ReLU, Sequential};
+/// use ember_layers::{Activation, Dropout, LayerInit, Linear, Module, ReLU, Sequential};
 /// use rand::SeedableRng;
 ///
 /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
 /// let model = Sequential::new()
-///     .add(Linear::new(784, 512, &mut rng))
+///     .add(Linear::with_init(784, 512, &LayerInit::before(Activation::Relu), &mut rng))
 ///     .add(ReLU)
-///     .add(Dropout::new(0.2, 1))
+///     .add(Dropout::new(0.2))
 ///     .add(Linear::new(512, 10, &mut rng));
-/// let names: Vec<String> = model.parameters().into_iter().map(|(n, _)| n).collect();
+/// let names: Vec<String> = model.parameters().into_iter().map(|p| p.name).collect();
 /// assert_eq!(names, ["0.weight", "0.bias", "3.weight", "3.bias"]);
-/// // The layer before the ReLU starts with bias 0.1, the last one with 0.
-/// assert_eq!(model.parameters()[1].1.value().to_vec()[0], 0.1);
-/// assert_eq!(model.parameters()[3].1.value().to_vec()[0], 0.0);
+/// // The layer built to feed the ReLU starts with bias 0.1, the last one with 0.
+/// assert_eq!(model.parameters()[1].var.value().to_vec()[0], 0.1);
+/// assert_eq!(model.parameters()[3].var.value().to_vec()[0], 0.0);
 /// ```
 #[derive(Default)]
 pub struct Sequential {
@@ -48,11 +45,6 @@ impl Sequential {
 
     /// Appends a boxed module.
     pub fn push(&mut self, layer: Box<dyn Module>) {
-        if layer.is_relu() {
-            if let Some(previous) = self.layers.last() {
-                previous.feeds_relu();
-            }
-        }
         self.layers.push(layer);
     }
 
@@ -97,49 +89,13 @@ impl Module for Sequential {
             .fold(input.clone(), |x, layer| layer.forward(&x))
     }
 
-    fn parameters(&self) -> Vec<Named> {
-        self.children(|layer| layer.parameters())
-    }
-
-    fn buffers(&self) -> Vec<Named> {
-        self.children(|layer| layer.buffers())
-    }
-
-    fn set_training(&self, training: bool) {
-        self.layers
-            .iter()
-            .for_each(|layer| layer.set_training(training));
-    }
-
-    fn reseed(&self, seed: u64) {
+    fn visit(&self, m: &mut Members) {
         for (i, layer) in self.layers.iter().enumerate() {
-            // A distinct, fixed stream per child (splitmix-style mixing).
-            let child = (seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)).rotate_left(17);
-            layer.reseed(child);
-        }
-    }
-
-    fn set_batch_share(&self, share: crate::BatchShare) {
-        for layer in &self.layers {
-            layer.set_batch_share(share);
+            m.child(&i.to_string(), layer.as_ref());
         }
     }
 
     fn describe(&self) -> String {
         format!("Sequential({} layers)", self.layers.len())
-    }
-}
-
-impl Sequential {
-    fn children(&self, f: impl Fn(&dyn Module) -> Vec<Named>) -> Vec<Named> {
-        self.layers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, layer)| {
-                f(layer.as_ref())
-                    .into_iter()
-                    .map(move |(name, v)| (format!("{i}.{name}"), v))
-            })
-            .collect()
     }
 }

@@ -14,7 +14,7 @@ use ember_layers::optim::{
     Adam, AdamConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig, StateError,
 };
 use ember_layers::schedule::{LrSchedule, OneCycle};
-use ember_layers::{BatchNorm1d, Linear, Module, Named, ReLU, Sequential};
+use ember_layers::{BatchNorm1d, Linear, Members, Module, Named, ReLU, Sequential};
 use ember_tensor::Tensor;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -40,8 +40,8 @@ impl Module for Single {
     fn forward(&self, x: &Var) -> Var {
         x.mul(&self.0)
     }
-    fn parameters(&self) -> Vec<Named> {
-        vec![("w".to_string(), self.0.clone())]
+    fn visit(&self, m: &mut Members) {
+        m.parameter("w", &self.0);
     }
 }
 
@@ -49,7 +49,12 @@ fn bits(model: &dyn Module) -> Vec<(String, Vec<u32>)> {
     model
         .state()
         .into_iter()
-        .map(|(n, v)| (n, v.value().to_vec().iter().map(|x| x.to_bits()).collect()))
+        .map(|p| {
+            (
+                p.name,
+                p.var.value().to_vec().iter().map(|x| x.to_bits()).collect(),
+            )
+        })
         .collect()
 }
 
@@ -194,7 +199,7 @@ fn files_use_pytorch_names_layouts_and_f32() {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    assert_eq!(values, m.parameters()[0].1.value().to_vec());
+    assert_eq!(values, m.parameters()[0].var.value().to_vec());
     assert_eq!(
         file.tensor("1.num_batches_tracked").unwrap().shape(),
         [0usize; 0]
@@ -460,8 +465,8 @@ fn saves_replace_the_file_atomically_and_leave_no_debris() {
         fn forward(&self, x: &Var) -> Var {
             self.0.forward(x)
         }
-        fn parameters(&self) -> Vec<Named> {
-            vec![("optimizer.lr".to_string(), self.0 .0.clone())]
+        fn visit(&self, m: &mut Members) {
+            m.parameter("optimizer.lr", &self.0 .0);
         }
     }
     let err = save_weights(&path, &Reserved(clash)).unwrap_err();

@@ -105,13 +105,13 @@ proptest! {
 
         let m = model(2);
         let mut opt = Adam::new(m.parameters(), AdamConfig::default());
-        let before: Vec<Vec<f32>> = m.parameters().iter().map(|(_, v)| v.value().to_vec()).collect();
+        let before: Vec<Vec<f32>> = m.parameters().iter().map(|p| p.var.value().to_vec()).collect();
         let opt_before: Vec<Vec<f32>> = opt.state().iter().map(|(_, t)| t.to_vec()).collect();
         let result = load_checkpoint(&path, &m, Some(&mut opt));
         if let Err(e) = &result {
             // Typed, and names the file.
             prop_assert!(e.to_string().contains("damaged.safetensors"), "{e}");
-            let after: Vec<Vec<f32>> = m.parameters().iter().map(|(_, v)| v.value().to_vec()).collect();
+            let after: Vec<Vec<f32>> = m.parameters().iter().map(|p| p.var.value().to_vec()).collect();
             let opt_after: Vec<Vec<f32>> = opt.state().iter().map(|(_, t)| t.to_vec()).collect();
             prop_assert_eq!(&after, &before, "a failed load changed the model");
             prop_assert_eq!(&opt_after, &opt_before, "a failed load changed the optimizer");

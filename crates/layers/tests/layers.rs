@@ -5,7 +5,8 @@ use ember_autograd::gradcheck::{gradcheck, Tolerance};
 use ember_autograd::Var;
 use ember_layers::init::Constant;
 use ember_layers::{
-    BatchNorm1d, BatchNorm2d, Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Tanh,
+    Activation, BatchNorm1d, BatchNorm2d, Dropout, LayerInit, Linear, Module, Named, ReLU,
+    Sequential, Sigmoid, Step, Tanh,
 };
 use ember_tensor::Tensor;
 use rand::SeedableRng;
@@ -59,33 +60,42 @@ fn default_weights_are_truncated_normal_with_std_one_over_sqrt_fan_in() {
 }
 
 #[test]
-fn relu_gets_a_positive_bias_and_other_layers_zero() {
+fn a_layer_built_for_a_relu_gets_a_positive_bias_and_other_layers_zero() {
     let mut r = rng(3);
+    let relu = LayerInit::before(Activation::Relu);
     let model = Sequential::new()
-        .add(Linear::new(4, 8, &mut r))
+        .add(Linear::with_init(4, 8, &relu, &mut r))
         .add(ReLU)
         .add(Linear::new(8, 8, &mut r))
         .add(Tanh)
         .add(Linear::new(8, 2, &mut r));
     let p = model.parameters();
-    let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
         ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
     );
-    assert!(p[1].1.value().to_vec().iter().all(|&b| b == 0.1));
-    assert!(p[3].1.value().to_vec().iter().all(|&b| b == 0.0));
-    assert!(p[5].1.value().to_vec().iter().all(|&b| b == 0.0));
+    assert!(p[1].var.value().to_vec().iter().all(|&b| b == 0.1));
+    assert!(p[3].var.value().to_vec().iter().all(|&b| b == 0.0));
+    assert!(p[5].var.value().to_vec().iter().all(|&b| b == 0.0));
+    // A ReLU module placed after a layer not built for it changes nothing.
+    let plain = Sequential::new().add(Linear::new(4, 8, &mut r)).add(ReLU);
+    assert!(plain.parameters()[1]
+        .var
+        .value()
+        .to_vec()
+        .iter()
+        .all(|&b| b == 0.0));
 }
 
 #[test]
 fn an_explicit_bias_is_kept_before_a_relu() {
-    let init = LayerInit::default().bias(Constant(0.0));
+    let init = LayerInit::before(Activation::Relu).bias(Constant(0.0));
     let model = Sequential::new()
         .add(Linear::with_init(4, 3, &init, &mut rng(4)))
         .add(ReLU);
     assert!(model.parameters()[1]
-        .1
+        .var
         .value()
         .to_vec()
         .iter()
@@ -115,7 +125,7 @@ fn the_same_seed_gives_the_same_weights_on_any_thread_count() {
         model
             .parameters()
             .iter()
-            .flat_map(|(_, v)| v.value().to_vec())
+            .flat_map(|p| p.var.value().to_vec())
             .map(f32::to_bits)
             .collect::<Vec<_>>()
     };
@@ -144,7 +154,7 @@ fn the_same_seed_gives_the_same_weights_on_any_thread_count() {
 #[test]
 fn dropout_refuses_a_probability_outside_0_1_naming_it() {
     for p in [1.5, 1.0, -0.5, f32::NAN, f32::INFINITY] {
-        let payload = std::panic::catch_unwind(|| Dropout::new(p, 0))
+        let payload = std::panic::catch_unwind(|| Dropout::new(p))
             .err()
             .unwrap_or_else(|| panic!("Dropout::new({p}) was accepted"));
         let message = payload
@@ -156,26 +166,26 @@ fn dropout_refuses_a_probability_outside_0_1_naming_it() {
             format!("Dropout::new: probability {p} is not in [0, 1)")
         );
     }
-    assert_eq!(Dropout::new(0.0, 0).p(), 0.0);
+    assert_eq!(Dropout::new(0.0).p(), 0.0);
 }
 
 #[test]
 fn dropout_drops_about_p_and_is_off_in_eval() {
-    let drop = Dropout::new(0.2, 11);
+    let drop = Dropout::new(0.2);
     let x = Var::constant(Tensor::ones(&[100_000]));
     let y = drop.forward(&x).value().to_vec();
     let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;
     assert!((dropped - 0.2).abs() < 0.01, "dropped {dropped}");
     assert!(y.iter().all(|&v| v == 0.0 || (v - 1.25).abs() < 1e-6));
-    drop.reseed(3);
+    drop.set_step(Step::new(3, 7));
     let a = drop.forward(&x).value().to_vec();
-    drop.reseed(3);
+    drop.set_step(Step::new(3, 7));
     assert_eq!(
         a,
         drop.forward(&x).value().to_vec(),
-        "reseeding replays the masks"
+        "the same step draws the same masks"
     );
-    let model = Sequential::new().add(Dropout::new(0.5, 1));
+    let model = Sequential::new().add(Dropout::new(0.5));
     model.set_training(false);
     assert_eq!(model.forward(&x).value().to_vec(), vec![1.0; 100_000]);
 }
@@ -193,22 +203,22 @@ fn batchnorm_normalizes_in_training_and_uses_running_stats_in_eval() {
         assert!(mean.abs() < 1e-4 && (std_of(&col) - 1.0).abs() < 1e-3);
     }
     let buffers = bn.buffers();
-    let names: Vec<&str> = buffers.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = buffers.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(
         names,
         ["running_mean", "running_var", "num_batches_tracked"]
     );
     // One step of momentum 0.1 from (0, 1) toward the batch statistics.
     let batch_mean = x.mean_axis(0, false).to_vec();
-    let running_mean = buffers[0].1.value().to_vec();
+    let running_mean = buffers[0].var.value().to_vec();
     for f in 0..3 {
         assert!((running_mean[f] - 0.1 * batch_mean[f]).abs() < 1e-4);
     }
     bn.set_training(false);
     let eval = bn.forward(&Var::constant(x.clone())).value();
-    let rv = buffers[1].1.value();
+    let rv = buffers[1].var.value();
     let expected = x
-        .sub(&buffers[0].1.value())
+        .sub(&buffers[0].var.value())
         .div(&rv.add_scalar(1e-5).sqrt());
     for (a, b) in eval.to_vec().iter().zip(expected.to_vec()) {
         assert!((a - b).abs() < 1e-4);
@@ -244,7 +254,7 @@ fn an_mlp_learns_xor() {
         let l = model.forward(&x).cross_entropy(&targets);
         loss = l.item();
         l.backward();
-        for (_, p) in model.parameters() {
+        for Named { var: p, .. } in model.parameters() {
             p.update(|w, g| w.axpy(-0.5, g.expect("every parameter has a gradient")));
             p.zero_grad();
         }

@@ -21,7 +21,7 @@ fn tensor(v: &[f64]) -> Tensor {
 
 fn param() -> (Var, Vec<Named>) {
     let w = Var::parameter(tensor(&P0));
-    (w.clone(), vec![("w".to_string(), w)])
+    (w.clone(), vec![Named::new("w", &w)])
 }
 
 /// Runs two steps with gradients G1 then G2 and returns the values after each.
@@ -286,7 +286,7 @@ fn every_optimizer(params: Vec<Named>) -> Vec<(&'static str, Box<dyn Optimizer>)
 fn parameters_without_gradient_are_left_alone() {
     let a = Var::parameter(tensor(&P0));
     let b = Var::parameter(tensor(&P0));
-    let params = vec![("a".to_string(), a.clone()), ("b".to_string(), b.clone())];
+    let params = vec![Named::new("a", &a), Named::new("b", &b)];
     for (name, mut opt) in every_optimizer(params) {
         a.set_value(tensor(&P0));
         b.set_value(tensor(&P0));
@@ -309,7 +309,7 @@ fn steps_update_the_parameter_storage_in_place() {
         (0..1000).map(|i| i as f32 * 1e-3).collect(),
         &[10, 100],
     ));
-    let params = vec![("w".to_string(), w.clone())];
+    let params = vec![Named::new("w", &w)];
     for (name, mut opt) in every_optimizer(params) {
         let before = w.value_ref().as_slice().unwrap().as_ptr();
         for _ in 0..3 {
@@ -355,7 +355,7 @@ fn large_parameters_split_across_threads_update_exactly_as_on_one() {
         pool.install(|| {
             let w = Var::parameter(Tensor::from_vec(start.clone(), &[n]));
             let mut finals = Vec::new();
-            for (name, mut opt) in every_variant(vec![("w".to_string(), w.clone())]) {
+            for (name, mut opt) in every_variant(vec![Named::new("w", &w)]) {
                 w.set_value(Tensor::from_vec(start.clone(), &[n]));
                 for step in 0..3 {
                     opt.zero_grad();
@@ -462,7 +462,7 @@ fn load_state_rejects_bad_state_and_changes_nothing() {
         ),
     ];
     let mut fresh = Adam::new(
-        vec![("w".to_string(), w.clone())],
+        vec![Named::new("w", &w)],
         AdamConfig {
             lr: 0.5,
             ..Default::default()
@@ -538,9 +538,9 @@ fn clip_grad_norm_scales_all_gradients_together() {
     a.set_grad(Some(Tensor::from_vec(vec![1.0, -2.0], &[2])));
     b.set_grad(Some(Tensor::from_vec(vec![2.0, 4.0], &[2, 1])));
     let params = vec![
-        ("a".to_string(), a.clone()),
-        ("b".to_string(), b.clone()),
-        ("c".to_string(), c.clone()),
+        Named::new("a", &a),
+        Named::new("b", &b),
+        Named::new("c", &c),
     ];
     let norm = clip_grad_norm(&params, 2.5);
     assert_eq!(norm, 5.0); // √(1 + 4 + 4 + 16)
@@ -566,7 +566,7 @@ fn clip_grad_norm_scales_all_gradients_together() {
 fn clip_grad_value_clamps_each_element() {
     let a = Var::parameter(Tensor::zeros(&[4]));
     a.set_grad(Some(Tensor::from_vec(vec![-3.0, -0.5, 0.25, 9.0], &[4])));
-    clip_grad_value(&[("a".to_string(), a.clone())], 1.0);
+    clip_grad_value(&[Named::new("a", &a)], 1.0);
     assert_eq!(a.grad().unwrap().to_vec(), vec![-1.0, -0.5, 0.25, 1.0]);
 }
 
@@ -687,7 +687,7 @@ fn rmsprop_keras_recipe_trains_a_tiny_regression() {
     ));
     let w = Var::parameter(Tensor::zeros(&[1, 1]));
     let b = Var::parameter(Tensor::zeros(&[1]));
-    let params = vec![("w".to_string(), w.clone()), ("b".to_string(), b.clone())];
+    let params = vec![Named::new("w", &w), Named::new("b", &b)];
     let mut opt = RmsProp::new(
         params,
         RmsPropConfig {
@@ -720,7 +720,7 @@ fn a_real_training_loop_updates_weights_in_place() {
     let pointers = |m: &Sequential| -> Vec<*const f32> {
         m.parameters()
             .iter()
-            .map(|(_, p)| p.value_ref().as_slice().unwrap().as_ptr())
+            .map(|p| p.var.value_ref().as_slice().unwrap().as_ptr())
             .collect()
     };
     for (name, mut opt) in every_optimizer(model.parameters()) {

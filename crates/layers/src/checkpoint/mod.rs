@@ -71,7 +71,7 @@
 //! assert_eq!(loaded.integrity, Integrity::Verified);
 //! let loaded = loaded.training;
 //! assert_eq!(loaded, position);
-//! assert_eq!(fresh.parameters()[0].1.value().to_vec(), model.parameters()[0].1.value().to_vec());
+//! assert_eq!(fresh.parameters()[0].var.value().to_vec(), model.parameters()[0].var.value().to_vec());
 //! let mut resumed = loaded.rngs["shuffle"].to_rng();
 //! assert_eq!(resumed.random::<u64>(), rng.random::<u64>());
 //! ```
@@ -91,7 +91,7 @@ use rand_chacha::ChaCha8Rng;
 use safetensors::Dtype;
 
 use crate::optim::{Optimizer, StateError};
-use crate::Module;
+use crate::{Module, Named};
 
 use file::{decode, parse, read_file, write_file, Entry};
 use metadata::{format_metadata, parse_training, training_metadata};
@@ -393,7 +393,7 @@ fn model_tensors(
     let state = model.state();
     let mut seen = HashSet::with_capacity(state.len());
     let mut out = Vec::with_capacity(state.len());
-    for (name, var) in state {
+    for Named { name, var } in state {
         let reason = if !seen.insert(name.clone()) {
             Some("two tensors of the model have this name")
         } else if name.starts_with(OPTIMIZER_PREFIX) {
@@ -422,8 +422,8 @@ fn stage_model(
     tensors: &BTreeMap<String, Entry<'_>>,
 ) -> Result<Vec<(Var, Tensor)>, CheckpointError> {
     let state = model.state();
-    let wanted: HashSet<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
-    for (name, _) in &state {
+    let wanted: HashSet<&str> = state.iter().map(|p| p.name.as_str()).collect();
+    for Named { name, .. } in &state {
         if !tensors.contains_key(name) {
             return Err(CheckpointError::Missing {
                 path: path.to_path_buf(),
@@ -441,7 +441,7 @@ fn stage_model(
         });
     }
     let mut staged = Vec::with_capacity(state.len());
-    for (name, var) in state {
+    for Named { name, var } in state {
         let (meta, data) = &tensors[&name];
         let expected = var.shape();
         if meta.dtype == Dtype::F32 && meta.shape != expected {

@@ -60,7 +60,7 @@ impl Default for AdagradConfig {
 /// use ember_tensor::Tensor;
 ///
 /// let w = Var::parameter(Tensor::from_vec(vec![1.0], &[1]));
-/// let mut opt = Adagrad::new(vec![("w".into(), w.clone())], AdagradConfig::default());
+/// let mut opt = Adagrad::new(vec![ember_layers::Named::new("w", &w)], AdagradConfig::default());
 /// w.mul_scalar(3.0).sum().backward();
 /// opt.step(); // g/√(g²) = 1: the first step is lr
 /// assert!((w.value().item() - 0.99).abs() < 1e-6);
@@ -116,7 +116,7 @@ impl Optimizer for Adagrad {
             weight_decay,
             ..
         } = self.config;
-        for ((_, param), state) in self.params.iter().zip(&mut self.states) {
+        for (Named { var: param, .. }, state) in self.params.iter().zip(&mut self.states) {
             update_param(param, |p, g| {
                 state.step += 1;
                 let clr = lr / (1.0 + (state.step - 1) as f32 * lr_decay);

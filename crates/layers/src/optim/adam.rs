@@ -124,7 +124,7 @@ impl AdamCore {
             Decay::L2 => (wd, 1.0),
             Decay::Decoupled => (0.0, 1.0 - lr * wd),
         };
-        for ((_, param), state) in self.params.iter().zip(&mut self.states) {
+        for (Named { var: param, .. }, state) in self.params.iter().zip(&mut self.states) {
             update_param(param, |p, g| {
                 state.step += 1;
                 // lr/(1 − β₁ᵗ) and √(1 − β₂ᵗ) once per parameter, as PyTorch.
@@ -189,7 +189,7 @@ fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamSt
 /// use ember_tensor::Tensor;
 ///
 /// let w = Var::parameter(Tensor::from_vec(vec![1.0], &[1]));
-/// let mut opt = Adam::new(vec![("w".into(), w.clone())], AdamConfig::default());
+/// let mut opt = Adam::new(vec![ember_layers::Named::new("w", &w)], AdamConfig::default());
 /// w.mul_scalar(5.0).sum().backward();
 /// opt.step();
 /// // Adam's first step moves each weight by ≈ lr, whatever the gradient's size.

@@ -13,13 +13,14 @@ use crate::Named;
 /// ```
 /// use ember_autograd::Var;
 /// use ember_layers::optim::clip_grad_norm;
+/// use ember_layers::Named;
 /// use ember_tensor::Tensor;
 ///
 /// let a = Var::parameter(Tensor::zeros(&[1]));
 /// let b = Var::parameter(Tensor::zeros(&[1]));
 /// a.set_grad(Some(Tensor::from_vec(vec![3.0], &[1])));
 /// b.set_grad(Some(Tensor::from_vec(vec![4.0], &[1])));
-/// let params = vec![("a".to_string(), a.clone()), ("b".to_string(), b.clone())];
+/// let params = vec![Named::new("a", &a), Named::new("b", &b)];
 /// let norm = clip_grad_norm(&params, 1.0);
 /// assert_eq!(norm, 5.0);
 /// assert!((a.grad().unwrap().item() - 0.6).abs() < 1e-6);
@@ -34,7 +35,7 @@ pub fn clip_grad_norm(params: &[Named], max_norm: f32) -> f32 {
         "clip_grad_norm: max_norm {max_norm} must be non-negative"
     );
     let mut squares = 0.0f64;
-    for (_, p) in params {
+    for Named { var: p, .. } in params {
         if let Some(g) = p.grad() {
             let sum = |s: &[f32]| s.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
             squares += match g.as_slice() {
@@ -71,7 +72,7 @@ pub fn clip_grad_value(params: &[Named], clip: f32) {
 /// of its parameter first, so the buffer is uniquely owned and `data_mut`
 /// does not copy it.
 fn for_each_grad(params: &[Named], mut f: impl FnMut(&mut [f32])) {
-    for (_, p) in params {
+    for Named { var: p, .. } in params {
         if let Some(mut g) = p.grad() {
             p.zero_grad();
             f(g.data_mut());

@@ -12,7 +12,7 @@
 //!
 //! // Fit w to minimise (w − 3)².
 //! let w = Var::parameter(Tensor::zeros(&[1]));
-//! let params: Vec<Named> = vec![("w".to_string(), w.clone())];
+//! let params: Vec<Named> = vec![Named::new("w", &w)];
 //! let mut opt = RmsProp::new(params, RmsPropConfig { lr: 0.05, ..RmsPropConfig::keras() });
 //! for _ in 0..200 {
 //!     opt.zero_grad();
@@ -65,7 +65,7 @@ pub trait Optimizer {
 
     /// Clears the gradients of all parameters (call before each backward).
     fn zero_grad(&self) {
-        for (_, p) in self.parameters() {
+        for Named { var: p, .. } in self.parameters() {
             p.zero_grad();
         }
     }
@@ -140,7 +140,7 @@ impl ParamState {
     pub(crate) fn for_params(params: &[Named], slots: usize, fill: f32) -> Vec<ParamState> {
         params
             .iter()
-            .map(|(_, p)| ParamState {
+            .map(|Named { var: p, .. }| ParamState {
                 step: 0,
                 slots: (0..slots).map(|_| Tensor::full(&p.shape(), fill)).collect(),
             })
@@ -252,7 +252,7 @@ pub(crate) fn export_state(
     states: &[ParamState],
 ) -> Vec<(String, Tensor)> {
     let mut out = vec![("lr".to_string(), Tensor::from_vec(vec![lr], &[1]))];
-    for ((name, _), state) in params.iter().zip(states) {
+    for (Named { name, .. }, state) in params.iter().zip(states) {
         out.push((format!("{name}.step"), step_tensor(state.step)));
         for (slot, t) in slot_names.iter().zip(&state.slots) {
             out.push((format!("{name}.{slot}"), t.clone()));
@@ -298,7 +298,7 @@ pub(crate) fn import_state(
         });
     }
     let mut staged = Vec::with_capacity(params.len());
-    for (name, p) in params {
+    for Named { name, var: p } in params {
         let step_name = format!("{name}.step");
         let step = step_from_tensor(&step_name, &take(step_name.clone(), &[2])?)?;
         let shape = p.shape();

@@ -98,7 +98,7 @@ impl RmsPropConfig {
 /// use ember_tensor::Tensor;
 ///
 /// let w = Var::parameter(Tensor::from_vec(vec![1.0], &[1]));
-/// let mut opt = RmsProp::new(vec![("w".into(), w.clone())], RmsPropConfig::keras());
+/// let mut opt = RmsProp::new(vec![ember_layers::Named::new("w", &w)], RmsPropConfig::keras());
 /// w.mul_scalar(2.0).sum().backward(); // g = 2, v = 0.1·4
 /// opt.step();
 /// let want = 1.0 - 1e-3 * 2.0 / (0.4f32 + 1e-7).sqrt();
@@ -157,7 +157,7 @@ impl RmsProp {
 impl Optimizer for RmsProp {
     fn step(&mut self) {
         let c = self.config;
-        for ((_, param), state) in self.params.iter().zip(&mut self.states) {
+        for (Named { var: param, .. }, state) in self.params.iter().zip(&mut self.states) {
             update_param(param, |p, g| {
                 state.step += 1;
                 let (square_avg, rest) = state.slots.split_first_mut().expect("square_avg");

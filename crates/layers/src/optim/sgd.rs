@@ -62,7 +62,7 @@ impl Default for SgdConfig {
 /// use ember_tensor::Tensor;
 ///
 /// let w = Var::parameter(Tensor::from_vec(vec![1.0], &[1]));
-/// let mut opt = Sgd::new(vec![("w".into(), w.clone())], SgdConfig { lr: 0.1, ..Default::default() });
+/// let mut opt = Sgd::new(vec![ember_layers::Named::new("w", &w)], SgdConfig { lr: 0.1, ..Default::default() });
 /// w.mul_scalar(2.0).sum().backward(); // ∂/∂w = 2
 /// opt.step();
 /// assert!((w.value().item() - 0.8).abs() < 1e-7); // 1 − 0.1·2
@@ -118,7 +118,7 @@ impl Sgd {
 impl Optimizer for Sgd {
     fn step(&mut self) {
         let c = self.config;
-        for ((_, param), state) in self.params.iter().zip(&mut self.states) {
+        for (Named { var: param, .. }, state) in self.params.iter().zip(&mut self.states) {
             update_param(param, |p, g| {
                 state.step += 1;
                 let first = state.step == 1;
