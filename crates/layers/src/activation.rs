@@ -48,6 +48,7 @@ impl Default for Softmax {
 
 impl Module for ReLU {
     fn forward(&self, input: &Var) -> Var {
+        crate::probe::activation_input(input, Activation::Relu);
         input.relu()
     }
     fn kind(&self) -> LayerKind {
@@ -72,6 +73,7 @@ impl Module for LeakyReLU {
 
 impl Module for Sigmoid {
     fn forward(&self, input: &Var) -> Var {
+        crate::probe::activation_input(input, Activation::Sigmoid);
         input.sigmoid()
     }
     fn kind(&self) -> LayerKind {
@@ -84,6 +86,7 @@ impl Module for Sigmoid {
 
 impl Module for Tanh {
     fn forward(&self, input: &Var) -> Var {
+        crate::probe::activation_input(input, Activation::Tanh);
         input.tanh()
     }
     fn kind(&self) -> LayerKind {

@@ -21,7 +21,16 @@ struct Norm {
 }
 
 impl Norm {
-    fn new(features: usize) -> Norm {
+    #[track_caller]
+    fn new(op: &str, features: usize, momentum: f32, eps: f32) -> Norm {
+        assert!(
+            (0.0..=1.0).contains(&momentum),
+            "{op}::with_options: momentum {momentum} is not in [0, 1]"
+        );
+        assert!(
+            eps > 0.0 && eps.is_finite(),
+            "{op}::with_options: epsilon {eps} is not a positive finite number"
+        );
         Norm {
             features,
             weight: Var::parameter(Tensor::ones(&[features])),
@@ -29,8 +38,8 @@ impl Norm {
             running_mean: Var::constant(Tensor::zeros(&[features])),
             running_var: Var::constant(Tensor::ones(&[features])),
             num_batches_tracked: Var::constant(Tensor::scalar(0.0)),
-            momentum: 0.1,
-            eps: 1e-5,
+            momentum,
+            eps,
             training: Cell::new(true),
         }
     }
@@ -115,8 +124,20 @@ pub struct BatchNorm1d {
 impl BatchNorm1d {
     /// Normalization of `features` features.
     pub fn new(features: usize) -> BatchNorm1d {
+        BatchNorm1d::with_options(features, 0.1, 1e-5)
+    }
+
+    /// PyTorch's options: the running statistics move `momentum` of the way
+    /// to each batch's (0.1 by default); `eps` is added to the variance
+    /// before the square root (1e-5 by default).
+    ///
+    /// # Panics
+    /// If `momentum` is not in [0, 1] or `eps` is not positive and finite,
+    /// naming the value.
+    #[track_caller]
+    pub fn with_options(features: usize, momentum: f32, eps: f32) -> BatchNorm1d {
         BatchNorm1d {
-            norm: Norm::new(features),
+            norm: Norm::new("BatchNorm1d", features, momentum, eps),
         }
     }
 }
@@ -148,8 +169,20 @@ pub struct BatchNorm2d {
 impl BatchNorm2d {
     /// Normalization of `channels` channels.
     pub fn new(channels: usize) -> BatchNorm2d {
+        BatchNorm2d::with_options(channels, 0.1, 1e-5)
+    }
+
+    /// PyTorch's options: the running statistics move `momentum` of the way
+    /// to each batch's (0.1 by default); `eps` is added to the variance
+    /// before the square root (1e-5 by default).
+    ///
+    /// # Panics
+    /// If `momentum` is not in [0, 1] or `eps` is not positive and finite,
+    /// naming the value.
+    #[track_caller]
+    pub fn with_options(channels: usize, momentum: f32, eps: f32) -> BatchNorm2d {
         BatchNorm2d {
-            norm: Norm::new(channels),
+            norm: Norm::new("BatchNorm2d", channels, momentum, eps),
         }
     }
 }

@@ -93,7 +93,9 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, input: &Var) -> Var {
-        input.conv2d(&self.weight, self.bias.as_ref(), self.stride, self.padding)
+        let output = input.conv2d(&self.weight, self.bias.as_ref(), self.stride, self.padding);
+        crate::probe::layer_output(self, &output);
+        output
     }
 
     fn visit(&self, m: &mut Members) {

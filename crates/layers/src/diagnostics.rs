@@ -38,7 +38,8 @@ use std::fmt;
 use ember_autograd::Var;
 use ember_tensor::Tensor;
 
-use crate::{Activation, LayerKind, Module, Sequential};
+use crate::probe;
+use crate::{walk, Activation, LayerKind, Member, Module};
 
 /// A sigmoid or tanh unit whose pre-activation exceeds this in absolute
 /// value counts as saturated: there sigmoid′(z) < 0.105 (against 0.25 at 0)
@@ -59,17 +60,6 @@ pub enum FollowedBy {
 }
 
 impl FollowedBy {
-    /// Recognises the module after a weighted layer by its [`LayerKind`].
-    fn of(module: Option<&dyn Module>) -> FollowedBy {
-        match module.map(|m| (m, m.kind())) {
-            None => FollowedBy::Other("output".to_string()),
-            Some((_, LayerKind::Activation(Activation::Relu))) => FollowedBy::Relu,
-            Some((_, LayerKind::Activation(Activation::Sigmoid))) => FollowedBy::Sigmoid,
-            Some((_, LayerKind::Activation(Activation::Tanh))) => FollowedBy::Tanh,
-            Some((m, _)) => FollowedBy::Other(m.describe()),
-        }
-    }
-
     fn label(&self) -> &str {
         match self {
             FollowedBy::Relu => "ReLU",
@@ -95,8 +85,9 @@ impl FollowedBy {
 ///   are zero for Ember's default by construction.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerStats {
-    /// The layer's position in the `Sequential` (its parameter-name prefix).
-    pub index: usize,
+    /// The layer's path in the model (its parameter-name prefix: `"0"`,
+    /// `"fc1"`, `"blocks.1.conv2"`).
+    pub name: String,
     /// The layer's description, like `Linear(784 → 512)`.
     pub description: String,
     /// What the layer's output feeds.
@@ -162,41 +153,70 @@ impl InitReport {
     /// If the model's output is not `(batch, classes)` with one label per
     /// example, or a label is out of range (as cross-entropy panics).
     #[track_caller]
-    pub fn new(model: &Sequential, input: &Tensor, labels: &[usize]) -> InitReport {
+    pub fn new(model: &dyn Module, input: &Tensor, labels: &[usize]) -> InitReport {
         let params: Vec<Var> = model.parameters().into_iter().map(|p| p.var).collect();
         let saved: Vec<Option<Tensor>> = params.iter().map(Var::grad).collect();
         params.iter().for_each(Var::zero_grad);
 
-        let layers = model.layers();
-        let mut x = Var::constant(input.clone());
-        // (position, weight, pre-activation) of each weighted layer.
+        // The weighted layers, in state-dict order, by address (what the
+        // probe records them under).
         let mut weighted = Vec::new();
-        for (i, layer) in layers.iter().enumerate() {
-            x = layer.forward(&x);
-            if let Some(weight) = weight_of(layer.as_ref()) {
-                weighted.push((i, weight, x.clone()));
+        walk(model, &mut |path, member| {
+            if let Member::Child(layer) = member {
+                if let (LayerKind::Weighted { feeds }, Some(weight)) =
+                    (layer.kind(), weight_of(layer))
+                {
+                    let address = layer as *const dyn Module as *const () as usize;
+                    weighted.push((path.to_string(), address, feeds, layer.describe(), weight));
+                }
             }
+        });
+        // A bare layer is its own model.
+        if let (LayerKind::Weighted { feeds }, Some(weight)) = (model.kind(), weight_of(model)) {
+            let address = model as *const dyn Module as *const () as usize;
+            weighted.push((String::new(), address, feeds, model.describe(), weight));
         }
-        let loss = x.cross_entropy(labels);
+        let (logits, probe) = probe::recording(|| model.forward(&Var::constant(input.clone())));
+        let loss = logits.cross_entropy(labels);
         loss.backward();
 
         let stats = weighted
             .into_iter()
-            .map(|(i, weight, z)| {
-                // What the layer was built to feed, else the module after it.
-                let followed_by = match layers[i].kind() {
-                    LayerKind::Weighted {
-                        feeds: Activation::Relu,
-                    } => FollowedBy::Relu,
-                    LayerKind::Weighted {
-                        feeds: Activation::Sigmoid,
-                    } => FollowedBy::Sigmoid,
-                    LayerKind::Weighted {
-                        feeds: Activation::Tanh,
-                    } => FollowedBy::Tanh,
-                    _ => FollowedBy::of(layers.get(i + 1).map(|b| b.as_ref())),
+            .filter_map(|(name, address, feeds, description, weight)| {
+                // The layer's last output in this forward (a layer the
+                // forward never ran has none and no row).
+                let z = probe
+                    .outputs
+                    .iter()
+                    .rev()
+                    .find(|(a, _)| *a == address)
+                    .map(|(_, z)| z.clone())?;
+                // What the layer was built to feed, else the activation
+                // module its output went into.
+                let feeds = match feeds {
+                    Activation::Identity => probe
+                        .activations
+                        .iter()
+                        .find(|(id, _)| *id == z.id())
+                        .map_or(Activation::Identity, |(_, a)| *a),
+                    declared => declared,
                 };
-                layer_stats(i, layers[i].describe(), followed_by, &weight, &z.value())
+                let followed_by = match feeds {
+                    Activation::Relu => FollowedBy::Relu,
+                    Activation::Sigmoid => FollowedBy::Sigmoid,
+                    Activation::Tanh => FollowedBy::Tanh,
+                    Activation::Identity if z.id() == logits.id() => {
+                        FollowedBy::Other("output".to_string())
+                    }
+                    other => FollowedBy::Other(other.label().to_string()),
+                };
+                Some(layer_stats(
+                    name,
+                    description,
+                    followed_by,
+                    &weight,
+                    &z.value(),
+                ))
             })
             .collect();
 
@@ -221,7 +241,7 @@ fn weight_of(layer: &dyn Module) -> Option<Var> {
 }
 
 fn layer_stats(
-    index: usize,
+    name: String,
     description: String,
     followed_by: FollowedBy,
     weight: &Var,
@@ -253,7 +273,7 @@ fn layer_stats(
         })
         .unwrap_or(0.0);
     LayerStats {
-        index,
+        name,
         description,
         followed_by,
         fan_in,
@@ -312,8 +332,8 @@ impl fmt::Display for InitReport {
         )?;
         writeln!(
             f,
-            "{:<3} {:<20} {:<8} {:>9} {:>7} {:>8} {:>6} {:>6} {:>7} {:>8} {:>7} {:>6} {:>6} {:>9}",
-            "#",
+            "{:<14} {:<20} {:<8} {:>9} {:>7} {:>8} {:>6} {:>6} {:>7} {:>8} {:>7} {:>6} {:>6} {:>9}",
+            "name",
             "layer",
             "feeds",
             "w std",
@@ -332,8 +352,8 @@ impl fmt::Display for InitReport {
         for l in &self.layers {
             writeln!(
                 f,
-                "{:<3} {:<20} {:<8} {:>9.5} {:>7.3} {:>8.4} {:>6.2} {:>6.2} {:>7.2} {:>8.4} {:>7.4} {:>6} {:>6} {:>9.3e}",
-                l.index,
+                "{:<14} {:<20} {:<8} {:>9.5} {:>7.3} {:>8.4} {:>6.2} {:>6.2} {:>7.2} {:>8.4} {:>7.4} {:>6} {:>6} {:>9.3e}",
+                l.name,
                 l.description,
                 l.followed_by.label(),
                 l.weight_std,
@@ -361,6 +381,7 @@ impl fmt::Display for InitReport {
 mod tests {
     use super::*;
     use crate::init::Constant;
+    use crate::Sequential;
     use crate::{LayerInit, Linear, ReLU, Sigmoid, Tanh};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
@@ -494,5 +515,42 @@ mod tests {
         assert!(table.contains("Linear(5 → 6)") && table.contains("Linear(6 → 2)"));
         assert!(table.contains("tanh"));
         assert_eq!(table.lines().count(), 2 + 2 + 1);
+    }
+
+    #[test]
+    fn a_users_struct_gets_a_row_per_weighted_layer_named_by_its_field() {
+        use crate::{Activation, LayerInit, Linear, Members};
+        struct Net {
+            fc1: Linear,
+            fc2: Linear,
+        }
+        impl Module for Net {
+            fn forward(&self, x: &Var) -> Var {
+                self.fc2.forward(&self.fc1.forward(x).relu())
+            }
+            fn visit(&self, m: &mut Members) {
+                m.child("fc1", &self.fc1);
+                m.child("fc2", &self.fc2);
+            }
+        }
+        let net = Net {
+            fc1: Linear::with_init(5, 6, &LayerInit::before(Activation::Relu), &mut rng()),
+            fc2: Linear::new(6, 3, &mut rng()),
+        };
+        let r = InitReport::new(&net, &Tensor::ones(&[4, 5]), &[0, 1, 2, 0]);
+        let rows: Vec<(&str, &FollowedBy)> = r
+            .layers
+            .iter()
+            .map(|l| (l.name.as_str(), &l.followed_by))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("fc1", &FollowedBy::Relu),
+                ("fc2", &FollowedBy::Other("output".to_string()))
+            ]
+        );
+        assert!(r.layers[0].dead.is_some() && r.layers[1].dead.is_none());
+        assert!(r.layers.iter().all(|l| l.grad_norm > 0.0));
     }
 }

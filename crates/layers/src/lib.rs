@@ -68,6 +68,7 @@ pub mod loss;
 pub mod metrics;
 mod module;
 pub mod optim;
+mod probe;
 pub mod schedule;
 mod sequential;
 

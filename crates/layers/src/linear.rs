@@ -84,7 +84,9 @@ impl Linear {
 impl Module for Linear {
     /// `(batch, in) → (batch, out)`.
     fn forward(&self, input: &Var) -> Var {
-        input.linear(&self.weight, self.bias.as_ref())
+        let output = input.linear(&self.weight, self.bias.as_ref());
+        crate::probe::layer_output(self, &output);
+        output
     }
 
     fn visit(&self, m: &mut Members) {

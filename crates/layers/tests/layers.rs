@@ -263,3 +263,25 @@ fn an_mlp_learns_xor() {
     let predictions = model.forward(&x).value().argmax_axis(1);
     assert_eq!(predictions, targets);
 }
+
+#[test]
+fn batchnorm_takes_pytorchs_momentum_and_epsilon_and_refuses_bad_ones() {
+    let bn = BatchNorm1d::with_options(2, 0.5, 1e-3);
+    let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 6.0], &[2, 2]);
+    bn.forward(&Var::constant(x));
+    // Half-way from 0 to the batch means (2, 4).
+    assert_eq!(bn.buffers()[0].var.value().to_vec(), vec![1.0, 2.0]);
+    for (momentum, eps) in [(1.5, 1e-5), (-0.1, 1e-5), (0.1, 0.0), (0.1, f32::NAN)] {
+        let payload = std::panic::catch_unwind(|| BatchNorm2d::with_options(3, momentum, eps))
+            .err()
+            .unwrap_or_else(|| panic!("momentum {momentum}, eps {eps} accepted"));
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            message.starts_with("BatchNorm2d::with_options: "),
+            "{message}"
+        );
+    }
+}
