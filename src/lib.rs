@@ -18,18 +18,53 @@ pub use ember_distributed as distributed;
 pub use ember_layers as layers;
 pub use ember_mnist as mnist;
 pub use ember_tensor as tensor;
+/// The RNG crates Ember's constructors take (`&mut dyn rand::Rng`), at the
+/// versions Ember is built with: a user needs no `rand` line of their own.
+pub use rand;
+/// ChaCha, the seeded generator Ember's examples and tests use.
+pub use rand_chacha;
 
 pub mod report;
 
-/// What a training script usually needs, in one import.
+/// What a training loop usually imports, in one line: `use ember::prelude::*;`.
+///
+/// ```
+/// use ember::prelude::*;
+///
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let model = Sequential::new()
+///     .add(Linear::with_init(4, 8, &LayerInit::before(Activation::Relu), &mut rng))
+///     .add(ReLU)
+///     .add(Linear::new(8, 2, &mut rng));
+/// let mut optimizer = Sgd::new(model.parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+/// let x = Var::constant(Tensor::ones(&[3, 4]));
+/// model.set_step(Step::new(0, 0));
+/// let loss = model.forward(&x).cross_entropy(&[0, 1, 0]);
+/// optimizer.zero_grad();
+/// loss.backward();
+/// optimizer.step();
+/// ```
 pub mod prelude {
     pub use ember_autograd::{no_grad, Var};
+    pub use ember_layers::checkpoint::{
+        load_checkpoint, load_weights, save_checkpoint, save_weights, TrainingState,
+    };
     pub use ember_layers::init::{self, Initializer};
     pub use ember_layers::metrics::{accuracy, ConfusionMatrix, RunningMean};
-    pub use ember_layers::{
-        BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, LayerInit, LeakyReLU, Linear,
-        MaxPool2d, Module, ReLU, Sequential, Sigmoid, Softmax, Tanh, GELU,
+    pub use ember_layers::optim::{
+        clip_grad_norm, Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, Optimizer,
+        RmsProp, RmsPropConfig, Sgd, SgdConfig,
     };
-    pub use ember_mnist::{BatchConfig, Dataset, Layout, Mnist};
+    pub use ember_layers::schedule::{
+        ConstantLr, CosineAnnealing, ExponentialLr, LrSchedule, OneCycle, StepLr, Warmup,
+    };
+    pub use ember_layers::{
+        Activation, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, LayerInit, LayerKind,
+        LeakyReLU, Linear, MaxPool2d, Members, Module, Named, ReLU, Sequential, Sigmoid, Softmax,
+        Step, Tanh, GELU,
+    };
+    pub use ember_mnist::{BatchConfig, Layout, Mnist};
     pub use ember_tensor::Tensor;
+    pub use rand::{Rng, SeedableRng};
+    pub use rand_chacha::ChaCha8Rng;
 }
