@@ -38,6 +38,7 @@ use std::fmt;
 use ember_autograd::Var;
 use ember_tensor::Tensor;
 
+use crate::loss::{cross_entropy, Reduction};
 use crate::{Module, Sequential};
 
 /// A sigmoid or tanh unit whose pre-activation exceeds this in absolute
@@ -180,7 +181,7 @@ impl InitReport {
                 weighted.push((i, weight, x.clone()));
             }
         }
-        let loss = x.cross_entropy(labels);
+        let loss = cross_entropy(&x, labels, Reduction::Mean);
         loss.backward();
 
         let stats = weighted

@@ -5,6 +5,7 @@
 //!
 //! ```
 //! use ember_autograd::Var;
+//! use ember_layers::loss::{cross_entropy, Reduction};
 //! use ember_layers::{Linear, Module, ReLU, Sequential};
 //! use ember_tensor::Tensor;
 //! use rand::SeedableRng;
@@ -15,7 +16,7 @@
 //!     .add(ReLU)
 //!     .add(Linear::new(8, 3, &mut rng)); // bias 0
 //! let x = Var::constant(Tensor::ones(&[5, 4]));
-//! let loss = model.forward(&x).cross_entropy(&[0, 1, 2, 0, 1]);
+//! let loss = cross_entropy(&model.forward(&x), &[0, 1, 2, 0, 1], Reduction::Mean);
 //! loss.backward();
 //! assert!(model.parameters().iter().all(|(_, p)| p.grad().is_some()));
 //! ```

@@ -1,4 +1,7 @@
-//! Loss functions: thin, documented wrappers over the fused autograd ops.
+//! Loss functions: Ember's one public loss API.
+//!
+//! Each is a single fused op with a hand-derived backward (the kernels live
+//! in `ember_autograd`, which keeps them out of its documented API).
 //!
 //! Each takes a [`Reduction`]: [`Reduction::Mean`] (PyTorch's default,
 //! `reduction="mean"`) averages over the batch (over every element for the
@@ -19,17 +22,11 @@
 //! assert!((total.item() - 2.0 * 3f32.ln()).abs() < 1e-6);
 //! ```
 
+use ember_autograd::fused_loss;
 use ember_autograd::Var;
 
-/// How a loss combines the per-sample (or per-element) losses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Reduction {
-    /// The average (PyTorch's and Keras's default).
-    #[default]
-    Mean,
-    /// The sum.
-    Sum,
-}
+#[doc(inline)]
+pub use ember_autograd::fused_loss::Reduction;
 
 /// Cross-entropy of logits `(N, C)` against class indices `targets` (length
 /// N), fused and stable: `logsumexp(xᵢ) − xᵢ[tᵢ]` per sample, with the
@@ -56,10 +53,7 @@ pub fn cross_entropy_smoothed(
     smoothing: f32,
     reduction: Reduction,
 ) -> Var {
-    match reduction {
-        Reduction::Mean => logits.cross_entropy_smoothed(targets, smoothing),
-        Reduction::Sum => logits.cross_entropy_sum(targets, smoothing),
-    }
+    fused_loss::cross_entropy(logits, targets, smoothing, reduction)
 }
 
 /// Negative log-likelihood of log-probabilities `(N, C)` (for example the
@@ -71,10 +65,7 @@ pub fn cross_entropy_smoothed(
 /// If the shapes disagree or a target is out of range.
 #[track_caller]
 pub fn nll_loss(log_probs: &Var, targets: &[usize], reduction: Reduction) -> Var {
-    match reduction {
-        Reduction::Mean => log_probs.nll_loss(targets),
-        Reduction::Sum => log_probs.nll_loss_sum(targets),
-    }
+    fused_loss::nll_loss(log_probs, targets, reduction)
 }
 
 /// Squared error `(x − y)²` per element, averaged or summed over every
@@ -84,10 +75,7 @@ pub fn nll_loss(log_probs: &Var, targets: &[usize], reduction: Reduction) -> Var
 /// If the shapes differ.
 #[track_caller]
 pub fn mse_loss(prediction: &Var, target: &Var, reduction: Reduction) -> Var {
-    match reduction {
-        Reduction::Mean => prediction.mse(target),
-        Reduction::Sum => prediction.mse_sum(target),
-    }
+    fused_loss::mse_loss(prediction, target, reduction)
 }
 
 /// Binary cross-entropy of logits against targets in `[0, 1]` (same shape),
@@ -111,9 +99,5 @@ pub fn mse_loss(prediction: &Var, target: &Var, reduction: Reduction) -> Var {
 /// If the shapes differ.
 #[track_caller]
 pub fn binary_cross_entropy_with_logits(logits: &Var, targets: &Var, reduction: Reduction) -> Var {
-    let per_element = logits.bce_with_logits(targets);
-    match reduction {
-        Reduction::Mean => per_element.mean(),
-        Reduction::Sum => per_element.sum(),
-    }
+    fused_loss::binary_cross_entropy_with_logits(logits, targets, reduction)
 }

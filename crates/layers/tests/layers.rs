@@ -4,6 +4,7 @@
 use ember_autograd::gradcheck::{gradcheck, Tolerance};
 use ember_autograd::Var;
 use ember_layers::init::Constant;
+use ember_layers::loss::{cross_entropy, Reduction};
 use ember_layers::{
     BatchNorm1d, BatchNorm2d, Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Tanh,
 };
@@ -241,7 +242,7 @@ fn an_mlp_learns_xor() {
     let targets = [0, 1, 1, 0];
     let mut loss = f32::INFINITY;
     for _ in 0..2000 {
-        let l = model.forward(&x).cross_entropy(&targets);
+        let l = cross_entropy(&model.forward(&x), &targets, Reduction::Mean);
         loss = l.item();
         l.backward();
         for (_, p) in model.parameters() {
