@@ -8,6 +8,7 @@
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use ember::autograd::Var;
+use ember::layers::loss::{cross_entropy, Reduction};
 use ember::layers::optim::{Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig};
 use ember::layers::{Activation, Dropout, LayerInit, Linear, Module, ReLU, Sequential};
 use ember::tensor::Tensor;
@@ -41,9 +42,8 @@ fn batch(size: usize, rng: &mut ChaCha8Rng) -> (Tensor, Vec<usize>) {
 }
 
 fn step(model: &Sequential, optimizer: &mut dyn Optimizer, images: &Tensor, labels: &[usize]) {
-    let loss = model
-        .forward(&Var::constant(images.clone()))
-        .cross_entropy(labels);
+    let logits = model.forward(&Var::constant(images.clone()));
+    let loss = cross_entropy(&logits, labels, Reduction::Mean);
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();

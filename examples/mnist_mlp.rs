@@ -19,6 +19,7 @@ use common::parallel::Ranks;
 use common::{CommonArgs, EpochTracker, OptimizerKind, Reporter, ScheduleKind};
 use ember::autograd::Var;
 use ember::distributed::World;
+use ember::layers::loss::{cross_entropy_smoothed, Reduction};
 use ember::layers::{
     Activation as Feeds, Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Step, Tanh,
 };
@@ -169,7 +170,12 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
             optimizer.set_lr(schedule.lr(step as usize));
             model.set_step(Step::new(args.seed, step)); // dropout masks: f(seed, step, path)
             let logits = model.forward(&Var::constant(batch.images));
-            let loss = logits.cross_entropy_smoothed(&batch.labels, args.label_smoothing);
+            let loss = cross_entropy_smoothed(
+                &logits,
+                &batch.labels,
+                args.label_smoothing,
+                Reduction::Mean,
+            );
             optimizer.zero_grad();
             ranks.backward(&loss, batch.labels.len(), global);
             optimizer.step();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use ember::autograd::Var;
+use ember::layers::loss::{cross_entropy, Reduction};
 use ember::layers::optim::{Adam, AdamConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig};
 use ember::layers::{
     Activation, Conv2d, Dropout, Flatten, LayerInit, Linear, MaxPool2d, Module, ReLU, Sequential,
@@ -105,9 +106,8 @@ fn measure(build: Build, batch: usize, input: &[usize], steps: usize) -> (f64, P
     let mut phases = Phases::default();
     let mut step = |phases: &mut Phases| {
         let t0 = Instant::now();
-        let loss = model
-            .forward(&Var::constant(images.clone()))
-            .cross_entropy(&labels);
+        let logits = model.forward(&Var::constant(images.clone()));
+        let loss = cross_entropy(&logits, &labels, Reduction::Mean);
         let t1 = Instant::now();
         optimizer.zero_grad();
         loss.backward();

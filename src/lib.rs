@@ -39,7 +39,7 @@ pub mod report;
 /// let mut optimizer = Sgd::new(model.parameters(), SgdConfig { lr: 0.1, ..Default::default() });
 /// let x = Var::constant(Tensor::ones(&[3, 4]));
 /// model.set_step(Step::new(0, 0));
-/// let loss = model.forward(&x).cross_entropy(&[0, 1, 0]);
+/// let loss = cross_entropy(&model.forward(&x), &[0, 1, 0], Reduction::Mean);
 /// optimizer.zero_grad();
 /// loss.backward();
 /// optimizer.step();
@@ -50,6 +50,10 @@ pub mod prelude {
         load_checkpoint, load_weights, save_checkpoint, save_weights, TrainingState,
     };
     pub use ember_layers::init::{self, Initializer};
+    pub use ember_layers::loss::{
+        self, binary_cross_entropy_with_logits, cross_entropy, cross_entropy_smoothed, mse_loss,
+        nll_loss, Reduction,
+    };
     pub use ember_layers::metrics::{accuracy, ConfusionMatrix, RunningMean};
     pub use ember_layers::optim::{
         clip_grad_norm, Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, Optimizer,

@@ -18,6 +18,7 @@ use ember::layers::init::{
     self, FanMode, GlorotNormal, GlorotUniform, HeNormal, HeUniform, LecunNormal, LecunUniform,
     Orthogonal, VarianceScaling, Zeros,
 };
+use ember::layers::loss::{cross_entropy, Reduction};
 use ember::layers::metrics::{correct, RunningMean};
 use ember::layers::optim::{
     Adam, AdamConfig, AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig,
@@ -329,7 +330,7 @@ pub fn evaluate(model: &dyn Module, set: &MnistSet, layout: Layout) -> (f64, f64
         for batch in set.epoch(&config, 0) {
             let logits = model.forward(&Var::constant(batch.images));
             loss.add(
-                logits.cross_entropy(&batch.labels).item(),
+                cross_entropy(&logits, &batch.labels, Reduction::Mean).item(),
                 batch.labels.len(),
             );
             right += correct(&logits.value(), &batch.labels);

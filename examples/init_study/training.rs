@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use ember::autograd::Var;
 use ember::layers::diagnostics::InitReport;
+use ember::layers::loss::{cross_entropy, Reduction};
 use ember::layers::{Module, Sequential, Step};
 use ember::mnist::{BatchConfig, Layout};
 use ember::report::{plot_bands, Band, BandPanel, BandPoint};
@@ -117,7 +118,7 @@ fn train(plan: &Plan, act: Act, kind: InitKind, bias: &str, seed: u64) -> Result
         for batch in plan.train.epoch(&batches, epoch as u64) {
             model.set_step(Step::new(seed, step as u64));
             let logits = model.forward(&Var::constant(batch.images));
-            let loss = logits.cross_entropy(&batch.labels);
+            let loss = cross_entropy(&logits, &batch.labels, Reduction::Mean);
             optimizer.zero_grad();
             loss.backward();
             optimizer.step();

@@ -15,7 +15,7 @@
 //! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
 //! let w = Var::parameter(Tensor::randn(&[4, 3], &mut rng)); // requires grad
 //! let x = Var::constant(Tensor::randn(&[5, 4], &mut rng)); // does not
-//! let loss = x.matmul(&w).log_softmax(1).nll_loss(&[0, 1, 2, 0, 1]);
+//! let loss = x.matmul(&w).tanh().sum(); // losses live in ember_layers::loss
 //! loss.backward();
 //! let g: Tensor = w.grad().unwrap();
 //! assert_eq!(g.shape(), &[4, 3]);
@@ -26,7 +26,10 @@
 //! - `graph.rs`: recording, the backward pass, [`no_grad`].
 //! - `ops/`: each op's forward with its backward right under it
 //!   (elementwise and activations, matmul and linear, reductions, shape ops,
-//!   softmax and the losses, convolution and pooling).
+//!   softmax, convolution and pooling).
+//! - `fused_loss.rs`: the fused loss kernels (cross-entropy, NLL, MSE,
+//!   binary cross-entropy from logits) behind `ember_layers::loss`, which is
+//!   the public loss API; this module is public only for that crate.
 //! - [`gradcheck`]: the finite-difference checker every op is tested with.
 //!
 //! Gradients accumulate into leaves across `backward()` calls until
@@ -38,6 +41,9 @@ mod ops;
 mod var;
 
 pub mod gradcheck;
+
+#[doc(hidden)]
+pub mod fused_loss;
 
 pub use graph::{is_grad_enabled, no_grad, NoGradGuard};
 pub use var::{live_vars, Var};

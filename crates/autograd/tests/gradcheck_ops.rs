@@ -1,6 +1,9 @@
 //! Every differentiable op through the finite-difference checker: one line
 //! per op and shape, including broadcasting and non-contiguous inputs.
 
+use ember_autograd::fused_loss::{
+    binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss, Reduction,
+};
 use ember_autograd::gradcheck::{gradcheck, Tolerance};
 use ember_autograd::Var;
 use ember_tensor::Tensor;
@@ -146,21 +149,40 @@ fn matmul_2d_batched_and_transposed() {
 }
 
 #[test]
-fn softmax_and_losses() {
+fn softmax_and_log_softmax() {
     let x = rand(&[4, 5], 39).mul_scalar(2.0);
     check(|v| v[0].softmax(1), vec![x.clone()]);
     check(|v| v[0].softmax(0), vec![x.clone()]);
     check(|v| v[0].log_softmax(1), vec![x.clone()]);
-    check(
-        |v| v[0].log_softmax(1).nll_loss(&[0, 4, 2, 2]),
-        vec![x.clone()],
-    );
-    check(|v| v[0].cross_entropy(&[0, 4, 2, 2]), vec![x.clone()]);
-    check(
-        |v| v[0].cross_entropy_smoothed(&[1, 1, 3, 0], 0.1),
-        vec![x.clone()],
-    );
-    check(|v| v[0].mse(&v[1]), vec![x.clone(), rand(&[4, 5], 40)]);
+}
+
+/// The fused loss kernels (behind `ember_layers::loss`), each reduction.
+#[test]
+fn fused_losses() {
+    let x = rand(&[4, 5], 39).mul_scalar(2.0);
+    let probabilities = rand(&[4, 5], 41).map(|v| (v + 1.0) / 2.0);
+    for r in [Reduction::Mean, Reduction::Sum] {
+        check(
+            |v| nll_loss(&v[0].log_softmax(1), &[0, 4, 2, 2], r),
+            vec![x.clone()],
+        );
+        check(
+            |v| cross_entropy(&v[0], &[0, 4, 2, 2], 0.0, r),
+            vec![x.clone()],
+        );
+        check(
+            |v| cross_entropy(&v[0], &[1, 1, 3, 0], 0.1, r),
+            vec![x.clone()],
+        );
+        check(
+            |v| mse_loss(&v[0], &v[1], r),
+            vec![x.clone(), rand(&[4, 5], 40)],
+        );
+        check(
+            |v| binary_cross_entropy_with_logits(&v[0], &v[1], r),
+            vec![x.clone(), probabilities.clone()],
+        );
+    }
 }
 
 /// Distinct values spaced 0.05 apart (well beyond 2ε), in scrambled order, so

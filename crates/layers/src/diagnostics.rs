@@ -38,6 +38,7 @@ use std::fmt;
 use ember_autograd::Var;
 use ember_tensor::Tensor;
 
+use crate::loss::{cross_entropy, Reduction};
 use crate::probe;
 use crate::{walk, Activation, LayerKind, Member, Module};
 
@@ -177,7 +178,7 @@ impl InitReport {
             weighted.push((String::new(), address, feeds, model.describe(), weight));
         }
         let (logits, probe) = probe::recording(|| model.forward(&Var::constant(input.clone())));
-        let loss = logits.cross_entropy(labels);
+        let loss = cross_entropy(&logits, labels, Reduction::Mean);
         loss.backward();
 
         let stats = weighted

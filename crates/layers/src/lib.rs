@@ -5,6 +5,7 @@
 //!
 //! ```
 //! use ember_autograd::Var;
+//! use ember_layers::loss::{cross_entropy, Reduction};
 //! use ember_layers::{Activation, LayerInit, Linear, Module, ReLU, Sequential};
 //! use ember_tensor::Tensor;
 //! use rand::SeedableRng;
@@ -16,7 +17,7 @@
 //!     .add(ReLU)
 //!     .add(Linear::new(8, 3, &mut rng)); // bias 0
 //! let x = Var::constant(Tensor::ones(&[5, 4]));
-//! let loss = model.forward(&x).cross_entropy(&[0, 1, 2, 0, 1]);
+//! let loss = cross_entropy(&model.forward(&x), &[0, 1, 2, 0, 1], Reduction::Mean);
 //! loss.backward();
 //! assert!(model.parameters().iter().all(|p| p.var.grad().is_some()));
 //! ```

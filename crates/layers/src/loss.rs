@@ -1,4 +1,7 @@
-//! Loss functions: thin, documented wrappers over the fused autograd ops.
+//! Loss functions: Ember's one public loss API.
+//!
+//! Each is a single fused op with a hand-derived backward (the kernels live
+//! in `ember_autograd`, which keeps them out of its documented API).
 //!
 //! Each takes a [`Reduction`]: [`Reduction::Mean`] (PyTorch's default,
 //! `reduction="mean"`) averages over the batch (over every element for the
@@ -19,22 +22,30 @@
 //! assert!((total.item() - 2.0 * 3f32.ln()).abs() < 1e-6);
 //! ```
 
+use ember_autograd::fused_loss;
 use ember_autograd::Var;
 
-/// How a loss combines the per-sample (or per-element) losses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Reduction {
-    /// The average (PyTorch's and Keras's default).
-    #[default]
-    Mean,
-    /// The sum.
-    Sum,
-}
+#[doc(inline)]
+pub use ember_autograd::fused_loss::Reduction;
 
 /// Cross-entropy of logits `(N, C)` against class indices `targets` (length
 /// N), fused and stable: `logsumexp(xᵢ) − xᵢ[tᵢ]` per sample, with the
 /// backward `softmax(x) − onehot(t)` computed in one pass. PyTorch's
 /// `F.cross_entropy`, Keras's `SparseCategoricalCrossentropy(from_logits=True)`.
+///
+/// ```
+/// use ember_autograd::Var;
+/// use ember_layers::loss::{cross_entropy, Reduction};
+/// use ember_tensor::Tensor;
+///
+/// let logits = Var::parameter(Tensor::zeros(&[2, 4]));
+/// let loss = cross_entropy(&logits, &[1, 3], Reduction::Mean);
+/// assert!((loss.item() - 4f32.ln()).abs() < 1e-6); // uniform over 4 classes
+/// loss.backward();
+/// // (softmax − onehot) / N at the target of sample 0:
+/// let g = logits.grad().unwrap();
+/// assert!((g.get(&[0, 1]) - (0.25 - 1.0) / 2.0).abs() < 1e-6);
+/// ```
 ///
 /// # Panics
 /// If `logits` is not `(N, C)` with N = `targets.len()`, or a target is ≥ C.
@@ -47,6 +58,21 @@ pub fn cross_entropy(logits: &Var, targets: &[usize], reduction: Reduction) -> V
 /// distribution is `1 − ε + ε/C` on the true class and `ε/C` elsewhere
 /// (PyTorch's `label_smoothing`; Keras's `label_smoothing` means the same).
 ///
+/// ```
+/// use ember_autograd::Var;
+/// use ember_layers::loss::{cross_entropy_smoothed, Reduction};
+/// use ember_tensor::Tensor;
+///
+/// // softmax(0, ln 3) = (1/4, 3/4); ε = 0.2 over 2 classes targets (0.1, 0.9).
+/// let logits = Var::parameter(Tensor::from_vec(vec![0.0, 3f32.ln()], &[1, 2]));
+/// let loss = cross_entropy_smoothed(&logits, &[1], 0.2, Reduction::Mean);
+/// let want = -0.1 * 0.25f32.ln() - 0.9 * 0.75f32.ln();
+/// assert!((loss.item() - want).abs() < 1e-6);
+/// loss.backward();
+/// let g = logits.grad().unwrap().to_vec(); // softmax − target
+/// assert!((g[0] - 0.15).abs() < 1e-6 && (g[1] + 0.15).abs() < 1e-6);
+/// ```
+///
 /// # Panics
 /// As [`cross_entropy`], and if `ε ∉ [0, 1]`.
 #[track_caller]
@@ -56,10 +82,7 @@ pub fn cross_entropy_smoothed(
     smoothing: f32,
     reduction: Reduction,
 ) -> Var {
-    match reduction {
-        Reduction::Mean => logits.cross_entropy_smoothed(targets, smoothing),
-        Reduction::Sum => logits.cross_entropy_sum(targets, smoothing),
-    }
+    fused_loss::cross_entropy(logits, targets, smoothing, reduction)
 }
 
 /// Negative log-likelihood of log-probabilities `(N, C)` (for example the
@@ -67,27 +90,46 @@ pub fn cross_entropy_smoothed(
 /// `nll_loss(log_softmax(x))` equals [`cross_entropy`]`(x)`; prefer the
 /// latter, which is fused.
 ///
+/// ```
+/// use ember_autograd::Var;
+/// use ember_layers::loss::{cross_entropy, nll_loss, Reduction};
+/// use ember_tensor::Tensor;
+///
+/// let x = Var::constant(Tensor::from_vec(vec![1.0, -2.0, 0.5, 3.0, 0.0, -1.0], &[2, 3]));
+/// let nll = nll_loss(&x.log_softmax(1), &[2, 0], Reduction::Sum);
+/// let ce = cross_entropy(&x, &[2, 0], Reduction::Sum);
+/// assert!((nll.item() - ce.item()).abs() < 1e-5);
+/// ```
+///
 /// # Panics
 /// If the shapes disagree or a target is out of range.
 #[track_caller]
 pub fn nll_loss(log_probs: &Var, targets: &[usize], reduction: Reduction) -> Var {
-    match reduction {
-        Reduction::Mean => log_probs.nll_loss(targets),
-        Reduction::Sum => log_probs.nll_loss_sum(targets),
-    }
+    fused_loss::nll_loss(log_probs, targets, reduction)
 }
 
 /// Squared error `(x − y)²` per element, averaged or summed over every
 /// element (PyTorch's `F.mse_loss`). `target` may also require a gradient.
 ///
+/// ```
+/// use ember_autograd::Var;
+/// use ember_layers::loss::{mse_loss, Reduction};
+/// use ember_tensor::Tensor;
+///
+/// let prediction = Var::parameter(Tensor::from_vec(vec![1.0, 2.0], &[2]));
+/// let target = Var::constant(Tensor::zeros(&[2]));
+/// assert_eq!(mse_loss(&prediction, &target, Reduction::Sum).item(), 5.0);
+/// let loss = mse_loss(&prediction, &target, Reduction::Mean);
+/// assert_eq!(loss.item(), 2.5);
+/// loss.backward();
+/// assert_eq!(prediction.grad().unwrap().to_vec(), vec![1.0, 2.0]); // 2(x − y)/n
+/// ```
+///
 /// # Panics
 /// If the shapes differ.
 #[track_caller]
 pub fn mse_loss(prediction: &Var, target: &Var, reduction: Reduction) -> Var {
-    match reduction {
-        Reduction::Mean => prediction.mse(target),
-        Reduction::Sum => prediction.mse_sum(target),
-    }
+    fused_loss::mse_loss(prediction, target, reduction)
 }
 
 /// Binary cross-entropy of logits against targets in `[0, 1]` (same shape),
@@ -111,9 +153,5 @@ pub fn mse_loss(prediction: &Var, target: &Var, reduction: Reduction) -> Var {
 /// If the shapes differ.
 #[track_caller]
 pub fn binary_cross_entropy_with_logits(logits: &Var, targets: &Var, reduction: Reduction) -> Var {
-    let per_element = logits.bce_with_logits(targets);
-    match reduction {
-        Reduction::Mean => per_element.mean(),
-        Reduction::Sum => per_element.sum(),
-    }
+    fused_loss::binary_cross_entropy_with_logits(logits, targets, reduction)
 }

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use ember_autograd::Var;
 use ember_layers::checkpoint::{load_checkpoint, save_checkpoint, RngState, TrainingState};
+use ember_layers::loss::{cross_entropy, Reduction};
 use ember_layers::optim::{Adam, AdamConfig, Optimizer};
 use ember_layers::{Linear, Module, ReLU, Sequential};
 use ember_tensor::Tensor;
@@ -32,7 +33,7 @@ fn valid_file() -> &'static (Vec<u8>, usize) {
         let m = model(1);
         let mut opt = Adam::new(m.parameters(), AdamConfig::default());
         let x = Var::constant(Tensor::ones(&[2, 3]));
-        m.forward(&x).cross_entropy(&[0, 1]).backward();
+        cross_entropy(&m.forward(&x), &[0, 1], Reduction::Mean).backward();
         opt.step();
         let mut position = TrainingState {
             epoch: 1,

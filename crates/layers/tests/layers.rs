@@ -4,6 +4,7 @@
 use ember_autograd::gradcheck::{gradcheck, Tolerance};
 use ember_autograd::Var;
 use ember_layers::init::Constant;
+use ember_layers::loss::{cross_entropy, Reduction};
 use ember_layers::{
     Activation, BatchNorm1d, BatchNorm2d, Dropout, LayerInit, Linear, Module, Named, ReLU,
     Sequential, Sigmoid, Step, Tanh,
@@ -251,7 +252,7 @@ fn an_mlp_learns_xor() {
     let targets = [0, 1, 1, 0];
     let mut loss = f32::INFINITY;
     for _ in 0..2000 {
-        let l = model.forward(&x).cross_entropy(&targets);
+        let l = cross_entropy(&model.forward(&x), &targets, Reduction::Mean);
         loss = l.item();
         l.backward();
         for Named { var: p, .. } in model.parameters() {

@@ -4,6 +4,7 @@
 //! state export/import, clipping.
 
 use ember_autograd::Var;
+use ember_layers::loss::{cross_entropy, mse_loss, Reduction};
 use ember_layers::optim::{
     clip_grad_norm, clip_grad_value, Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig,
     EpsilonPlacement, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig, StateError,
@@ -695,7 +696,7 @@ fn rmsprop_keras_recipe_trains_a_tiny_regression() {
             ..RmsPropConfig::keras()
         },
     );
-    let loss = |w: &Var, b: &Var| x.matmul(w).add(b).mse(&y);
+    let loss = |w: &Var, b: &Var| mse_loss(&x.matmul(w).add(b), &y, Reduction::Mean);
     let first = loss(&w, &b).item();
     for _ in 0..500 {
         opt.zero_grad();
@@ -727,7 +728,7 @@ fn a_real_training_loop_updates_weights_in_place() {
         let before = pointers(&model);
         for _ in 0..3 {
             opt.zero_grad();
-            let loss = model.forward(&x).cross_entropy(&targets);
+            let loss = cross_entropy(&model.forward(&x), &targets, Reduction::Mean);
             loss.backward();
             opt.step();
         }

@@ -1,9 +1,8 @@
 //! The differentiable ops. Each op's backward sits right under its forward.
 
-mod bce;
 mod conv;
 mod elementwise;
 mod matmul;
 mod reduce;
 mod shape;
-mod softmax_xent;
+mod softmax;
