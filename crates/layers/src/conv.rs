@@ -99,10 +99,7 @@ impl Module for Conv2d {
     }
 
     fn visit(&self, m: &mut Members) {
-        m.parameter("weight", &self.weight);
-        if let Some(bias) = &self.bias {
-            m.parameter("bias", bias);
-        }
+        m.weight_and_bias(&self.weight, self.bias.as_ref());
     }
 
     fn kind(&self) -> LayerKind {

@@ -521,23 +521,21 @@ mod tests {
     #[test]
     fn a_users_struct_gets_a_row_per_weighted_layer_named_by_its_field() {
         use crate::{Activation, LayerInit, Linear, Members};
-        struct Net {
-            fc1: Linear,
-            fc2: Linear,
-        }
+        struct Net([Linear; 2]);
         impl Module for Net {
             fn forward(&self, x: &Var) -> Var {
-                self.fc2.forward(&self.fc1.forward(x).relu())
+                self.0[1].forward(&self.0[0].forward(x).relu())
             }
             fn visit(&self, m: &mut Members) {
-                m.child("fc1", &self.fc1);
-                m.child("fc2", &self.fc2);
+                m.child("fc1", &self.0[0]);
+                m.child("fc2", &self.0[1]);
             }
         }
-        let net = Net {
-            fc1: Linear::with_init(5, 6, &LayerInit::before(Activation::Relu), &mut rng()),
-            fc2: Linear::new(6, 3, &mut rng()),
-        };
+        let relu = LayerInit::before(Activation::Relu);
+        let net = Net([
+            Linear::with_init(5, 6, &relu, &mut rng()),
+            Linear::new(6, 3, &mut rng()),
+        ]);
         let r = InitReport::new(&net, &Tensor::ones(&[4, 5]), &[0, 1, 2, 0]);
         let rows: Vec<(&str, &FollowedBy)> = r
             .layers

@@ -63,6 +63,15 @@ impl<'v> Members<'v> {
         (self.report)(name, Member::Buffer(var));
     }
 
+    /// A weighted layer's `weight` and, if it has one, `bias` (PyTorch's
+    /// names for `Linear` and `Conv2d`).
+    pub fn weight_and_bias(&mut self, weight: &Var, bias: Option<&Var>) {
+        self.parameter("weight", weight);
+        if let Some(bias) = bias {
+            self.parameter("bias", bias);
+        }
+    }
+
     /// A sub-module: its members are named `name.<theirs>`.
     pub fn child(&mut self, name: &str, module: &dyn Module) {
         (self.report)(name, Member::Child(module));
@@ -103,6 +112,20 @@ fn walk_under(
             leaf => visit(&path, leaf),
         }
     }));
+}
+
+/// The variables under a module that `pick` selects, with their full names.
+fn collect(
+    visit_members: &dyn Fn(&mut Members),
+    pick: impl for<'m> Fn(Member<'m>) -> Option<&'m Var>,
+) -> Vec<Named> {
+    let mut out = Vec::new();
+    walk_under(visit_members, "", &mut |name, member| {
+        if let Some(var) = pick(member) {
+            out.push(Named::new(name, var));
+        }
+    });
+    out
 }
 
 /// Calls `f` on each direct sub-module with its name.
@@ -230,24 +253,18 @@ pub trait Module {
 
     /// The trainable parameters with their state-dict names, depth first.
     fn parameters(&self) -> Vec<Named> {
-        let mut out = Vec::new();
-        walk_under(&|m| self.visit(m), "", &mut |name, member| {
-            if let Member::Parameter(var) = member {
-                out.push(Named::new(name, var));
-            }
-        });
-        out
+        collect(&|m| self.visit(m), |member| match member {
+            Member::Parameter(var) => Some(var),
+            _ => None,
+        })
     }
 
     /// Non-trainable state saved with the model (batch-norm running statistics).
     fn buffers(&self) -> Vec<Named> {
-        let mut out = Vec::new();
-        walk_under(&|m| self.visit(m), "", &mut |name, member| {
-            if let Member::Buffer(var) = member {
-                out.push(Named::new(name, var));
-            }
-        });
-        out
+        collect(&|m| self.visit(m), |member| match member {
+            Member::Buffer(var) => Some(var),
+            _ => None,
+        })
     }
 
     /// Parameters then buffers: everything a checkpoint stores.
