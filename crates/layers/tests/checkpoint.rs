@@ -525,7 +525,7 @@ fn train(
                 .collect();
             let targets: Vec<usize> = batch.iter().map(|&i| y[i]).collect();
             let input = Var::constant(Tensor::from_vec(rows, &[batch.len(), 4]));
-            opt.set_lr(schedule.lr(step as usize));
+            opt.set_lr(schedule.lr(step));
             opt.zero_grad();
             cross_entropy(&model.forward(&input), &targets, Reduction::Mean).backward();
             opt.step();
