@@ -37,6 +37,9 @@ pub enum Member<'m> {
     Parameter(&'m Var),
     /// Non-trainable state saved with the model (batch-norm statistics).
     Buffer(&'m Var),
+    /// A buffer that holds a count (batch norm's `num_batches_tracked`):
+    /// an f32 scalar in memory, an integer in checkpoints ([`Members::count`]).
+    Count(&'m Var),
     /// A sub-module, whose own members are named under this one's name.
     Child(&'m dyn Module),
 }
@@ -61,6 +64,17 @@ impl<'v> Members<'v> {
     /// A buffer (saved, not trained) named `name`.
     pub fn buffer(&mut self, name: &str, var: &Var) {
         (self.report)(name, Member::Buffer(var));
+    }
+
+    /// A buffer named `name` that holds a count, as a scalar (shape `[]`)
+    /// of non-negative whole numbers: PyTorch's `num_batches_tracked`.
+    /// It is one of [`Module::buffers`], and checkpoints store it as an I64
+    /// scalar (PyTorch's dtype) rather than F32. The value lives in an f32
+    /// `Var`, exact up to 2²⁴ = 16 777 216; a checkpoint holding a larger
+    /// count, or saving a value that is not a whole number in that range,
+    /// is refused ([`crate::checkpoint::CheckpointError::Count`]).
+    pub fn count(&mut self, name: &str, var: &Var) {
+        (self.report)(name, Member::Count(var));
     }
 
     /// A sub-module: its members are named `name.<theirs>`.
@@ -239,11 +253,24 @@ pub trait Module {
         out
     }
 
-    /// Non-trainable state saved with the model (batch-norm running statistics).
+    /// Non-trainable state saved with the model (batch-norm running
+    /// statistics), counts ([`Members::count`]) included.
     fn buffers(&self) -> Vec<Named> {
         let mut out = Vec::new();
         walk_under(&|m| self.visit(m), "", &mut |name, member| {
-            if let Member::Buffer(var) = member {
+            if let Member::Buffer(var) | Member::Count(var) = member {
+                out.push(Named::new(name, var));
+            }
+        });
+        out
+    }
+
+    /// The buffers that hold counts ([`Members::count`]), which checkpoints
+    /// store as integers.
+    fn counts(&self) -> Vec<Named> {
+        let mut out = Vec::new();
+        walk_under(&|m| self.visit(m), "", &mut |name, member| {
+            if let Member::Count(var) = member {
                 out.push(Named::new(name, var));
             }
         });
