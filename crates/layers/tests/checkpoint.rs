@@ -847,8 +847,8 @@ fn i64_value(file: &SafeTensors<'_>, name: &str) -> i64 {
     i64::from_le_bytes(t.data().try_into().unwrap())
 }
 
-/// The file `bytes` rewritten to `name` without its checksums (as an older
-/// Ember, or another tool, wrote it), with `replace`d entries.
+/// The file `bytes` rewritten to `name` without its checksums and as
+/// format version 1 (as an older Ember wrote it), with `replace`d entries.
 fn rewritten(dir: &Path, name: &str, bytes: &[u8], replace: &[RawEntry<'_>]) -> PathBuf {
     let view = SafeTensors::deserialize(bytes).unwrap();
     let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
@@ -858,6 +858,15 @@ fn rewritten(dir: &Path, name: &str, bytes: &[u8], replace: &[RawEntry<'_>]) -> 
         .unwrap()
         .into_iter()
         .filter(|(k, _)| !k.starts_with("sha256."))
+        .map(|(k, v)| {
+            // Written as the format before integer counts: version 1.
+            let v = if k == "format_version" {
+                "1".to_string()
+            } else {
+                v
+            };
+            (k, v)
+        })
         .collect();
     let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = view
         .tensors()
@@ -937,6 +946,16 @@ fn older_files_with_f32_counts_load_exactly() {
         replace.push((name, Dtype::F32, vec![2], f32_bytes(&[0.0, 1.0])));
     }
     let old_path = rewritten(dir.path(), "old.safetensors", &bytes, &replace);
+    assert_eq!(
+        SafeTensors::read_metadata(&bytes)
+            .unwrap()
+            .1
+            .metadata()
+            .as_ref()
+            .unwrap()["format_version"],
+        "2",
+        "the integer format is version 2"
+    );
     let old = load_checkpoint(&old_path, &old_model, Some(&mut old_opt)).unwrap();
     assert_eq!(old.integrity, Integrity::Unverified);
     assert_eq!(old.training, new.training);

@@ -112,8 +112,11 @@ use file::{decode, decode_count, parse, read_file, write_file, Entry, Stored, Te
 use metadata::{format_metadata, parse_training, training_metadata};
 
 /// The version written in `__metadata__["format_version"]`; loading refuses
-/// newer versions.
-pub const FORMAT_VERSION: u32 = 1;
+/// newer versions. Version 2 stores counts (step counts,
+/// `num_batches_tracked`) as I64 scalars; version 1 stored them as F32,
+/// and is still read (see [Older files](self#older-files)). An Ember from
+/// before version 2 refuses these files as written by a newer Ember.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Names of optimizer state tensors start with this.
 pub const OPTIMIZER_PREFIX: &str = "optimizer.";
