@@ -12,11 +12,15 @@ The test writes `model.safetensors`, a checkpoint of the Ember model
 `io.json`, an input batch with Ember's eval-mode output. This script
 
 1. reads the file with `safetensors.numpy` and checks names, dtypes, shapes
-   (`"0.weight"` is `(out, in)`, as `nn.Linear` stores it) and metadata;
+   (`"0.weight"` is `(out, in)`, as `nn.Linear` stores it; counts, that is
+   `num_batches_tracked` and the optimizer's `.step` entries, are int64
+   scalars, everything else float32) and metadata;
 2. recomputes the forward pass with NumPy from PyTorch's definitions;
 3. if `torch` is installed, loads the file exactly as a PyTorch user would,
    with `safetensors.torch.load_file` and `load_state_dict` (strict), into
-   the same `nn.Sequential`, and compares its predictions with Ember's.
+   the same `nn.Sequential`, checks every tensor has the dtype of PyTorch's
+   own `state_dict()` (no `.float()` or `.long()` anywhere), and compares
+   its predictions with Ember's.
 
 The one step an Ember checkpoint needs in PyTorch is to drop the optimizer
 state stored beside the model under the `optimizer.` prefix (a file written
@@ -63,7 +67,12 @@ def main(folder):
     tensors = load_file(path)
     sd = model_state(tensors)
     for name, t in sorted(tensors.items()):
-        assert t.dtype == np.float32, (name, t.dtype)
+        is_count = name.endswith(".num_batches_tracked") or (
+            name.startswith("optimizer.") and name.endswith(".step"))
+        if is_count:
+            assert t.dtype == np.int64 and t.shape == () and t >= 0, (name, t.dtype, t.shape)
+        else:
+            assert t.dtype == np.float32, (name, t.dtype)
     shapes = {k: tuple(v.shape) for k, v in sd.items()}
     assert shapes == {
         "0.weight": (7, 5), "0.bias": (7,),
@@ -72,7 +81,7 @@ def main(folder):
         "3.weight": (3, 7), "3.bias": (3,),
     }, shapes
     print(f"{len(sd)} model tensors with PyTorch names and shapes, "
-          f"{len(tensors) - len(sd)} optimizer tensors, all F32")
+          f"{len(tensors) - len(sd)} optimizer tensors; counts int64, the rest float32")
 
     y = numpy_forward(sd, x)
     err = float(np.max(np.abs(y - expected)))
@@ -90,6 +99,9 @@ def main(folder):
         torch.nn.Linear(5, 7), torch.nn.BatchNorm1d(7), torch.nn.ReLU(), torch.nn.Linear(7, 3)
     )
     state = model_state(torch_load_file(path))
+    own = model.state_dict()
+    for name, t in state.items():
+        assert t.dtype == own[name].dtype, (name, t.dtype, own[name].dtype)
     model.load_state_dict(state)  # strict: every name and shape must match
     model.eval()
     with torch.no_grad():

@@ -124,7 +124,7 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
             let started = Instant::now();
             let global = common::global_batch(train_set.len(), batch_size, b);
             ranks.share(&model, global); // this rank's rows of the global batch
-            optimizer.set_lr(schedule.lr(step as usize));
+            optimizer.set_lr(schedule.lr(step));
             model.set_step(Step::new(args.seed, step)); // dropout masks: f(seed, step, path)
             let logits = model.forward(&Var::constant(batch.images));
             let loss = cross_entropy_smoothed(

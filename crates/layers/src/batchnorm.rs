@@ -86,6 +86,8 @@ impl Norm {
                 .add(&var.mul_scalar(m));
             self.running_mean.set_value(rm);
             self.running_var.set_value(rv);
+            // An f32 count: exact up to 2^24, where it stops (2^24 + 1
+            // rounds back to 2^24), which a checkpoint still stores exactly.
             self.num_batches_tracked
                 .set_value(self.num_batches_tracked.value().add_scalar(1.0));
         });
@@ -96,7 +98,7 @@ impl Norm {
         m.parameter("bias", &self.bias);
         m.buffer("running_mean", &self.running_mean);
         m.buffer("running_var", &self.running_var);
-        m.buffer("num_batches_tracked", &self.num_batches_tracked);
+        m.count("num_batches_tracked", &self.num_batches_tracked);
     }
 }
 
@@ -106,6 +108,10 @@ impl Norm {
 /// (biased) variance, then scaled by `weight` and shifted by `bias`; running
 /// estimates (momentum 0.1, unbiased variance, as in PyTorch) are updated and
 /// used instead in evaluation. ε = 1e-5.
+///
+/// Its buffers are `running_mean`, `running_var` and `num_batches_tracked`,
+/// a count of training batches ([`Members::count`]): an f32 scalar here
+/// that stops at 2²⁴, an int64 scalar in checkpoints, as in PyTorch.
 ///
 /// ```
 /// use ember_autograd::Var;

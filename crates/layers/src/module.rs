@@ -37,6 +37,9 @@ pub enum Member<'m> {
     Parameter(&'m Var),
     /// Non-trainable state saved with the model (batch-norm statistics).
     Buffer(&'m Var),
+    /// A buffer that holds a count (batch norm's `num_batches_tracked`):
+    /// an f32 scalar in memory, an integer in checkpoints ([`Members::count`]).
+    Count(&'m Var),
     /// A sub-module, whose own members are named under this one's name.
     Child(&'m dyn Module),
 }
@@ -70,6 +73,17 @@ impl<'v> Members<'v> {
         if let Some(bias) = bias {
             self.parameter("bias", bias);
         }
+    }
+
+    /// A buffer named `name` that holds a count, as a scalar (shape `[]`)
+    /// of non-negative whole numbers: PyTorch's `num_batches_tracked`.
+    /// It is one of [`Module::buffers`], and checkpoints store it as an I64
+    /// scalar (PyTorch's dtype) rather than F32. The value lives in an f32
+    /// `Var`, exact up to 2²⁴ = 16 777 216; a checkpoint holding a larger
+    /// count, or saving a value that is not a whole number in that range,
+    /// is refused ([`crate::checkpoint::CheckpointError::Count`]).
+    pub fn count(&mut self, name: &str, var: &Var) {
+        (self.report)(name, Member::Count(var));
     }
 
     /// A sub-module: its members are named `name.<theirs>`.
@@ -259,10 +273,20 @@ pub trait Module {
         })
     }
 
-    /// Non-trainable state saved with the model (batch-norm running statistics).
+    /// Non-trainable state saved with the model (batch-norm running
+    /// statistics), counts ([`Members::count`]) included.
     fn buffers(&self) -> Vec<Named> {
         collect(&|m| self.visit(m), |member| match member {
-            Member::Buffer(var) => Some(var),
+            Member::Buffer(var) | Member::Count(var) => Some(var),
+            _ => None,
+        })
+    }
+
+    /// The buffers that hold counts ([`Members::count`]), which checkpoints
+    /// store as integers.
+    fn counts(&self) -> Vec<Named> {
+        collect(&|m| self.visit(m), |member| match member {
+            Member::Count(var) => Some(var),
             _ => None,
         })
     }

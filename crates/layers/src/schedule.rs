@@ -5,7 +5,8 @@
 //! [`Optimizer::set_lr`](crate::optim::Optimizer::set_lr) with the result.
 //! Being a pure function of the counter, a schedule needs no state of its
 //! own in a checkpoint: a resumed run recomputes it from the saved step.
-//! Counting starts at 0, so `lr(0)` is the rate of the first epoch or batch.
+//! Counting starts at 0, so `lr(0)` is the rate of the first epoch or batch;
+//! the counter is a `u64`, like [`TrainingState::step`](crate::checkpoint::TrainingState::step).
 //!
 //! ```
 //! use ember_layers::schedule::{CosineAnnealing, LrSchedule, Warmup};
@@ -23,19 +24,19 @@ use std::f64::consts::PI;
 /// A learning rate as a function of a step (or epoch) counter from 0.
 pub trait LrSchedule {
     /// The learning rate for step `step`.
-    fn lr(&self, step: usize) -> f32;
+    fn lr(&self, step: u64) -> f32;
 }
 
 /// A schedule chosen at run time (say, from a command-line flag) is a
 /// `Box<dyn LrSchedule>`, and can itself be wrapped in a [`Warmup`].
 impl<S: LrSchedule + ?Sized> LrSchedule for Box<S> {
-    fn lr(&self, step: usize) -> f32 {
+    fn lr(&self, step: u64) -> f32 {
         (**self).lr(step)
     }
 }
 
 impl<S: LrSchedule + ?Sized> LrSchedule for &S {
-    fn lr(&self, step: usize) -> f32 {
+    fn lr(&self, step: u64) -> f32 {
         (**self).lr(step)
     }
 }
@@ -45,7 +46,7 @@ impl<S: LrSchedule + ?Sized> LrSchedule for &S {
 pub struct ConstantLr(pub f32);
 
 impl LrSchedule for ConstantLr {
-    fn lr(&self, _step: usize) -> f32 {
+    fn lr(&self, _step: u64) -> f32 {
         self.0
     }
 }
@@ -79,8 +80,8 @@ impl StepLr {
 }
 
 impl LrSchedule for StepLr {
-    fn lr(&self, step: usize) -> f32 {
-        let decays = step / self.step_size.max(1);
+    fn lr(&self, step: u64) -> f32 {
+        let decays = step / self.step_size.max(1) as u64;
         (f64::from(self.base_lr) * f64::from(self.gamma).powf(decays as f64)) as f32
     }
 }
@@ -103,7 +104,7 @@ impl ExponentialLr {
 }
 
 impl LrSchedule for ExponentialLr {
-    fn lr(&self, step: usize) -> f32 {
+    fn lr(&self, step: u64) -> f32 {
         (f64::from(self.base_lr) * f64::from(self.gamma).powf(step as f64)) as f32
     }
 }
@@ -139,8 +140,8 @@ impl CosineAnnealing {
 }
 
 impl LrSchedule for CosineAnnealing {
-    fn lr(&self, step: usize) -> f32 {
-        let fraction = step.min(self.t_max) as f64 / self.t_max.max(1) as f64;
+    fn lr(&self, step: u64) -> f32 {
+        let fraction = step.min(self.t_max as u64) as f64 / self.t_max.max(1) as f64;
         cosine(f64::from(self.base_lr), f64::from(self.min_lr), fraction) as f32
     }
 }
@@ -186,9 +187,10 @@ impl<S: LrSchedule> Warmup<S> {
 }
 
 impl<S: LrSchedule> LrSchedule for Warmup<S> {
-    fn lr(&self, step: usize) -> f32 {
-        if step >= self.warmup_steps {
-            return self.inner.lr(step - self.warmup_steps);
+    fn lr(&self, step: u64) -> f32 {
+        let warmup = self.warmup_steps as u64;
+        if step >= warmup {
+            return self.inner.lr(step - warmup);
         }
         let start = f64::from(self.start_factor);
         let factor = start + (1.0 - start) * step as f64 / self.warmup_steps as f64;
@@ -236,7 +238,7 @@ impl OneCycle {
 }
 
 impl LrSchedule for OneCycle {
-    fn lr(&self, step: usize) -> f32 {
+    fn lr(&self, step: u64) -> f32 {
         let max = f64::from(self.max_lr);
         let initial = max / f64::from(self.div_factor);
         let min = initial / f64::from(self.final_div_factor);

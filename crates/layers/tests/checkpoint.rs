@@ -11,7 +11,7 @@ use ember_layers::checkpoint::{
 };
 use ember_layers::loss::{cross_entropy, Reduction};
 use ember_layers::optim::{
-    Adam, AdamConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig, StateError,
+    Adam, AdamConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig, StateError, StateValue,
 };
 use ember_layers::schedule::{LrSchedule, OneCycle};
 use ember_layers::{BatchNorm1d, Linear, Members, Module, Named, ReLU, Sequential};
@@ -61,7 +61,13 @@ fn bits(model: &dyn Module) -> Vec<(String, Vec<u32>)> {
 fn optimizer_bits(opt: &dyn Optimizer) -> Vec<(String, Vec<u32>)> {
     opt.state()
         .into_iter()
-        .map(|(n, t)| (n, t.to_vec().iter().map(|x| x.to_bits()).collect()))
+        .map(|(n, v)| {
+            let bits = match v {
+                StateValue::Tensor(t) => t.to_vec().iter().map(|x| x.to_bits()).collect(),
+                StateValue::Count(c) => vec![c as u32, (c >> 32) as u32],
+            };
+            (n, bits)
+        })
         .collect()
 }
 
@@ -200,10 +206,9 @@ fn files_use_pytorch_names_layouts_and_f32() {
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     assert_eq!(values, m.parameters()[0].var.value().to_vec());
-    assert_eq!(
-        file.tensor("1.num_batches_tracked").unwrap().shape(),
-        [0usize; 0]
-    );
+    let count = file.tensor("1.num_batches_tracked").unwrap();
+    assert_eq!(count.shape(), [0usize; 0]);
+    assert_eq!(count.dtype(), Dtype::I64, "int64, as PyTorch keeps it");
     // A weights file loads back, and so does the model part of a checkpoint.
     let other = model(5);
     load_weights(&path, &other).unwrap();
@@ -525,7 +530,7 @@ fn train(
                 .collect();
             let targets: Vec<usize> = batch.iter().map(|&i| y[i]).collect();
             let input = Var::constant(Tensor::from_vec(rows, &[batch.len(), 4]));
-            opt.set_lr(schedule.lr(step as usize));
+            opt.set_lr(schedule.lr(step));
             opt.zero_grad();
             cross_entropy(&model.forward(&input), &targets, Reduction::Mean).backward();
             opt.step();
@@ -820,4 +825,252 @@ fn files_without_checksums_load_and_say_so() {
     assert_eq!(bits(&a), bits(&b));
     assert_eq!(load_weights(&old, &b).unwrap(), Integrity::Unverified);
     assert_eq!(load_weights(&path, &b).unwrap(), Integrity::Verified);
+}
+
+/// A raw entry: name, dtype, shape, bytes.
+type RawEntry<'a> = (&'a str, Dtype, Vec<usize>, Vec<u8>);
+
+/// A count as an I64 scalar's bytes.
+fn i64_bytes(n: i64) -> Vec<u8> {
+    n.to_le_bytes().to_vec()
+}
+
+/// f32 values as bytes.
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// An I64 scalar entry's value.
+fn i64_value(file: &SafeTensors<'_>, name: &str) -> i64 {
+    let t = file.tensor(name).unwrap();
+    assert_eq!((t.dtype(), t.shape()), (Dtype::I64, &[][..]), "{name}");
+    i64::from_le_bytes(t.data().try_into().unwrap())
+}
+
+/// The file `bytes` rewritten to `name` without its checksums and as
+/// format version 1 (as an older Ember wrote it), with `replace`d entries.
+fn rewritten(dir: &Path, name: &str, bytes: &[u8], replace: &[RawEntry<'_>]) -> PathBuf {
+    let view = SafeTensors::deserialize(bytes).unwrap();
+    let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
+    let metadata: HashMap<String, String> = header
+        .metadata()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("sha256."))
+        .map(|(k, v)| {
+            // Written as the format before integer counts: version 1.
+            let v = if k == "format_version" {
+                "1".to_string()
+            } else {
+                v
+            };
+            (k, v)
+        })
+        .collect();
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = view
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.dtype(), t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    for (n, d, shape, b) in replace {
+        let entry = tensors
+            .iter_mut()
+            .find(|t| t.0 == *n)
+            .expect("replaced entry");
+        *entry = (n.to_string(), *d, shape.clone(), b.clone());
+    }
+    let borrowed: Vec<RawEntry<'_>> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.as_str(), *d, s.clone(), b.clone()))
+        .collect();
+    let path = dir.join(name);
+    write_raw(&path, &borrowed, Some(metadata));
+    path
+}
+
+#[test]
+fn counts_are_i64_scalars_covered_by_checksums() {
+    let dir = tempdir();
+    let (path, bytes) = saved_checkpoint(dir.path());
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(i64_value(&file, "1.num_batches_tracked"), 1);
+    for p in [
+        "0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias",
+    ] {
+        assert_eq!(i64_value(&file, &format!("optimizer.{p}.step")), 1, "{p}");
+    }
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = header.metadata().clone().unwrap();
+    assert!(meta.contains_key("sha256.optimizer.0.weight.step"));
+    assert!(meta.contains_key("sha256.1.num_batches_tracked"));
+    // A changed count is damage, caught by its checksum.
+    for name in ["optimizer.0.weight.step", "1.num_batches_tracked"] {
+        let mut damaged = bytes.clone();
+        damaged[data_range(&bytes, name).start] ^= 0x02;
+        std::fs::write(&path, &damaged).unwrap();
+        let m = model(2);
+        let mut opt = Adam::new(m.parameters(), AdamConfig::default());
+        let err = load_checkpoint(&path, &m, Some(&mut opt)).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Damaged { name: n, .. } if n == name),
+            "{err}"
+        );
+        assert_names_file(&err, &path, name);
+    }
+}
+
+#[test]
+fn older_files_with_f32_counts_load_exactly() {
+    let dir = tempdir();
+    let (path, bytes) = saved_checkpoint(dir.path());
+    let (new_model, old_model) = (model(2), model(2));
+    let mut new_opt = Adam::new(new_model.parameters(), AdamConfig::default());
+    let mut old_opt = Adam::new(old_model.parameters(), AdamConfig::default());
+    let new = load_checkpoint(&path, &new_model, Some(&mut new_opt)).unwrap();
+    // The format before counts were integers: an F32 scalar
+    // num_batches_tracked and F32 [2] step counts (two 24-bit halves).
+    let mut replace: Vec<RawEntry<'_>> = vec![(
+        "1.num_batches_tracked",
+        Dtype::F32,
+        vec![],
+        f32_bytes(&[1.0]),
+    )];
+    let steps: Vec<String> = [
+        "0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias",
+    ]
+    .iter()
+    .map(|p| format!("optimizer.{p}.step"))
+    .collect();
+    for name in &steps {
+        replace.push((name, Dtype::F32, vec![2], f32_bytes(&[0.0, 1.0])));
+    }
+    let old_path = rewritten(dir.path(), "old.safetensors", &bytes, &replace);
+    assert_eq!(
+        SafeTensors::read_metadata(&bytes)
+            .unwrap()
+            .1
+            .metadata()
+            .as_ref()
+            .unwrap()["format_version"],
+        "2",
+        "the integer format is version 2"
+    );
+    let old = load_checkpoint(&old_path, &old_model, Some(&mut old_opt)).unwrap();
+    assert_eq!(old.integrity, Integrity::Unverified);
+    assert_eq!(old.training, new.training);
+    assert_eq!(bits(&old_model), bits(&new_model));
+    assert_eq!(optimizer_bits(&old_opt), optimizer_bits(&new_opt));
+
+    // A step count beyond one f32's exact range, in halves: exact.
+    replace[1].3 = f32_bytes(&[3.0, 5.0]);
+    let big = rewritten(dir.path(), "old-big.safetensors", &bytes, &replace);
+    load_checkpoint(&big, &old_model, Some(&mut old_opt)).unwrap();
+    let state = old_opt.state();
+    let step = state
+        .iter()
+        .find(|(n, _)| *n == steps[0]["optimizer.".len()..]);
+    assert_eq!(step.unwrap().1.as_count(), Some(3 * (1 << 24) + 5));
+    // And saved again, it is an I64 holding that exact count.
+    let resaved = dir.path().join("resaved.safetensors");
+    save_checkpoint(&resaved, &old_model, Some(&old_opt), &old.training).unwrap();
+    let again = std::fs::read(&resaved).unwrap();
+    let file = SafeTensors::deserialize(&again).unwrap();
+    assert_eq!(i64_value(&file, &steps[0]), 3 * (1 << 24) + 5);
+}
+
+#[test]
+fn a_pytorch_state_dict_with_int64_counts_loads_as_it_is() {
+    // What `safetensors.torch.save_file(model.state_dict(), path)` writes
+    // for a BatchNorm1d(2): F32 tensors and an int64 scalar count.
+    let dir = tempdir();
+    let path = dir.path().join("torch.safetensors");
+    write_raw(
+        &path,
+        &[
+            ("weight", Dtype::F32, vec![2], f32_bytes(&[1.5, 2.0])),
+            ("bias", Dtype::F32, vec![2], f32_bytes(&[0.5, 0.0])),
+            ("running_mean", Dtype::F32, vec![2], f32_bytes(&[0.1, 0.2])),
+            ("running_var", Dtype::F32, vec![2], f32_bytes(&[0.9, 1.1])),
+            ("num_batches_tracked", Dtype::I64, vec![], i64_bytes(7)),
+        ],
+        None,
+    );
+    let bn = BatchNorm1d::new(2);
+    assert_eq!(load_weights(&path, &bn).unwrap(), Integrity::Unverified);
+    let count = bn
+        .buffers()
+        .into_iter()
+        .find(|b| b.name == "num_batches_tracked");
+    assert_eq!(count.unwrap().var.value().to_vec(), [7.0]);
+    assert_eq!(bn.parameters()[0].var.value().to_vec(), [1.5, 2.0]);
+    // Saved back, the count is int64 again.
+    let back = dir.path().join("back.safetensors");
+    save_weights(&back, &bn).unwrap();
+    let bytes = std::fs::read(&back).unwrap();
+    assert_eq!(
+        i64_value(
+            &SafeTensors::deserialize(&bytes).unwrap(),
+            "num_batches_tracked"
+        ),
+        7
+    );
+}
+
+#[test]
+fn bad_counts_are_typed_errors_naming_file_and_tensor() {
+    let dir = tempdir();
+    let (_, bytes) = saved_checkpoint(dir.path());
+    let count = "1.num_batches_tracked";
+    let step = "optimizer.0.weight.step";
+    let cases: Vec<(RawEntry<'_>, &str)> = vec![
+        ((count, Dtype::I64, vec![], i64_bytes(-1)), "count"),
+        (
+            (count, Dtype::I64, vec![], i64_bytes((1 << 24) + 1)),
+            "count",
+        ),
+        ((count, Dtype::F32, vec![], f32_bytes(&[1.5])), "count"),
+        ((count, Dtype::F32, vec![], f32_bytes(&[-1.0])), "count"),
+        ((count, Dtype::I32, vec![], vec![1, 0, 0, 0]), "dtype"),
+        (
+            (count, Dtype::F64, vec![], 1f64.to_le_bytes().to_vec()),
+            "dtype",
+        ),
+        ((count, Dtype::I64, vec![1], i64_bytes(1)), "shape"),
+        ((step, Dtype::I64, vec![], i64_bytes(-3)), "count"),
+        ((step, Dtype::I64, vec![1], i64_bytes(1)), "shape"),
+        ((step, Dtype::I32, vec![], vec![1, 0, 0, 0]), "dtype"),
+        (("0.bias", Dtype::I64, vec![8], vec![0; 64]), "dtype"),
+    ];
+    for (i, ((name, dtype, shape, data), kind)) in cases.into_iter().enumerate() {
+        let path = rewritten(
+            dir.path(),
+            &format!("bad{i}.safetensors"),
+            &bytes,
+            &[(name, dtype, shape, data)],
+        );
+        let m = model(2);
+        let mut opt = Adam::new(m.parameters(), AdamConfig::default());
+        let (before, opt_before) = (bits(&m), optimizer_bits(&opt));
+        let err = load_checkpoint(&path, &m, Some(&mut opt)).unwrap_err();
+        let ok = match kind {
+            "count" => matches!(&err, CheckpointError::Count { name: n, .. } if n == name),
+            "dtype" => matches!(&err, CheckpointError::Dtype { name: n, .. } if n == name),
+            _ => {
+                matches!(&err, CheckpointError::Shape { name: n, expected, .. } if n == name && expected.is_empty())
+            }
+        };
+        assert!(ok, "case {i}: {err}");
+        assert_names_file(&err, &path, name);
+        assert_eq!(
+            bits(&m),
+            before,
+            "case {i}: a failed load changed the model"
+        );
+        assert_eq!(
+            optimizer_bits(&opt),
+            opt_before,
+            "case {i}: … or the optimizer"
+        );
+    }
 }

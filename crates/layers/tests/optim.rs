@@ -7,7 +7,7 @@ use ember_autograd::Var;
 use ember_layers::loss::{cross_entropy, mse_loss, Reduction};
 use ember_layers::optim::{
     clip_grad_norm, clip_grad_value, Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig,
-    EpsilonPlacement, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig, StateError,
+    EpsilonPlacement, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig, StateError, StateValue,
 };
 use ember_layers::Named;
 use ember_tensor::Tensor;
@@ -298,9 +298,9 @@ fn parameters_without_gradient_are_left_alone() {
         assert_eq!(b.value().to_vec(), tensor(&P0).to_vec(), "{name}: b stayed");
         let state = opt.state();
         let b_step = state.iter().find(|(n, _)| n == "b.step").unwrap();
-        assert_eq!(b_step.1.to_vec(), vec![0.0, 0.0], "{name}: b's step count");
+        assert_eq!(b_step.1.as_count(), Some(0), "{name}: b's step count");
         let a_step = state.iter().find(|(n, _)| n == "a.step").unwrap();
-        assert_eq!(a_step.1.to_vec(), vec![0.0, 1.0], "{name}: a's step count");
+        assert_eq!(a_step.1.as_count(), Some(1), "{name}: a's step count");
     }
 }
 
@@ -376,7 +376,7 @@ fn large_parameters_split_across_threads_update_exactly_as_on_one() {
             .all(|(a, b)| a.to_bits() == b.to_bits());
         assert!(same, "{name}: 2 threads changed the values");
         for ((slot, a), (_, b)) in state_one.iter().zip(&state_two) {
-            assert_eq!(a.to_vec(), b.to_vec(), "{name}: 2 threads changed {slot}");
+            assert_eq!(flat(a), flat(b), "{name}: 2 threads changed {slot}");
         }
     }
 }
@@ -435,17 +435,20 @@ fn load_state_rejects_bad_state_and_changes_nothing() {
             .cloned()
             .collect::<Vec<_>>()
     };
-    let replaced = |name: &str, t: Tensor| {
+    let replaced = |name: &str, t: StateValue| {
         good.iter()
             .map(|(n, v)| (n.clone(), if n == name { t.clone() } else { v.clone() }))
             .collect::<Vec<_>>()
     };
     let mut extra = good.clone();
-    extra.push(("v.exp_avg".to_string(), Tensor::zeros(&[3])));
+    extra.push((
+        "v.exp_avg".to_string(),
+        StateValue::Tensor(Tensor::zeros(&[3])),
+    ));
     let mut twice = good.clone();
     twice.push(good[2].clone());
 
-    let cases: Vec<(Vec<(String, Tensor)>, StateError)> = vec![
+    let cases: Vec<(Vec<(String, StateValue)>, StateError)> = vec![
         (
             without("w.exp_avg_sq"),
             StateError::Missing("w.exp_avg_sq".into()),
@@ -454,7 +457,7 @@ fn load_state_rejects_bad_state_and_changes_nothing() {
         (extra, StateError::Unexpected("v.exp_avg".into())),
         (twice, StateError::Duplicate("w.exp_avg".into())),
         (
-            replaced("w.exp_avg", Tensor::zeros(&[4])),
+            replaced("w.exp_avg", StateValue::Tensor(Tensor::zeros(&[4]))),
             StateError::Shape {
                 name: "w.exp_avg".into(),
                 expected: vec![3],
@@ -473,15 +476,24 @@ fn load_state_rejects_bad_state_and_changes_nothing() {
     for (state, want) in cases {
         assert_eq!(fresh.load_state(state), Err(want));
     }
-    for bad_step in [
+    // Older two-halves step counts that are not counts, a tensor of another
+    // shape where the count belongs, and a count where a tensor belongs.
+    let mut invalid: Vec<(&str, StateValue)> = [
         vec![0.0, -1.0],
         vec![0.0, 1.5],
         vec![f32::NAN, 0.0],
         vec![0.0, 16_777_216.0],
-    ] {
-        let err = fresh.load_state(replaced("w.step", Tensor::from_vec(bad_step, &[2])));
+    ]
+    .into_iter()
+    .map(|v| ("w.step", StateValue::Tensor(Tensor::from_vec(v, &[2]))))
+    .collect();
+    invalid.push(("w.step", StateValue::Tensor(Tensor::scalar(1.0))));
+    invalid.push(("w.exp_avg", StateValue::Count(3)));
+    invalid.push(("lr", StateValue::Count(1)));
+    for (entry, bad) in invalid {
+        let err = fresh.load_state(replaced(entry, bad));
         assert!(
-            matches!(err, Err(StateError::Invalid { ref name, .. }) if name == "w.step"),
+            matches!(err, Err(StateError::Invalid { ref name, .. }) if name == entry),
             "{err:?}"
         );
     }
@@ -489,8 +501,8 @@ fn load_state_rejects_bad_state_and_changes_nothing() {
     assert_eq!(fresh.lr(), 0.5);
     for ((n1, t1), (n2, t2)) in before.iter().zip(&after) {
         assert_eq!(
-            (n1, t1.to_vec()),
-            (n2, t2.to_vec()),
+            (n1, flat(t1)),
+            (n2, flat(t2)),
             "a failed load changed state"
         );
     }
@@ -503,7 +515,15 @@ fn load_state_rejects_bad_state_and_changes_nothing() {
         .find(|(n, _)| n == "w.step")
         .unwrap()
         .1;
-    assert_eq!(step.to_vec(), vec![0.0, 1.0]);
+    assert_eq!(step.as_count(), Some(1));
+}
+
+/// A state entry's values, counts as one value (exact in f64 below 2⁵³).
+fn flat(v: &StateValue) -> Vec<f64> {
+    match v {
+        StateValue::Tensor(t) => t.to_vec().into_iter().map(f64::from).collect(),
+        StateValue::Count(n) => vec![*n as f64],
+    }
 }
 
 #[test]
@@ -511,24 +531,37 @@ fn large_step_counts_survive_export() {
     let (w, params) = param();
     let mut opt = Sgd::new(params, SgdConfig::default());
     let mut state = opt.state();
-    // 2^24 · 3 + 5: not representable as one f32.
+    // 2^24 · 3 + 5: not representable as one f32, given in the older
+    // two-halves form.
     let count = (1u64 << 24) * 3 + 5;
     for (n, t) in &mut state {
         if n == "w.step" {
-            *t = Tensor::from_vec(vec![3.0, 5.0], &[2]);
+            *t = StateValue::Tensor(Tensor::from_vec(vec![3.0, 5.0], &[2]));
         }
     }
     opt.load_state(state).unwrap();
     w.set_grad(Some(tensor(&G1)));
     opt.step();
-    let step = opt
-        .state()
-        .into_iter()
-        .find(|(n, _)| n == "w.step")
-        .unwrap()
-        .1
-        .to_vec();
-    assert_eq!(step[0] as u64 * (1 << 24) + step[1] as u64, count + 1);
+    let step = |opt: &Sgd| {
+        opt.state()
+            .into_iter()
+            .find(|(n, _)| n == "w.step")
+            .unwrap()
+            .1
+            .as_count()
+    };
+    assert_eq!(step(&opt), Some(count + 1));
+    // And as a count, far beyond 2^48.
+    let big = u64::MAX - 1;
+    let mut state = opt.state();
+    for (n, t) in &mut state {
+        if n == "w.step" {
+            *t = StateValue::Count(big);
+        }
+    }
+    opt.load_state(state).unwrap();
+    opt.step();
+    assert_eq!(step(&opt), Some(big + 1));
 }
 
 #[test]

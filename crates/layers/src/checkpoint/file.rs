@@ -19,10 +19,42 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 // ---------------------------------------------------------------- saving --
 
+/// A tensor as it goes into the file.
+pub(super) enum Stored {
+    /// Real values, written as F32.
+    F32(Tensor),
+    /// A count, written as an I64 scalar (shape `[]`, as PyTorch keeps
+    /// `num_batches_tracked` and as `int(t)` reads it).
+    I64(i64),
+}
+
+impl Stored {
+    fn dtype(&self) -> &'static str {
+        match self {
+            Stored::F32(_) => "F32",
+            Stored::I64(_) => "I64",
+        }
+    }
+
+    fn shape(&self) -> Vec<usize> {
+        match self {
+            Stored::F32(t) => t.shape().to_vec(),
+            Stored::I64(_) => Vec::new(),
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Stored::F32(t) => out.extend(t.to_vec().iter().flat_map(|v| v.to_le_bytes())),
+            Stored::I64(n) => out.extend_from_slice(&n.to_le_bytes()),
+        }
+    }
+}
+
 /// Serializes and writes atomically.
 pub(super) fn write_file(
     path: &Path,
-    tensors: Vec<(String, Tensor)>,
+    tensors: Vec<(String, Stored)>,
     metadata: BTreeMap<String, String>,
 ) -> Result<(), CheckpointError> {
     let bytes = encode(path, tensors, metadata)?;
@@ -33,8 +65,8 @@ pub(super) fn write_file(
 }
 
 /// The safetensors bytes: the header's length (u64, little-endian), the JSON
-/// header padded with spaces to a multiple of 8, then every tensor's f32
-/// values, little-endian, in name order. The metadata gains the checksums
+/// header padded with spaces to a multiple of 8, then every tensor's values
+/// (f32 or, for counts, i64), little-endian, in name order. The metadata gains the checksums
 /// of every tensor and of itself (see `checksum`).
 ///
 /// Written here rather than by `safetensors::serialize`, which emits the
@@ -43,7 +75,7 @@ pub(super) fn write_file(
 /// byte-identical files.
 fn encode(
     path: &Path,
-    mut tensors: Vec<(String, Tensor)>,
+    mut tensors: Vec<(String, Stored)>,
     mut metadata: BTreeMap<String, String>,
 ) -> Result<Vec<u8>, CheckpointError> {
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
@@ -54,10 +86,12 @@ fn encode(
             reason: "two tensors have this name".to_string(),
         });
     }
-    let mut data = Vec::with_capacity(tensors.iter().map(|(_, t)| 4 * t.numel()).sum());
+    let mut data = Vec::new();
+    let mut ranges = Vec::with_capacity(tensors.len());
     for (name, tensor) in &tensors {
         let start = data.len();
-        data.extend(tensor.to_vec().iter().flat_map(|v| v.to_le_bytes()));
+        tensor.write(&mut data);
+        ranges.push((start, data.len()));
         metadata.insert(
             format!("{}{name}", checksum::PREFIX),
             checksum::digest(&data[start..]),
@@ -72,13 +106,12 @@ fn encode(
     // keeps insertion order or sorts.
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".to_string(), Value::Object(metadata));
-    let mut offset = 0;
-    for (name, tensor) in &tensors {
-        let end = offset + 4 * tensor.numel();
-        let entry = json!({"dtype": "F32", "shape": tensor.shape(), "data_offsets": [offset, end]});
+    for ((name, tensor), (start, end)) in tensors.iter().zip(ranges) {
+        let entry =
+            json!({"dtype": tensor.dtype(), "shape": tensor.shape(), "data_offsets": [start, end]});
         header.insert(name.clone(), entry);
-        offset = end;
     }
+    let offset = data.len();
     let mut header = Value::Object(header).to_string();
     // Aligns the data to 8 bytes, as the safetensors crate does.
     header.extend(std::iter::repeat_n(
@@ -261,6 +294,42 @@ fn parse_error(path: &Path, bytes: &[u8], e: SafeTensorError) -> CheckpointError
     }
 }
 
+/// A count from an I64 scalar's bytes (shape `[]`), after checking dtype,
+/// shape and sign.
+pub(super) fn decode_count(
+    path: &Path,
+    name: &str,
+    meta: &TensorMeta,
+    data: &[u8],
+) -> Result<u64, CheckpointError> {
+    if meta.dtype != Dtype::I64 {
+        return Err(CheckpointError::Dtype {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            expected: "I64".to_string(),
+            found: meta.dtype.to_string(),
+        });
+    }
+    if !meta.shape.is_empty() {
+        return Err(CheckpointError::Shape {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            expected: Vec::new(),
+            found: meta.shape.clone(),
+        });
+    }
+    let bytes = <[u8; 8]>::try_from(data).map_err(|_| CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("tensor `{name}` has {} bytes for an I64 scalar", data.len()),
+    })?;
+    let n = i64::from_le_bytes(bytes);
+    u64::try_from(n).map_err(|_| CheckpointError::Count {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        reason: format!("{n} is negative"),
+    })
+}
+
 /// An F32 tensor from its bytes, after checking dtype and size.
 pub(super) fn decode(
     path: &Path,
@@ -272,6 +341,7 @@ pub(super) fn decode(
         return Err(CheckpointError::Dtype {
             path: path.to_path_buf(),
             name: name.to_string(),
+            expected: "F32".to_string(),
             found: meta.dtype.to_string(),
         });
     }

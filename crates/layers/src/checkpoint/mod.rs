@@ -2,16 +2,22 @@
 //! one safetensors file that PyTorch can read.
 //!
 //! ## The file
-//! A standard [safetensors] file of little-endian F32 tensors:
+//! A standard [safetensors] file of little-endian tensors, F32 except for
+//! counts, which are I64 scalars (shape `[]`):
 //! - the model's [`Module::state`] (parameters, then buffers) under their
-//!   PyTorch `state_dict` names and layouts (`"0.weight"` is `(out, in)`);
+//!   PyTorch `state_dict` names, layouts and dtypes (`"0.weight"` is
+//!   `(out, in)` F32; batch norm's `num_batches_tracked`, a
+//!   [`Members::count`](crate::Members::count), is an I64 scalar, as PyTorch
+//!   keeps it);
 //! - the optimizer's [`Optimizer::state`] under the prefix
-//!   [`OPTIMIZER_PREFIX`] (`"optimizer.lr"`, `"optimizer.0.weight.exp_avg"`, …);
+//!   [`OPTIMIZER_PREFIX`] (`"optimizer.lr"`, `"optimizer.0.weight.exp_avg"`,
+//!   …), each parameter's step count as an I64 scalar
+//!   (`"optimizer.0.weight.step"`; `int(t)` in Python);
 //! - in the header's `__metadata__` string map: `format` = `"ember"`,
 //!   `format_version`, `epoch`, `step`, each saved RNG as
 //!   `rng.<name>.seed` (64 hex digits), `rng.<name>.stream` and
 //!   `rng.<name>.word_pos`, user entries as `extra.<key>`, and checksums:
-//!   `sha256.<tensor name>` for each tensor's bytes and
+//!   `sha256.<tensor name>` for each tensor's bytes (I64 ones included) and
 //!   `sha256.__metadata__` for all the other entries (the position).
 //!
 //! Tensors and header keys are written in sorted order, so two saves of the
@@ -23,10 +29,19 @@
 //! model alone.
 //!
 //! The other way, [`load_weights`] reads a PyTorch
-//! `safetensors.torch.save_file(state_dict, path)` file, provided every
-//! tensor is F32: PyTorch keeps batch norm's `num_batches_tracked` as int64,
-//! so save `{k: v.float() for k, v in model.state_dict().items()}` (a non-F32
-//! tensor is refused with [`CheckpointError::Dtype`], never converted).
+//! `safetensors.torch.save_file(model.state_dict(), path)` file as it is:
+//! F32 parameters and buffers, and int64 `num_batches_tracked` (no
+//! `.float()` needed). Any other dtype (F16, F64, an integer where a float
+//! belongs) is refused with [`CheckpointError::Dtype`], never converted; a
+//! negative count, or one beyond 2²⁴ (what an f32 buffer holds exactly), is
+//! [`CheckpointError::Count`].
+//!
+//! ## Older files
+//! Files written before counts were integers still load, exactly: there
+//! `num_batches_tracked` is an F32 scalar (a whole number is required) and
+//! each optimizer step count an F32 tensor of shape `[2]` holding two 24-bit
+//! halves (high, low); both are read as before. Saving always writes the
+//! integer form.
 //!
 //! ## Safety of saving and loading
 //! Saving is atomic: the bytes go to a temporary file in the same folder,
@@ -90,15 +105,18 @@ use ember_tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
 use safetensors::Dtype;
 
-use crate::optim::{Optimizer, StateError};
+use crate::optim::{Optimizer, StateError, StateValue};
 use crate::{Module, Named};
 
-use file::{decode, parse, read_file, write_file, Entry};
+use file::{decode, decode_count, parse, read_file, write_file, Entry, Stored, TensorMeta};
 use metadata::{format_metadata, parse_training, training_metadata};
 
 /// The version written in `__metadata__["format_version"]`; loading refuses
-/// newer versions.
-pub const FORMAT_VERSION: u32 = 1;
+/// newer versions. Version 2 stores counts (step counts,
+/// `num_batches_tracked`) as I64 scalars; version 1 stored them as F32,
+/// and is still read (see [Older files](self#older-files)). An Ember from
+/// before version 2 refuses these files as written by a newer Ember.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Names of optimizer state tensors start with this.
 pub const OPTIMIZER_PREFIX: &str = "optimizer.";
@@ -226,15 +244,29 @@ pub enum CheckpointError {
         /// The file's shape.
         found: Vec<usize>,
     },
-    /// A tensor is not stored as F32.
-    #[error("{}: tensor `{name}` has dtype {found}, expected F32", path.display())]
+    /// A tensor is not stored with the dtype it needs (F32, or I64 for a
+    /// count).
+    #[error("{}: tensor `{name}` has dtype {found}, expected {expected}", path.display())]
     Dtype {
         /// The file.
         path: PathBuf,
         /// The tensor.
         name: String,
+        /// The dtype needed (`"F32"`, `"I64"`).
+        expected: String,
         /// The dtype found.
         found: String,
+    },
+    /// A count (a step count, `num_batches_tracked`) is not a valid count:
+    /// negative, fractional, or beyond what its f32 buffer holds exactly.
+    #[error("{}: tensor `{name}` is not a valid count: {reason}", path.display())]
+    Count {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A tensor (or, as `__metadata__`, the training position) does not
     /// match the checksum the file recorded when saved: the file is damaged.
@@ -295,8 +327,12 @@ pub fn save_checkpoint(
     let path = path.as_ref();
     let mut tensors = model_tensors(path, model)?;
     if let Some(opt) = optimizer {
-        for (name, t) in opt.state() {
-            tensors.push((format!("{OPTIMIZER_PREFIX}{name}"), t));
+        for (name, value) in opt.state() {
+            let stored = match value {
+                StateValue::Tensor(t) => Stored::F32(t),
+                StateValue::Count(n) => Stored::I64(i64::try_from(n).unwrap_or(i64::MAX)),
+            };
+            tensors.push((format!("{OPTIMIZER_PREFIX}{name}"), stored));
         }
     }
     write_file(path, tensors, training_metadata(training))
@@ -324,7 +360,8 @@ pub fn save_weights(
 /// # Errors
 /// A [`CheckpointError`] naming the file and, where it applies, the tensor:
 /// unreadable, truncated or corrupt file; a tensor or position that does not
-/// match its checksum; missing, unexpected, misshapen or non-F32 tensors;
+/// match its checksum; missing, unexpected or misshapen tensors, or ones of
+/// the wrong dtype (F32, or I64 for counts); invalid counts;
 /// malformed metadata; optimizer state that does not fit.
 /// On error neither model nor optimizer has changed.
 pub fn load_checkpoint(
@@ -342,8 +379,14 @@ pub fn load_checkpoint(
         let mut state = Vec::new();
         for (name, (info, data)) in &file.tensors {
             if let Some(short) = name.strip_prefix(OPTIMIZER_PREFIX) {
-                let t = decode(path, name, info, data)?;
-                state.push((short.to_string(), t));
+                // I64: a step count; F32: everything else (and, in older
+                // files, step counts as two halves, which the optimizer reads).
+                let value = if info.dtype == Dtype::I64 {
+                    StateValue::Count(decode_count(path, name, info, data)?)
+                } else {
+                    StateValue::Tensor(decode(path, name, info, data)?)
+                };
+                state.push((short.to_string(), value));
             }
         }
         opt.load_state(state)
@@ -385,11 +428,28 @@ pub fn load_weights(
 }
 // ------------------------------------------------- model state, checked --
 
-/// The model's state as named tensors, refusing names a file can't hold.
+/// The largest count an f32 buffer holds exactly (2²⁴).
+const MAX_COUNT: u64 = 1 << 24;
+
+/// A count buffer's value as a whole number, if it is one within
+/// [`MAX_COUNT`].
+fn count_of(value: f32) -> Result<u64, String> {
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= MAX_COUNT as f32 {
+        Ok(value as u64)
+    } else {
+        Err(format!(
+            "{value} is not a whole number from 0 to 2^24 = {MAX_COUNT}"
+        ))
+    }
+}
+
+/// The model's state as named tensors (counts as I64), refusing names a
+/// file can't hold.
 fn model_tensors(
     path: &Path,
     model: &(impl Module + ?Sized),
-) -> Result<Vec<(String, Tensor)>, CheckpointError> {
+) -> Result<Vec<(String, Stored)>, CheckpointError> {
+    let counts: HashSet<String> = model.counts().into_iter().map(|c| c.name).collect();
     let state = model.state();
     let mut seen = HashSet::with_capacity(state.len());
     let mut out = Vec::with_capacity(state.len());
@@ -410,7 +470,26 @@ fn model_tensors(
                 reason: reason.to_string(),
             });
         }
-        out.push((name, var.value()));
+        let stored = if counts.contains(&name) {
+            let value = var.value();
+            let n = match value.shape() {
+                [] => count_of(value.item()),
+                shape => Err(format!("a count must be a scalar, not of shape {shape:?}")),
+            };
+            match n {
+                Ok(n) => Stored::I64(n as i64),
+                Err(reason) => {
+                    return Err(CheckpointError::Count {
+                        path: path.to_path_buf(),
+                        name,
+                        reason,
+                    })
+                }
+            }
+        } else {
+            Stored::F32(var.value())
+        };
+        out.push((name, stored));
     }
     Ok(out)
 }
@@ -440,10 +519,16 @@ fn stage_model(
             name: name.clone(),
         });
     }
+    let counts: HashSet<String> = model.counts().into_iter().map(|c| c.name).collect();
     let mut staged = Vec::with_capacity(state.len());
     for Named { name, var } in state {
         let (meta, data) = &tensors[&name];
         let expected = var.shape();
+        if counts.contains(&name) {
+            let t = stage_count(path, &name, &expected, meta, data)?;
+            staged.push((var, t));
+            continue;
+        }
         if meta.dtype == Dtype::F32 && meta.shape != expected {
             return Err(CheckpointError::Shape {
                 path: path.to_path_buf(),
@@ -456,4 +541,44 @@ fn stage_model(
         staged.push((var, t));
     }
     Ok(staged)
+}
+
+/// A count buffer's new value: an I64 scalar, or in older files an F32
+/// scalar holding a whole number; within [`MAX_COUNT`] either way.
+fn stage_count(
+    path: &Path,
+    name: &str,
+    expected: &[usize],
+    meta: &TensorMeta,
+    data: &[u8],
+) -> Result<Tensor, CheckpointError> {
+    let invalid = |reason: String| CheckpointError::Count {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        reason,
+    };
+    let n = match meta.dtype {
+        Dtype::F32 => {
+            if meta.shape != expected {
+                return Err(CheckpointError::Shape {
+                    path: path.to_path_buf(),
+                    name: name.to_string(),
+                    expected: expected.to_vec(),
+                    found: meta.shape.clone(),
+                });
+            }
+            let t = decode(path, name, meta, data)?;
+            count_of(t.to_vec()[0]).map_err(invalid)?
+        }
+        _ => {
+            let n = decode_count(path, name, meta, data)?;
+            if n > MAX_COUNT {
+                return Err(invalid(format!(
+                    "{n} is beyond 2^24 = {MAX_COUNT}, the largest count an f32 buffer holds exactly"
+                )));
+            }
+            n
+        }
+    };
+    Ok(Tensor::from_vec(vec![n as f32], expected))
 }

@@ -1,7 +1,5 @@
 //! Adagrad (Duchi, Hazan & Singer, 2011).
 
-use ember_tensor::Tensor;
-
 use super::StateError;
 use super::{
     check_config, check_lr, export_state, import_state, par_update, update_param, Optimizer,
@@ -141,11 +139,11 @@ impl Optimizer for Adagrad {
         self.config.lr = lr;
     }
 
-    fn state(&self) -> Vec<(String, Tensor)> {
+    fn state(&self) -> Vec<(String, super::StateValue)> {
         export_state(self.config.lr, &self.params, SLOTS, &self.states)
     }
 
-    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<(), StateError> {
+    fn load_state(&mut self, state: Vec<(String, super::StateValue)>) -> Result<(), StateError> {
         import_state(
             state,
             &mut self.config.lr,

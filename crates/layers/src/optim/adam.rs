@@ -1,7 +1,5 @@
 //! Adam and AdamW: one update loop, two ways to decay weights.
 
-use ember_tensor::Tensor;
-
 use super::{
     bias_correction, check_config, check_lr, export_state, import_state, par_update, update_param,
     Optimizer, ParamState, StateError,
@@ -146,7 +144,7 @@ impl AdamCore {
         }
     }
 
-    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<(), StateError> {
+    fn load_state(&mut self, state: Vec<(String, super::StateValue)>) -> Result<(), StateError> {
         import_state(state, &mut self.lr, &self.params, SLOTS, &mut self.states)
     }
 }
@@ -255,10 +253,13 @@ macro_rules! delegate_to_core {
                 check_lr(stringify!($ty), lr);
                 self.0.lr = lr;
             }
-            fn state(&self) -> Vec<(String, Tensor)> {
+            fn state(&self) -> Vec<(String, super::StateValue)> {
                 export_state(self.0.lr, &self.0.params, SLOTS, &self.0.states)
             }
-            fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<(), StateError> {
+            fn load_state(
+                &mut self,
+                state: Vec<(String, super::StateValue)>,
+            ) -> Result<(), StateError> {
                 self.0.load_state(state)
             }
         }

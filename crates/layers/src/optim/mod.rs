@@ -32,9 +32,15 @@
 //!
 //! ## State
 //! [`Optimizer::state`] exports everything a step depends on as named
-//! tensors, so a checkpoint can resume a run exactly: `"lr"`, and per
-//! parameter `"<param>.step"` and `"<param>.<slot>"` (slots named as in
+//! [`StateValue`]s, so a checkpoint can resume a run exactly: `"lr"` (a
+//! tensor of shape `[1]`), and per parameter `"<param>.step"` (an exact
+//! [`StateValue::Count`], which checkpoints store as an I64 scalar) and
+//! `"<param>.<slot>"` (tensors shaped like the parameter, named as in
 //! PyTorch: `exp_avg`, `exp_avg_sq`, `square_avg`, `momentum_buffer`, …).
+//!
+//! [`Optimizer::load_state`] also takes a step count in the older form, a
+//! tensor of shape `[2]` holding two 24-bit halves (high, low), so
+//! checkpoints written before counts were integers still resume exactly.
 
 mod adagrad;
 mod adam;
@@ -80,17 +86,46 @@ pub trait Optimizer {
     /// optimizer and the value).
     fn set_lr(&mut self, lr: f32);
 
-    /// Everything the next steps depend on, as named tensors (see the
-    /// [module docs](self) for the names).
-    fn state(&self) -> Vec<(String, Tensor)>;
+    /// Everything the next steps depend on, as named tensors and counts
+    /// (see the [module docs](self) for the names).
+    fn state(&self) -> Vec<(String, StateValue)>;
 
     /// Restores what [`Optimizer::state`] exported. Either everything is
     /// restored or, on error, nothing changes.
     ///
     /// # Errors
-    /// A missing, unexpected, duplicated or misshapen entry, or a step count
-    /// that is not a valid count.
-    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<(), StateError>;
+    /// A missing, unexpected, duplicated or misshapen entry, a count where a
+    /// tensor belongs (or the reverse), or a step count that is not a valid
+    /// count.
+    fn load_state(&mut self, state: Vec<(String, StateValue)>) -> Result<(), StateError>;
+}
+
+/// One entry of an optimizer's state ([`Optimizer::state`]).
+#[derive(Clone, Debug)]
+pub enum StateValue {
+    /// Real values: the learning rate, or a slot shaped like its parameter.
+    Tensor(Tensor),
+    /// An exact count: a parameter's step count (checkpoints store it as an
+    /// I64 scalar, as PyTorch would read it).
+    Count(u64),
+}
+
+impl StateValue {
+    /// The tensor, if this is [`StateValue::Tensor`].
+    pub fn as_tensor(&self) -> Option<&Tensor> {
+        match self {
+            StateValue::Tensor(t) => Some(t),
+            StateValue::Count(_) => None,
+        }
+    }
+
+    /// The count, if this is [`StateValue::Count`].
+    pub fn as_count(&self) -> Option<u64> {
+        match self {
+            StateValue::Count(n) => Some(*n),
+            StateValue::Tensor(_) => None,
+        }
+    }
 }
 
 /// Why optimizer state could not be loaded.
@@ -222,15 +257,11 @@ pub(crate) fn bias_correction(beta: f32, step: u64) -> f32 {
     (1.0 - f64::from(beta).powi(t)) as f32
 }
 
-/// Step counts are stored as two f32 holding 24 bits each (high, low), so
-/// every count below 2⁴⁸ survives the f32-only tensor format exactly.
+/// Older files stored step counts as two f32 holding 24 bits each (high,
+/// low); they are still read.
 const HALF: u64 = 1 << 24;
 
-fn step_tensor(step: u64) -> Tensor {
-    let step = step.min(HALF * HALF - 1);
-    Tensor::from_vec(vec![(step / HALF) as f32, (step % HALF) as f32], &[2])
-}
-
+/// A step count in the older two-halves form.
 fn step_from_tensor(name: &str, t: &Tensor) -> Result<u64, StateError> {
     let v = t.to_vec();
     let is_half = |x: f32| x.is_finite() && x >= 0.0 && x.fract() == 0.0 && (x as u64) < HALF;
@@ -250,12 +281,15 @@ pub(crate) fn export_state(
     params: &[Named],
     slot_names: &[&str],
     states: &[ParamState],
-) -> Vec<(String, Tensor)> {
-    let mut out = vec![("lr".to_string(), Tensor::from_vec(vec![lr], &[1]))];
+) -> Vec<(String, StateValue)> {
+    let mut out = vec![(
+        "lr".to_string(),
+        StateValue::Tensor(Tensor::from_vec(vec![lr], &[1])),
+    )];
     for (Named { name, .. }, state) in params.iter().zip(states) {
-        out.push((format!("{name}.step"), step_tensor(state.step)));
+        out.push((format!("{name}.step"), StateValue::Count(state.step)));
         for (slot, t) in slot_names.iter().zip(&state.slots) {
-            out.push((format!("{name}.{slot}"), t.clone()));
+            out.push((format!("{name}.{slot}"), StateValue::Tensor(t.clone())));
         }
     }
     out
@@ -264,23 +298,40 @@ pub(crate) fn export_state(
 /// Validates everything in `state` against the parameters, then (only if
 /// all is well) replaces `lr` and `states`.
 pub(crate) fn import_state(
-    state: Vec<(String, Tensor)>,
+    state: Vec<(String, StateValue)>,
     lr: &mut f32,
     params: &[Named],
     slot_names: &[&str],
     states: &mut [ParamState],
 ) -> Result<(), StateError> {
-    let mut by_name: HashMap<String, Tensor> = HashMap::with_capacity(state.len());
-    for (name, t) in state {
+    let mut by_name: HashMap<String, StateValue> = HashMap::with_capacity(state.len());
+    for (name, v) in state {
         if by_name.contains_key(&name) {
             return Err(StateError::Duplicate(name));
         }
-        by_name.insert(name, t);
+        by_name.insert(name, v);
     }
-    let mut take = |name: String, shape: &[usize]| -> Result<Tensor, StateError> {
-        let t = by_name
-            .remove(&name)
-            .ok_or_else(|| StateError::Missing(name.clone()))?;
+    fn take_value(
+        by_name: &mut HashMap<String, StateValue>,
+        name: &str,
+    ) -> Result<StateValue, StateError> {
+        by_name
+            .remove(name)
+            .ok_or_else(|| StateError::Missing(name.to_string()))
+    }
+    let take = |by_name: &mut HashMap<String, StateValue>,
+                name: String,
+                shape: &[usize]|
+     -> Result<Tensor, StateError> {
+        let t = match take_value(by_name, &name)? {
+            StateValue::Tensor(t) => t,
+            StateValue::Count(n) => {
+                return Err(StateError::Invalid {
+                    name,
+                    reason: format!("the count {n} where a tensor of shape {shape:?} belongs"),
+                })
+            }
+        };
         if t.shape() != shape {
             return Err(StateError::Shape {
                 name,
@@ -290,7 +341,7 @@ pub(crate) fn import_state(
         }
         Ok(t)
     };
-    let new_lr = take("lr".to_string(), &[1])?.to_vec()[0];
+    let new_lr = take(&mut by_name, "lr".to_string(), &[1])?.to_vec()[0];
     if !new_lr.is_finite() || new_lr < 0.0 {
         return Err(StateError::Invalid {
             name: "lr".to_string(),
@@ -300,11 +351,24 @@ pub(crate) fn import_state(
     let mut staged = Vec::with_capacity(params.len());
     for Named { name, var: p } in params {
         let step_name = format!("{name}.step");
-        let step = step_from_tensor(&step_name, &take(step_name.clone(), &[2])?)?;
+        let step = match take_value(&mut by_name, &step_name)? {
+            StateValue::Count(n) => n,
+            StateValue::Tensor(t) if t.shape() == [2] => step_from_tensor(&step_name, &t)?,
+            StateValue::Tensor(t) => {
+                return Err(StateError::Invalid {
+                    reason: format!(
+                        "a tensor of shape {:?} where a step count belongs \
+                         (a count, or the older two 24-bit halves of shape [2])",
+                        t.shape()
+                    ),
+                    name: step_name,
+                })
+            }
+        };
         let shape = p.shape();
         let slots = slot_names
             .iter()
-            .map(|slot| take(format!("{name}.{slot}"), &shape))
+            .map(|slot| take(&mut by_name, format!("{name}.{slot}"), &shape))
             .collect::<Result<Vec<_>, _>>()?;
         staged.push(ParamState { step, slots });
     }

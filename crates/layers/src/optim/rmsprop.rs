@@ -1,7 +1,5 @@
 //! RMSprop (Hinton's lecture 6e), with the centred and momentum variants.
 
-use ember_tensor::Tensor;
-
 use super::StateError;
 use super::{
     check_config, check_lr, export_state, import_state, par_update, update_param, Optimizer,
@@ -202,12 +200,12 @@ impl Optimizer for RmsProp {
         self.config.lr = lr;
     }
 
-    fn state(&self) -> Vec<(String, Tensor)> {
+    fn state(&self) -> Vec<(String, super::StateValue)> {
         let names = Self::slot_names_for(&self.config);
         export_state(self.config.lr, &self.params, names, &self.states)
     }
 
-    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<(), StateError> {
+    fn load_state(&mut self, state: Vec<(String, super::StateValue)>) -> Result<(), StateError> {
         let names = Self::slot_names_for(&self.config);
         import_state(
             state,

@@ -1,7 +1,5 @@
 //! Stochastic gradient descent with momentum, Nesterov and weight decay.
 
-use ember_tensor::Tensor;
-
 use super::StateError;
 use super::{
     check_config, check_lr, export_state, import_state, par_update, update_param, Optimizer,
@@ -146,7 +144,7 @@ impl Optimizer for Sgd {
         self.config.lr = lr;
     }
 
-    fn state(&self) -> Vec<(String, Tensor)> {
+    fn state(&self) -> Vec<(String, super::StateValue)> {
         export_state(
             self.config.lr,
             &self.params,
@@ -155,7 +153,7 @@ impl Optimizer for Sgd {
         )
     }
 
-    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<(), StateError> {
+    fn load_state(&mut self, state: Vec<(String, super::StateValue)>) -> Result<(), StateError> {
         let names = self.slot_names();
         import_state(
             state,
