@@ -10,30 +10,11 @@ use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use ember::autograd::Var;
 use ember::layers::loss::{cross_entropy, Reduction};
 use ember::layers::optim::{Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig};
-use ember::layers::{Activation, Dropout, LayerInit, Linear, Module, ReLU, Sequential};
+use ember::layers::{LayerInit, Module, Sequential};
 use ember::tensor::Tensor;
+use ember::zoo;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-
-fn classic_mlp(rng: &mut ChaCha8Rng) -> Sequential {
-    let relu = LayerInit::before(Activation::Relu);
-    Sequential::new()
-        .add(Linear::with_init(784, 512, &relu, rng))
-        .add(ReLU)
-        .add(Dropout::new(0.2))
-        .add(Linear::with_init(512, 512, &relu, rng))
-        .add(ReLU)
-        .add(Dropout::new(0.2))
-        .add(Linear::new(512, 10, rng))
-}
-
-fn small_mlp(rng: &mut ChaCha8Rng) -> Sequential {
-    let relu = LayerInit::before(Activation::Relu);
-    Sequential::new()
-        .add(Linear::with_init(784, 128, &relu, rng))
-        .add(ReLU)
-        .add(Linear::new(128, 10, rng))
-}
 
 /// A batch of MNIST-like inputs in [0, 1] and labels.
 fn batch(size: usize, rng: &mut ChaCha8Rng) -> (Tensor, Vec<usize>) {
@@ -63,7 +44,7 @@ fn bench(c: &mut Criterion) {
             |b| {
                 pool.install(|| {
                     let mut rng = ChaCha8Rng::seed_from_u64(0);
-                    let model = classic_mlp(&mut rng);
+                    let model = zoo::classic_mlp(&LayerInit::default(), &mut rng);
                     let mut optimizer = RmsProp::new(model.parameters(), RmsPropConfig::keras());
                     let (images, labels) = batch(128, &mut rng);
                     b.iter(|| step(&model, &mut optimizer, &images, &labels))
@@ -76,7 +57,7 @@ fn bench(c: &mut Criterion) {
             |b| {
                 pool.install(|| {
                     let mut rng = ChaCha8Rng::seed_from_u64(0);
-                    let model = small_mlp(&mut rng);
+                    let model = zoo::small_mlp(&LayerInit::default(), &mut rng);
                     let config = SgdConfig {
                         lr: 0.1,
                         ..Default::default()

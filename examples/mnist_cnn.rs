@@ -23,10 +23,7 @@ use ember::autograd::{no_grad, Var};
 use ember::distributed::World;
 use ember::layers::loss::{cross_entropy_smoothed, Reduction};
 use ember::layers::metrics::ConfusionMatrix;
-use ember::layers::{
-    Activation, Conv2d, Dropout, Flatten, LayerInit, Linear, MaxPool2d, Module, ReLU, Sequential,
-    Step,
-};
+use ember::layers::{Module, Sequential, Step};
 use ember::mnist::{BatchConfig, Layout, MnistSet};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -37,25 +34,6 @@ use rand_chacha::ChaCha8Rng;
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-}
-
-/// `(batch, 1, 28, 28) → (batch, 10)`.
-fn build_model(init: &LayerInit, rng: &mut ChaCha8Rng) -> Sequential {
-    let relu = init.clone().feeding(Activation::Relu);
-    let conv =
-        |c_in, c_out, rng: &mut ChaCha8Rng| Conv2d::with_options(c_in, c_out, 3, 1, 0, &relu, rng);
-    Sequential::new()
-        .add(conv(1, 32, rng)) // → (32, 26, 26)
-        .add(ReLU)
-        .add(conv(32, 64, rng)) // → (64, 24, 24)
-        .add(ReLU)
-        .add(MaxPool2d::new(2)) // → (64, 12, 12)
-        .add(Dropout::new(0.25))
-        .add(Flatten) // → 9216
-        .add(Linear::with_init(9216, 128, &relu, rng))
-        .add(ReLU)
-        .add(Dropout::new(0.5))
-        .add(Linear::with_init(128, 10, init, rng))
 }
 
 fn main() -> ExitCode {
@@ -87,7 +65,7 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
     let (train_set, test_set) = common::load_data(&args)?;
 
     let init = args.init.layer_init(&args.bias_init)?;
-    let model = build_model(&init, &mut ChaCha8Rng::seed_from_u64(args.seed));
+    let model = ember::zoo::mnist_cnn(&init, &mut ChaCha8Rng::seed_from_u64(args.seed));
     let mut optimizer = kind.build(&model, lr);
     let batch_size = args.batch_size.unwrap_or(64);
     let extra: [(&str, String); 0] = [];

@@ -17,10 +17,9 @@ use clap::Parser;
 use ember::autograd::Var;
 use ember::layers::loss::{cross_entropy, Reduction};
 use ember::layers::optim::{Adam, AdamConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig};
-use ember::layers::{
-    Activation, Conv2d, Dropout, Flatten, LayerInit, Linear, MaxPool2d, Module, ReLU, Sequential,
-};
+use ember::layers::{LayerInit, Module, Sequential};
 use ember::tensor::Tensor;
+use ember::zoo;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -28,25 +27,13 @@ const STEPS: usize = 40;
 const ROUNDS: usize = 15;
 
 fn classic(rng: &mut ChaCha8Rng) -> (Sequential, Box<dyn Optimizer>) {
-    let relu = LayerInit::before(Activation::Relu);
-    let model = Sequential::new()
-        .add(Linear::with_init(784, 512, &relu, rng))
-        .add(ReLU)
-        .add(Dropout::new(0.2))
-        .add(Linear::with_init(512, 512, &relu, rng))
-        .add(ReLU)
-        .add(Dropout::new(0.2))
-        .add(Linear::new(512, 10, rng));
+    let model = zoo::classic_mlp(&LayerInit::default(), rng);
     let optimizer = RmsProp::new(model.parameters(), RmsPropConfig::keras());
     (model, Box::new(optimizer))
 }
 
 fn small(rng: &mut ChaCha8Rng) -> (Sequential, Box<dyn Optimizer>) {
-    let relu = LayerInit::before(Activation::Relu);
-    let model = Sequential::new()
-        .add(Linear::with_init(784, 128, &relu, rng))
-        .add(ReLU)
-        .add(Linear::new(128, 10, rng));
+    let model = zoo::small_mlp(&LayerInit::default(), rng);
     let optimizer = Sgd::new(
         model.parameters(),
         SgdConfig {
@@ -59,19 +46,7 @@ fn small(rng: &mut ChaCha8Rng) -> (Sequential, Box<dyn Optimizer>) {
 
 /// The convnet of `mnist_cnn`, with Adam as there.
 fn cnn(rng: &mut ChaCha8Rng) -> (Sequential, Box<dyn Optimizer>) {
-    let relu = LayerInit::before(Activation::Relu);
-    let model = Sequential::new()
-        .add(Conv2d::with_options(1, 32, 3, 1, 0, &relu, rng))
-        .add(ReLU)
-        .add(Conv2d::with_options(32, 64, 3, 1, 0, &relu, rng))
-        .add(ReLU)
-        .add(MaxPool2d::new(2))
-        .add(Dropout::new(0.25))
-        .add(Flatten)
-        .add(Linear::with_init(9216, 128, &relu, rng))
-        .add(ReLU)
-        .add(Dropout::new(0.5))
-        .add(Linear::new(128, 10, rng));
+    let model = zoo::mnist_cnn(&LayerInit::default(), rng);
     let optimizer = Adam::new(model.parameters(), AdamConfig::default());
     (model, Box::new(optimizer))
 }

@@ -9,7 +9,8 @@
 //! - [`mnist`]: validated MNIST loading and batching.
 //! - [`distributed`]: data-parallel training over MPI (the `mpi` feature),
 //! - [`report`]: progress bars, CSV metrics and SVG learning curves for
-//!   training loops.
+//!   training loops,
+//! - [`zoo`]: the reference models of the examples and benchmarks.
 //!
 //! Most training scripts start with `use ember::prelude::*;`.
 
@@ -25,6 +26,7 @@ pub use rand;
 pub use rand_chacha;
 
 pub mod report;
+pub mod zoo;
 
 /// What a training loop usually imports, in one line: `use ember::prelude::*;`.
 ///
