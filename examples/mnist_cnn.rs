@@ -21,6 +21,7 @@ use common::parallel::Ranks;
 use common::{CommonArgs, EpochTracker, OptimizerKind, Reporter, ScheduleKind};
 use ember::autograd::{no_grad, Var};
 use ember::distributed::World;
+use ember::layers::data::evaluate;
 use ember::layers::loss::{cross_entropy_smoothed, Reduction};
 use ember::layers::metrics::ConfusionMatrix;
 use ember::layers::{Module, Sequential, Step};
@@ -93,7 +94,8 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
         println!("expected with the defaults: about 99.2 % test accuracy after 12 epochs");
     }
     let mut reporter = Reporter::new(args)?;
-    let mut test = (f64::NAN, f64::NAN);
+    let test_data = common::as_dataset(&test_set, Layout::Image);
+    let mut test = None;
     for epoch in start_epoch..epochs {
         model.set_training(true);
         let local = ranks.local_len(train_set.len(), batch_size);
@@ -118,15 +120,14 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
             let elapsed = started.elapsed();
             tracker.record(loss.item(), &logits.value(), &batch.labels, elapsed, step)?;
         }
-        test = common::evaluate(&model, &test_set, Layout::Image);
-        reporter.epoch(tracker.finish(test), epochs)?;
+        let evaluation = evaluate(&model, &test_data, 1000);
+        test = Some(evaluation);
+        reporter.epoch(tracker.finish(evaluation), epochs)?;
         if let Some(path) = &args.save {
             common::save(path, &model, optimizer.as_ref(), epoch + 1, step, args.seed)?;
         }
     }
-    if test.0.is_nan() {
-        test = common::evaluate(&model, &test_set, Layout::Image);
-    }
+    let test = test.unwrap_or_else(|| evaluate(&model, &test_data, 1000));
     if !args.quiet {
         println!("\nconfusion matrix on the test set (rows: true digit, columns: predicted)");
         print!("{}", confusion(&model, &test_set));

@@ -19,6 +19,7 @@ use common::parallel::Ranks;
 use common::{CommonArgs, EpochTracker, OptimizerKind, Reporter, ScheduleKind};
 use ember::autograd::Var;
 use ember::distributed::World;
+use ember::layers::data::evaluate;
 use ember::layers::loss::{cross_entropy_smoothed, Reduction};
 use ember::layers::{
     Activation as Feeds, Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Step, Tanh,
@@ -157,7 +158,8 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
         }
     }
     let mut reporter = Reporter::new(args)?;
-    let mut test = (f64::NAN, f64::NAN);
+    let test_data = common::as_dataset(&test_set, Layout::Flat);
+    let mut test = None;
     for epoch in start_epoch..epochs {
         model.set_training(true);
         let local = ranks.local_len(train_set.len(), batch_size);
@@ -183,15 +185,14 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
             let elapsed = started.elapsed();
             tracker.record(loss.item(), &logits.value(), &batch.labels, elapsed, step)?;
         }
-        test = common::evaluate(&model, &test_set, Layout::Flat);
-        reporter.epoch(tracker.finish(test), epochs)?;
+        let evaluation = evaluate(&model, &test_data, 1000);
+        test = Some(evaluation);
+        reporter.epoch(tracker.finish(evaluation), epochs)?;
         if let Some(path) = &args.save {
             common::save(path, &model, optimizer.as_ref(), epoch + 1, step, args.seed)?;
         }
     }
-    if test.0.is_nan() {
-        test = common::evaluate(&model, &test_set, Layout::Flat);
-    }
+    let test = test.unwrap_or_else(|| evaluate(&model, &test_data, 1000));
     common::finish(
         args,
         epochs,

@@ -51,6 +51,7 @@ pub mod prelude {
     pub use ember_layers::checkpoint::{
         load_checkpoint, load_weights, save_checkpoint, save_weights, TrainingState,
     };
+    pub use ember_layers::data::{evaluate, Evaluation, TensorDataset};
     pub use ember_layers::init::{self, Initializer};
     pub use ember_layers::loss::{
         self, binary_cross_entropy_with_logits, cross_entropy, cross_entropy_smoothed, mse_loss,

@@ -161,6 +161,10 @@ impl Module for BatchNorm1d {
     fn set_training(&self, training: bool) {
         self.norm.training.set(training);
     }
+
+    fn is_training(&self) -> Option<bool> {
+        Some(self.norm.training.get())
+    }
     fn describe(&self) -> String {
         format!("BatchNorm1d({})", self.norm.features)
     }
@@ -215,6 +219,10 @@ impl Module for BatchNorm2d {
     }
     fn set_training(&self, training: bool) {
         self.norm.training.set(training);
+    }
+
+    fn is_training(&self) -> Option<bool> {
+        Some(self.norm.training.get())
     }
     fn describe(&self) -> String {
         format!("BatchNorm2d({})", self.norm.features)

@@ -154,6 +154,10 @@ impl Module for Dropout {
         self.training.set(training);
     }
 
+    fn is_training(&self) -> Option<bool> {
+        Some(self.training.get())
+    }
+
     fn set_step(&self, step: Step) {
         self.step.set(step);
         self.words_used.set(0);

@@ -42,6 +42,9 @@
 //!   linear warm-up, one-cycle).
 //! - [`checkpoint`]: atomic safetensors checkpoints that PyTorch can read,
 //!   with optimizer state and the training position for exact resumes.
+//! - [`data`]: seeded mini-batches of an in-memory dataset
+//!   ([`data::TensorDataset`]) and [`data::evaluate`] (eval mode, no graph,
+//!   the mode restored) giving an [`data::Evaluation`].
 //! - [`metrics`]: accuracy, a running mean, a confusion matrix.
 //! - [`diagnostics`]: an [`diagnostics::InitReport`] of a model at
 //!   initialization (weight spread, pre-activations, saturated and dead
@@ -59,6 +62,7 @@ mod activation;
 mod batchnorm;
 pub mod checkpoint;
 mod conv;
+pub mod data;
 pub mod diagnostics;
 mod dropout;
 pub mod init;

@@ -307,6 +307,29 @@ pub trait Module {
         });
     }
 
+    /// Whether the model is in training mode: the answer of the first module
+    /// that has a mode (dropout, batch-norm), depth first; `None` when no
+    /// module's behaviour depends on it. Layers with a mode override it.
+    ///
+    /// ```
+    /// use ember_layers::{Dropout, Module, ReLU, Sequential};
+    ///
+    /// let model = Sequential::new().add(ReLU).add(Dropout::new(0.5));
+    /// assert_eq!(model.is_training(), Some(true));
+    /// model.set_training(false);
+    /// assert_eq!(model.is_training(), Some(false));
+    /// assert_eq!(Sequential::new().add(ReLU).is_training(), None);
+    /// ```
+    fn is_training(&self) -> Option<bool> {
+        let mut mode = None;
+        for_each_child(&|m| self.visit(m), &mut |_, child| {
+            if mode.is_none() {
+                mode = child.is_training();
+            }
+        });
+        mode
+    }
+
     /// Tells the model which step of which run its next training forwards
     /// compute; dropout masks are a pure function of `(seed, index, path)`.
     /// Call it with [`Step::new`] before each step; the default passes each

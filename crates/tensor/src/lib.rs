@@ -31,6 +31,9 @@
 //! - `random.rs`: seeded random constructors (the caller owns the RNG).
 //! - `ops/`: elementwise maths, reductions and softmax, matmul, im2col and
 //!   max pooling.
+//! - [`shuffle`]: seeded per-epoch permutations of a dataset (MNIST's and
+//!   a user's share them).
+//! - [`Tensor::index_select`] (`ops/gather.rs`): the rows of a batch.
 //! - [`gemm`]: the f32 matrix multiplication every matmul goes through.
 //! - `parallel.rs`: when work is large enough to be split across threads.
 //! - `recycle.rs`: storage of dropped large tensors, reused by new ones of
@@ -41,6 +44,7 @@ mod parallel;
 mod random;
 mod recycle;
 pub mod shape;
+pub mod shuffle;
 mod tensor;
 mod view;
 

@@ -3,6 +3,7 @@
 mod concat;
 pub mod conv;
 mod elementwise;
+mod gather;
 mod matmul;
 pub mod pool;
 mod reduce;
