@@ -22,6 +22,16 @@ The test writes `model.safetensors`, a checkpoint of the Ember model
    own `state_dict()` (no `.float()` or `.long()` anywhere), and compares
    its predictions with Ember's.
 
+The residual net of `examples/mnist_resnet.rs` is checked the same way, on
+real MNIST, from a file written by its `--save`:
+
+    cargo run --release --example mnist_resnet -- --epochs 1 --json --save resnet.safetensors
+    python3 docs/check_pytorch_load.py resnet resnet.safetensors /path/to/mnist ACCURACY
+
+with ACCURACY the `test_accuracy` of the example's JSON line (a fraction):
+the file must load with `load_state_dict(strict=True)` into the mirrored
+PyTorch module, and its eval-mode test accuracy must be within 0.1 point.
+
 The one step an Ember checkpoint needs in PyTorch is to drop the optimizer
 state stored beside the model under the `optimizer.` prefix (a file written
 by `ember_layers::checkpoint::save_weights` has none).
@@ -112,5 +122,118 @@ def main(folder):
     print("OK: PyTorch loads the Ember checkpoint and predicts the same")
 
 
+def resnet_net(nn, F):
+    """The PyTorch module that examples/mnist_resnet.rs mirrors."""
+
+    class Block(nn.Module):
+        def __init__(s, c):
+            super().__init__()
+            s.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False); s.bn1 = nn.BatchNorm2d(c)
+            s.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False); s.bn2 = nn.BatchNorm2d(c)
+
+        def forward(s, x):
+            return F.relu(x + s.bn2(s.conv2(F.relu(s.bn1(s.conv1(x))))))
+
+    class Net(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.stem = nn.Conv2d(1, 32, 3, padding=1, bias=False); s.bn = nn.BatchNorm2d(32)
+            s.blocks = nn.Sequential(Block(32), Block(32)); s.head = nn.Linear(32, 10)
+
+        def forward(s, x):
+            x = F.max_pool2d(F.relu(s.bn(s.stem(x))), 2)
+            return s.head(s.blocks(x).mean((2, 3)))
+
+    return Net()
+
+
+def read_idx(path):
+    """An MNIST IDX file (gzipped or not) as a NumPy array."""
+    import gzip
+
+    raw = pathlib.Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    dims = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def find_idx(folder, stem):
+    for name in (stem, stem + ".gz"):
+        if (folder / name).exists():
+            return folder / name
+    raise FileNotFoundError(f"{stem}(.gz) in {folder}")
+
+
+def numpy_resnet_forward(sd, x, bn_eps=1e-5):
+    """The resnet in eval mode, in NumPy (x: (N, 1, 28, 28))."""
+
+    def conv3(h, w):  # 3x3, stride 1, padding 1, no bias
+        n, c, hh, ww = h.shape
+        p = np.pad(h, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        cols = np.stack([p[:, :, i:i + hh, j:j + ww] for i in range(3) for j in range(3)], 2)
+        return np.einsum("nckhw,ock->nohw", cols, w.reshape(w.shape[0], c, 9), optimize=True)
+
+    def bn(h, prefix):
+        g = lambda k: sd[f"{prefix}.{k}"][None, :, None, None]
+        return (h - g("running_mean")) / np.sqrt(g("running_var") + bn_eps) * g("weight") + g("bias")
+
+    relu = lambda h: np.maximum(h, 0.0)
+    h = relu(bn(conv3(x, sd["stem.weight"]), "bn"))
+    n, c, hh, ww = h.shape
+    h = h.reshape(n, c, hh // 2, 2, ww // 2, 2).max(axis=(3, 5))
+    for b in range(2):
+        p = f"blocks.{b}"
+        r = relu(bn(conv3(h, sd[f"{p}.conv1.weight"]), f"{p}.bn1"))
+        h = relu(h + bn(conv3(r, sd[f"{p}.conv2.weight"]), f"{p}.bn2"))
+    return h.mean(axis=(2, 3)) @ sd["head.weight"].T + sd["head.bias"]
+
+
+def check_resnet(checkpoint, mnist_dir, ember_accuracy):
+    """Strict load of mnist_resnet's --save file; eval-mode test accuracy
+    within 0.1 point of Ember's (`test_accuracy` of its --json line).
+    Without torch, the same accuracy from a NumPy forward pass."""
+    mnist_dir = pathlib.Path(mnist_dir)
+    images = read_idx(find_idx(mnist_dir, "t10k-images-idx3-ubyte"))
+    labels = read_idx(find_idx(mnist_dir, "t10k-labels-idx1-ubyte")).astype(np.int64)
+    x = (images.astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    sd = model_state(load_file(checkpoint))
+    right = 0
+    for i in range(0, len(labels), 1000):
+        pred = numpy_resnet_forward(sd, x[i:i + 1000]).argmax(1)
+        right += int((pred == labels[i:i + 1000]).sum())
+    accuracy = right / len(labels)
+    print(f"NumPy: resnet test accuracy {100 * accuracy:.2f} % (Ember: {100 * ember_accuracy:.2f} %)")
+    assert abs(accuracy - ember_accuracy) <= 0.001, (accuracy, ember_accuracy)
+    try:
+        import torch
+        import torch.nn.functional as F
+        from safetensors.torch import load_file as torch_load_file
+    except (ImportError, OSError, ValueError) as e:  # a CUDA wheel without its libraries: ValueError
+        print(f"torch does not import ({e}): skipped the load_state_dict check")
+        return
+
+    model = resnet_net(torch.nn, F)
+    state = model_state(torch_load_file(checkpoint))
+    model.load_state_dict(state, strict=True)  # every name and shape must match
+    model.eval()
+    x = torch.from_numpy(x)
+    right = 0
+    with torch.no_grad():
+        for i in range(0, len(labels), 1000):
+            pred = model(x[i:i + 1000]).argmax(1).numpy()
+            right += int((pred == labels[i:i + 1000]).sum())
+    accuracy = right / len(labels)
+    print(f"torch {torch.__version__}: resnet test accuracy {100 * accuracy:.2f} % "
+          f"(Ember: {100 * ember_accuracy:.2f} %)")
+    assert abs(accuracy - ember_accuracy) <= 0.001, (accuracy, ember_accuracy)
+    print("OK: PyTorch loads the Ember resnet strictly and scores the same")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "target/tmp/pytorch_check")
+    if len(sys.argv) > 1 and sys.argv[1] == "resnet":
+        # python3 docs/check_pytorch_load.py resnet RUN.safetensors MNIST_DIR ACCURACY
+        check_resnet(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+    else:
+        main(sys.argv[1] if len(sys.argv) > 1 else "target/tmp/pytorch_check")

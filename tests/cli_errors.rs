@@ -104,7 +104,7 @@ fn the_mnist_examples_refuse_bad_options_before_any_work() {
         args
     };
     let mut cases: Vec<(&str, &str, String)> = Vec::new();
-    for example in ["mnist_mlp", "mnist_cnn"] {
+    for example in ["mnist_mlp", "mnist_cnn", "mnist_resnet"] {
         cases.extend(common_cases(&tmp).into_iter().map(|(o, v)| (example, o, v)));
     }
     for (option, value) in [

@@ -325,3 +325,94 @@ fn the_cnn_learns_from_a_small_subset_alike_on_one_or_two_threads() {
         );
     }
 }
+
+/// The PyTorch state dict of the residual net in `examples/mnist_resnet.rs`
+/// (`Net().state_dict()`): names and shapes, batch-norm buffers included.
+fn pytorch_resnet_state() -> Vec<(String, Vec<usize>)> {
+    let bn = |prefix: &str, c: usize| {
+        [
+            "weight",
+            "bias",
+            "running_mean",
+            "running_var",
+            "num_batches_tracked",
+        ]
+        .into_iter()
+        .map(move |n| {
+            let shape = if n == "num_batches_tracked" {
+                vec![]
+            } else {
+                vec![c]
+            };
+            (format!("{prefix}.{n}"), shape)
+        })
+        .collect::<Vec<_>>()
+    };
+    let mut state = vec![("stem.weight".to_string(), vec![32, 1, 3, 3])];
+    state.extend(bn("bn", 32));
+    for b in 0..2 {
+        for i in 1..=2 {
+            state.push((format!("blocks.{b}.conv{i}.weight"), vec![32, 32, 3, 3]));
+            state.extend(bn(&format!("blocks.{b}.bn{i}"), 32));
+        }
+    }
+    state.push(("head.weight".into(), vec![10, 32]));
+    state.push(("head.bias".into(), vec![10]));
+    state
+}
+
+/// The model tensors of a safetensors file (all but `optimizer.` state),
+/// with their shapes, read from its JSON header.
+fn model_tensors(path: &Path) -> Vec<(String, Vec<usize>)> {
+    let file = bytes(path);
+    let header_len = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8_lossy(&file[8..8 + header_len]).into_owned();
+    let mut tensors = Vec::new();
+    // Each tensor is `"name":{"data_offsets":[…],"dtype":"F32","shape":[…]}`.
+    for (at, _) in header.match_indices(":{\"data_offsets\":") {
+        let name_start = header[..at - 1].rfind('"').unwrap() + 1;
+        let name = &header[name_start..at - 1];
+        let rest = &header[at..];
+        let shape_start = rest.find("\"shape\":[").unwrap() + 9;
+        let shape_end = shape_start + rest[shape_start..].find(']').unwrap();
+        let shape = rest[shape_start..shape_end]
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.trim().parse().unwrap())
+            .collect();
+        if !name.starts_with("optimizer.") {
+            tensors.push((name.to_string(), shape));
+        }
+    }
+    tensors
+}
+
+/// The residual net is the user's own structs (`Block`, `Net`); it trains,
+/// and its checkpoint holds exactly PyTorch's state dict of the same module.
+#[test]
+fn the_resnet_trains_and_saves_pytorchs_state_dict() {
+    let (dir, tmp) = (
+        synthetic_mnist().to_string_lossy().into_owned(),
+        TempDir::new("resnet"),
+    );
+    let save = tmp.file("resnet.safetensors");
+    let mut args = vec![
+        "--epochs",
+        "1",
+        "--train-limit",
+        "640",
+        "--test-limit",
+        "200",
+    ];
+    args.extend(["--threads", "1", "--data-dir", &dir, "--save", &save]);
+    args.extend(["--no-download", "--quiet", "--json"]);
+    let accuracy = json_number(&run("mnist_resnet", &args), "test_accuracy");
+    // No accuracy bar: after 10 steps the eval-mode batch-norm running
+    // statistics (momentum 0.1) are still far from the data's (0.2 seen).
+    assert!(accuracy.is_finite(), "test accuracy: {accuracy}");
+    let mut saved = model_tensors(Path::new(&save));
+    let mut expected = pytorch_resnet_state();
+    saved.sort();
+    expected.sort();
+    assert_eq!(saved, expected);
+}

@@ -1,0 +1,235 @@
+//! A small residual convnet, written as the user's own structs (`Block`,
+//! `Net`) with `Module::visit`: stem conv 32 3×3 → batch norm → ReLU →
+//! max-pool 2 → two residual blocks (conv → BN → ReLU → conv → BN, plus the
+//! input, → ReLU) → global average pool → linear 10.
+//!
+//! Its checkpoint (`--save`) has exactly the state dict of this PyTorch
+//! module, batch-norm buffers included, so `load_state_dict(strict=True)`
+//! takes it after dropping the `optimizer.` entries (docs/check_pytorch_load.py
+//! does it):
+//!
+//! ```python
+//! class Block(nn.Module):
+//!     def __init__(s, c):
+//!         super().__init__()
+//!         s.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False); s.bn1 = nn.BatchNorm2d(c)
+//!         s.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False); s.bn2 = nn.BatchNorm2d(c)
+//!     def forward(s, x):
+//!         return F.relu(x + s.bn2(s.conv2(F.relu(s.bn1(s.conv1(x))))))
+//! class Net(nn.Module):
+//!     def __init__(s):
+//!         super().__init__()
+//!         s.stem = nn.Conv2d(1, 32, 3, padding=1, bias=False); s.bn = nn.BatchNorm2d(32)
+//!         s.blocks = nn.Sequential(Block(32), Block(32)); s.head = nn.Linear(32, 10)
+//!     def forward(s, x):
+//!         x = F.max_pool2d(F.relu(s.bn(s.stem(x))), 2)
+//!         return s.head(s.blocks(x).mean((2, 3)))
+//! ```
+//!
+//! Default recipe: Adam, lr 0.003 decayed along half a cosine to 0 over the
+//! run (batch by batch), batch 64, 3 epochs. One epoch (`--epochs 1`, the
+//! cosine then spans that epoch) reached 98.76 % test accuracy (seed 0; with
+//! lr 0.002 and batch 128: 97.89 %), in about 2.5 minutes on one thread.
+//!
+//! ```text
+//! cargo run --release --example mnist_resnet
+//! cargo run --release --example mnist_resnet -- --epochs 1 --save resnet.safetensors
+//! ```
+
+mod common;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use common::parallel::Ranks;
+use common::{CommonArgs, EpochTracker, OptimizerKind, Reporter, ScheduleKind};
+use ember::autograd::Var;
+use ember::distributed::World;
+use ember::layers::{Activation, BatchNorm2d, Conv2d, LayerInit, Linear, Members, Module, Step};
+use ember::mnist::{BatchConfig, Layout};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Train a small residual convnet on MNIST.
+#[derive(Parser, Debug)]
+#[command(about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// A `3×3` convolution, stride 1, padding 1, no bias (batch norm follows).
+fn conv3(c_in: usize, c_out: usize, init: &LayerInit, rng: &mut ChaCha8Rng) -> Conv2d {
+    Conv2d::with_options(c_in, c_out, 3, 1, 1, init, rng)
+}
+
+/// `relu(x + bn2(conv2(relu(bn1(conv1(x))))))`, shape-preserving.
+struct Block {
+    conv1: Conv2d,
+    bn1: BatchNorm2d,
+    conv2: Conv2d,
+    bn2: BatchNorm2d,
+}
+
+impl Block {
+    fn new(c: usize, init: &LayerInit, rng: &mut ChaCha8Rng) -> Block {
+        Block {
+            conv1: conv3(c, c, init, rng),
+            bn1: BatchNorm2d::new(c),
+            conv2: conv3(c, c, init, rng),
+            bn2: BatchNorm2d::new(c),
+        }
+    }
+}
+
+impl Module for Block {
+    fn forward(&self, x: &Var) -> Var {
+        let h = self.bn1.forward(&self.conv1.forward(x)).relu();
+        let h = self.bn2.forward(&self.conv2.forward(&h));
+        x.add(&h).relu()
+    }
+    fn visit(&self, m: &mut Members) {
+        m.child("conv1", &self.conv1);
+        m.child("bn1", &self.bn1);
+        m.child("conv2", &self.conv2);
+        m.child("bn2", &self.bn2);
+    }
+}
+
+/// `(batch, 1, 28, 28) → (batch, 10)`.
+struct Net {
+    stem: Conv2d,
+    bn: BatchNorm2d,
+    blocks: Vec<Block>,
+    head: Linear,
+}
+
+impl Net {
+    fn new(init: &LayerInit, rng: &mut ChaCha8Rng) -> Net {
+        // Every convolution feeds a ReLU (through batch norm) and has no bias.
+        let conv = init.clone().feeding(Activation::Relu).no_bias();
+        Net {
+            stem: conv3(1, 32, &conv, rng),
+            bn: BatchNorm2d::new(32),
+            blocks: vec![Block::new(32, &conv, rng), Block::new(32, &conv, rng)],
+            head: Linear::with_init(32, 10, init, rng),
+        }
+    }
+}
+
+impl Module for Net {
+    fn forward(&self, x: &Var) -> Var {
+        let x = self.bn.forward(&self.stem.forward(x)).relu(); // (32, 28, 28)
+        let x = x.max_pool2d(2, 2); // (32, 14, 14)
+        let x = self.blocks.iter().fold(x, |x, b| b.forward(&x));
+        let pooled = x.mean_axis(3, false).mean_axis(2, false); // (batch, 32)
+        self.head.forward(&pooled)
+    }
+    fn visit(&self, m: &mut Members) {
+        m.child("stem", &self.stem);
+        m.child("bn", &self.bn);
+        m.children("blocks", &self.blocks);
+        m.child("head", &self.head);
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let world = match common::parallel::join(&cli.common) {
+        Ok(world) => world,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&cli, world.as_ref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            // One write, so the lines of several ranks never interleave.
+            let line = format!("error: {message}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            common::parallel::fail(world.as_ref())
+        }
+    }
+}
+
+fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
+    let mut args = cli.common.clone();
+    let threads = common::setup_threads(args.threads)?;
+    let epochs = args.epochs.unwrap_or(3);
+    let kind = args.optimizer.unwrap_or(OptimizerKind::Adam);
+    let lr = args.lr.unwrap_or(match kind {
+        OptimizerKind::Adam => 0.003,
+        other => other.default_lr(),
+    });
+    let (train_set, test_set) = common::load_data(&args)?;
+
+    let init = args.init.layer_init(&args.bias_init)?;
+    let model = Net::new(&init, &mut ChaCha8Rng::seed_from_u64(args.seed));
+    let mut optimizer = kind.build(&model, lr);
+    let batch_size = args.batch_size.unwrap_or(64);
+    let extra: [(&str, String); 0] = [];
+    // One process, or one rank of `mpiexec` (only rank 0 writes files).
+    let mut ranks = Ranks::new(world, &mut args, &model, &train_set, batch_size, &extra)?;
+    let args = &args;
+    let (start_epoch, mut step) = common::start(args, epochs, &model, optimizer.as_mut())?;
+    ranks.broadcast(&model);
+    let batches = BatchConfig::new(batch_size)
+        .shuffled(args.seed)
+        .layout(Layout::Image);
+    let batches = ranks.shard(batches);
+    let schedule_kind = args.schedule.unwrap_or(ScheduleKind::Cosine);
+    let total_steps = epochs * batches.batches_per_epoch(train_set.len());
+    let schedule = schedule_kind.build(lr, total_steps);
+    if !args.quiet {
+        println!(
+            "MNIST ResNet ({} parameters), {kind:?} lr {lr} ({} schedule), batch {}, {epochs} epochs, {}, seed {}",
+            model.num_parameters(),
+            schedule_kind.name(),
+            batch_size,
+            common::threads_label(threads),
+            args.seed
+        );
+    }
+    let mut reporter = Reporter::new(args)?;
+    let mut test = (f64::NAN, f64::NAN);
+    for epoch in start_epoch..epochs {
+        model.set_training(true);
+        let local = ranks.local_len(train_set.len(), batch_size);
+        let mut tracker = EpochTracker::new(local, epoch, epochs, lr, args);
+        for (b, batch) in train_set.epoch(&batches, epoch as u64).enumerate() {
+            let started = Instant::now();
+            let global = common::global_batch(train_set.len(), batch_size, b);
+            ranks.share(&model, global); // this rank's rows of the global batch
+            optimizer.set_lr(schedule.lr(step as usize));
+            model.set_step(Step::new(args.seed, step));
+            let logits = model.forward(&Var::constant(batch.images));
+            let loss = logits.cross_entropy_smoothed(&batch.labels, args.label_smoothing);
+            optimizer.zero_grad();
+            ranks.backward(&loss, batch.labels.len(), global);
+            optimizer.step();
+            step += 1;
+            let elapsed = started.elapsed();
+            tracker.record(loss.item(), &logits.value(), &batch.labels, elapsed, step)?;
+        }
+        test = common::evaluate(&model, &test_set, Layout::Image);
+        reporter.epoch(tracker.finish(test), epochs)?;
+        if let Some(path) = &args.save {
+            common::save(path, &model, optimizer.as_ref(), epoch + 1, step, args.seed)?;
+        }
+    }
+    if test.0.is_nan() {
+        test = common::evaluate(&model, &test_set, Layout::Image);
+    }
+    common::finish(
+        args,
+        epochs,
+        threads,
+        reporter.history(),
+        test,
+        &ranks,
+        &model,
+    );
+    Ok(())
+}
