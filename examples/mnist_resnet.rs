@@ -46,6 +46,8 @@ use common::parallel::Ranks;
 use common::{CommonArgs, EpochTracker, OptimizerKind, Reporter, ScheduleKind};
 use ember::autograd::Var;
 use ember::distributed::World;
+use ember::layers::data::evaluate;
+use ember::layers::loss::{cross_entropy_smoothed, Reduction};
 use ember::layers::{Activation, BatchNorm2d, Conv2d, LayerInit, Linear, Members, Module, Step};
 use ember::mnist::{BatchConfig, Layout};
 use rand::SeedableRng;
@@ -193,7 +195,8 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
         );
     }
     let mut reporter = Reporter::new(args)?;
-    let mut test = (f64::NAN, f64::NAN);
+    let test_data = common::as_dataset(&test_set, Layout::Image);
+    let mut test = None;
     for epoch in start_epoch..epochs {
         model.set_training(true);
         let local = ranks.local_len(train_set.len(), batch_size);
@@ -202,10 +205,15 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
             let started = Instant::now();
             let global = common::global_batch(train_set.len(), batch_size, b);
             ranks.share(&model, global); // this rank's rows of the global batch
-            optimizer.set_lr(schedule.lr(step as usize));
+            optimizer.set_lr(schedule.lr(step));
             model.set_step(Step::new(args.seed, step));
             let logits = model.forward(&Var::constant(batch.images));
-            let loss = logits.cross_entropy_smoothed(&batch.labels, args.label_smoothing);
+            let loss = cross_entropy_smoothed(
+                &logits,
+                &batch.labels,
+                args.label_smoothing,
+                Reduction::Mean,
+            );
             optimizer.zero_grad();
             ranks.backward(&loss, batch.labels.len(), global);
             optimizer.step();
@@ -213,15 +221,14 @@ fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
             let elapsed = started.elapsed();
             tracker.record(loss.item(), &logits.value(), &batch.labels, elapsed, step)?;
         }
-        test = common::evaluate(&model, &test_set, Layout::Image);
-        reporter.epoch(tracker.finish(test), epochs)?;
+        let evaluation = evaluate(&model, &test_data, 1000);
+        test = Some(evaluation);
+        reporter.epoch(tracker.finish(evaluation), epochs)?;
         if let Some(path) = &args.save {
             common::save(path, &model, optimizer.as_ref(), epoch + 1, step, args.seed)?;
         }
     }
-    if test.0.is_nan() {
-        test = common::evaluate(&model, &test_set, Layout::Image);
-    }
+    let test = test.unwrap_or_else(|| evaluate(&model, &test_data, 1000));
     common::finish(
         args,
         epochs,
