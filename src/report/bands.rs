@@ -92,20 +92,13 @@ pub(super) const COLORS: [RGBColor; 7] = [
 pub fn plot_bands(path: impl AsRef<Path>, panels: &[BandPanel]) -> Result<(), String> {
     let charts: Vec<Chart> = panels
         .iter()
-        .map(|p| Chart {
-            title: &p.title,
-            x_label: &p.x_label,
-            y_label: &p.y_label,
-            log_y: p.log_y,
-            series: p
-                .bands
-                .iter()
-                .map(|b| Series {
-                    name: &b.name,
-                    line: b.points.iter().map(|p| (p.x, p.mean)).collect(),
-                    fill: band_polygon(&b.points),
-                })
-                .collect(),
+        .map(|p| {
+            let series = p.bands.iter().map(|b| Series {
+                name: &b.name,
+                line: b.points.iter().map(|p| (p.x, p.mean)).collect(),
+                fill: band_polygon(&b.points),
+            });
+            Chart::new([&p.title, &p.x_label, &p.y_label], p.log_y, series)
         })
         .collect();
     draw(path.as_ref(), &charts)
@@ -122,37 +115,9 @@ pub fn plot_bands(path: impl AsRef<Path>, panels: &[BandPanel]) -> Result<(), St
 pub fn plot_histograms(path: impl AsRef<Path>, panels: &[HistogramPanel]) -> Result<(), String> {
     let charts: Vec<Chart> = panels
         .iter()
-        .map(|p| Chart {
-            title: &p.title,
-            x_label: &p.x_label,
-            y_label: &p.y_label,
-            log_y: p.log_y,
-            series: p
-                .histograms
-                .iter()
-                .map(|h| {
-                    assert_eq!(
-                        h.edges.len(),
-                        h.counts.len() + 1,
-                        "plot_histograms: {:?} has {} edges for {} counts",
-                        h.name,
-                        h.edges.len(),
-                        h.counts.len()
-                    );
-                    let floor = if p.log_y { f64::NAN } else { 0.0 };
-                    let step = step_outline(h, floor);
-                    let mut fill = step.clone();
-                    if !p.log_y {
-                        fill.push((h.edges[h.edges.len() - 1], 0.0));
-                        fill.insert(0, (h.edges[0], 0.0));
-                    }
-                    Series {
-                        name: &h.name,
-                        line: step,
-                        fill: if p.log_y { Vec::new() } else { fill },
-                    }
-                })
-                .collect(),
+        .map(|p| {
+            let series = p.histograms.iter().map(|h| histogram_series(h, p.log_y));
+            Chart::new([&p.title, &p.x_label, &p.y_label], p.log_y, series)
         })
         .collect();
     draw(path.as_ref(), &charts)
@@ -185,6 +150,45 @@ struct Chart<'a> {
     y_label: &'a str,
     log_y: bool,
     series: Vec<Series<'a>>,
+}
+
+impl<'a> Chart<'a> {
+    /// A chart from its `[title, x label, y label]`.
+    fn new(labels: [&'a str; 3], log_y: bool, series: impl Iterator<Item = Series<'a>>) -> Self {
+        let [title, x_label, y_label] = labels;
+        Chart {
+            title,
+            x_label,
+            y_label,
+            log_y,
+            series: series.collect(),
+        }
+    }
+}
+
+/// A histogram as a step outline (filled down to zero on a linear axis).
+#[track_caller]
+fn histogram_series(h: &Histogram, log_y: bool) -> Series<'_> {
+    assert_eq!(
+        h.edges.len(),
+        h.counts.len() + 1,
+        "plot_histograms: {:?} has {} edges for {} counts",
+        h.name,
+        h.edges.len(),
+        h.counts.len()
+    );
+    let floor = if log_y { f64::NAN } else { 0.0 };
+    let step = step_outline(h, floor);
+    let mut fill = step.clone();
+    if !log_y {
+        fill.push((h.edges[h.edges.len() - 1], 0.0));
+        fill.insert(0, (h.edges[0], 0.0));
+    }
+    Series {
+        name: &h.name,
+        line: step,
+        fill: if log_y { Vec::new() } else { fill },
+    }
 }
 
 struct Series<'a> {

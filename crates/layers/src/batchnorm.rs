@@ -102,6 +102,51 @@ impl Norm {
     }
 }
 
+/// Batch normalization, of features ([`BatchNorm1d`]) or of image channels
+/// ([`BatchNorm2d`]): one implementation, `A` says which axes it normalizes.
+pub struct BatchNorm<A: NormAxes> {
+    norm: Norm,
+    axes: std::marker::PhantomData<A>,
+}
+
+/// Which axes a [`BatchNorm`] takes its statistics over.
+pub trait NormAxes {
+    /// The layer's name, in messages and summaries.
+    const NAME: &'static str;
+    /// The input as `(rows, features)`, and how to give the output its shape back.
+    fn to_rows(input: &Var, features: usize) -> (Var, Box<dyn FnOnce(Var) -> Var>);
+}
+
+/// `(batch, features)`: statistics over the batch (PyTorch's `BatchNorm1d`).
+pub struct Features;
+
+/// `(N, C, H, W)`: statistics over N, H and W per channel (`BatchNorm2d`).
+pub struct Channels;
+
+impl NormAxes for Features {
+    const NAME: &'static str = "BatchNorm1d";
+    fn to_rows(input: &Var, _features: usize) -> (Var, Box<dyn FnOnce(Var) -> Var>) {
+        (input.clone(), Box::new(|y| y))
+    }
+}
+
+impl NormAxes for Channels {
+    const NAME: &'static str = "BatchNorm2d";
+    #[track_caller]
+    fn to_rows(input: &Var, channels: usize) -> (Var, Box<dyn FnOnce(Var) -> Var>) {
+        let s = input.shape();
+        assert!(
+            s.len() == 4 && s[1] == channels,
+            "BatchNorm2d: input {s:?} is not (N, {channels}, H, W)"
+        );
+        let rows = input
+            .permute(&[0, 2, 3, 1])
+            .reshape(&[s[0] * s[2] * s[3], s[1]]);
+        let back = move |y: Var| y.reshape(&[s[0], s[2], s[3], s[1]]).permute(&[0, 3, 1, 2]);
+        (rows, Box::new(back))
+    }
+}
+
 /// Batch normalization of features: `(batch, features) → (batch, features)`.
 ///
 /// In training, each feature is normalized with the batch's mean and
@@ -123,63 +168,16 @@ impl Norm {
 /// let y = bn.forward(&x).value().to_vec();
 /// assert!((y[0] + 1.0).abs() < 1e-3 && (y[2] - 1.0).abs() < 1e-3);
 /// ```
-pub struct BatchNorm1d {
-    norm: Norm,
-}
-
-impl BatchNorm1d {
-    /// Normalization of `features` features.
-    pub fn new(features: usize) -> BatchNorm1d {
-        BatchNorm1d::with_options(features, 0.1, 1e-5)
-    }
-
-    /// PyTorch's options: the running statistics move `momentum` of the way
-    /// to each batch's (0.1 by default); `eps` is added to the variance
-    /// before the square root (1e-5 by default).
-    ///
-    /// # Panics
-    /// If `momentum` is not in [0, 1] or `eps` is not positive and finite,
-    /// naming the value.
-    #[track_caller]
-    pub fn with_options(features: usize, momentum: f32, eps: f32) -> BatchNorm1d {
-        BatchNorm1d {
-            norm: Norm::new("BatchNorm1d", features, momentum, eps),
-        }
-    }
-}
-
-impl Module for BatchNorm1d {
-    fn forward(&self, input: &Var) -> Var {
-        self.norm.forward_2d("BatchNorm1d", input)
-    }
-    fn visit(&self, m: &mut Members) {
-        self.norm.visit(m);
-    }
-    fn kind(&self) -> LayerKind {
-        LayerKind::Normalization
-    }
-    fn set_training(&self, training: bool) {
-        self.norm.training.set(training);
-    }
-
-    fn is_training(&self) -> Option<bool> {
-        Some(self.norm.training.get())
-    }
-    fn describe(&self) -> String {
-        format!("BatchNorm1d({})", self.norm.features)
-    }
-}
+pub type BatchNorm1d = BatchNorm<Features>;
 
 /// Batch normalization of channels: `(N, C, H, W) → (N, C, H, W)`, with
 /// statistics over N, H and W for each channel. Otherwise as [`BatchNorm1d`].
-pub struct BatchNorm2d {
-    norm: Norm,
-}
+pub type BatchNorm2d = BatchNorm<Channels>;
 
-impl BatchNorm2d {
-    /// Normalization of `channels` channels.
-    pub fn new(channels: usize) -> BatchNorm2d {
-        BatchNorm2d::with_options(channels, 0.1, 1e-5)
+impl<A: NormAxes> BatchNorm<A> {
+    /// Normalization of `features` features (channels, for [`BatchNorm2d`]).
+    pub fn new(features: usize) -> Self {
+        Self::with_options(features, 0.1, 1e-5)
     }
 
     /// PyTorch's options: the running statistics move `momentum` of the way
@@ -190,26 +188,19 @@ impl BatchNorm2d {
     /// If `momentum` is not in [0, 1] or `eps` is not positive and finite,
     /// naming the value.
     #[track_caller]
-    pub fn with_options(channels: usize, momentum: f32, eps: f32) -> BatchNorm2d {
-        BatchNorm2d {
-            norm: Norm::new("BatchNorm2d", channels, momentum, eps),
+    pub fn with_options(features: usize, momentum: f32, eps: f32) -> Self {
+        BatchNorm {
+            norm: Norm::new(A::NAME, features, momentum, eps),
+            axes: std::marker::PhantomData,
         }
     }
 }
 
-impl Module for BatchNorm2d {
+impl<A: NormAxes> Module for BatchNorm<A> {
+    #[track_caller]
     fn forward(&self, input: &Var) -> Var {
-        let s = input.shape();
-        assert!(
-            s.len() == 4 && s[1] == self.norm.features,
-            "BatchNorm2d: input {s:?} is not (N, {}, H, W)",
-            self.norm.features
-        );
-        let rows = input
-            .permute(&[0, 2, 3, 1])
-            .reshape(&[s[0] * s[2] * s[3], s[1]]);
-        let y = self.norm.forward_2d("BatchNorm2d", &rows);
-        y.reshape(&[s[0], s[2], s[3], s[1]]).permute(&[0, 3, 1, 2])
+        let (rows, back) = A::to_rows(input, self.norm.features);
+        back(self.norm.forward_2d(A::NAME, &rows))
     }
     fn visit(&self, m: &mut Members) {
         self.norm.visit(m);
@@ -220,11 +211,10 @@ impl Module for BatchNorm2d {
     fn set_training(&self, training: bool) {
         self.norm.training.set(training);
     }
-
     fn is_training(&self) -> Option<bool> {
         Some(self.norm.training.get())
     }
     fn describe(&self) -> String {
-        format!("BatchNorm2d({})", self.norm.features)
+        format!("{}({})", A::NAME, self.norm.features)
     }
 }

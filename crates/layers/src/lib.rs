@@ -78,7 +78,7 @@ pub mod schedule;
 mod sequential;
 
 pub use activation::{Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, GELU};
-pub use batchnorm::{BatchNorm1d, BatchNorm2d};
+pub use batchnorm::{BatchNorm, BatchNorm1d, BatchNorm2d, Channels, Features, NormAxes};
 pub use conv::{Conv2d, MaxPool2d};
 pub use dropout::Dropout;
 pub use kind::{Activation, LayerKind};
