@@ -76,17 +76,16 @@ fn a_layer_built_for_a_relu_gets_a_positive_bias_and_other_layers_zero() {
         names,
         ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
     );
-    assert!(p[1].var.value().to_vec().iter().all(|&b| b == 0.1));
-    assert!(p[3].var.value().to_vec().iter().all(|&b| b == 0.0));
-    assert!(p[5].var.value().to_vec().iter().all(|&b| b == 0.0));
+    assert!(all_equal(&p[1].var, 0.1));
+    assert!(all_equal(&p[3].var, 0.0) && all_equal(&p[5].var, 0.0));
     // A ReLU module placed after a layer not built for it changes nothing.
     let plain = Sequential::new().add(Linear::new(4, 8, &mut r)).add(ReLU);
-    assert!(plain.parameters()[1]
-        .var
-        .value()
-        .to_vec()
-        .iter()
-        .all(|&b| b == 0.0));
+    assert!(all_equal(&plain.parameters()[1].var, 0.0));
+}
+
+/// Whether every element of `v` is `value`.
+fn all_equal(v: &Var, value: f32) -> bool {
+    v.value().to_vec().iter().all(|&x| x == value)
 }
 
 #[test]
@@ -95,12 +94,7 @@ fn an_explicit_bias_is_kept_before_a_relu() {
     let model = Sequential::new()
         .add(Linear::with_init(4, 3, &init, &mut rng(4)))
         .add(ReLU);
-    assert!(model.parameters()[1]
-        .var
-        .value()
-        .to_vec()
-        .iter()
-        .all(|&b| b == 0.0));
+    assert!(all_equal(&model.parameters()[1].var, 0.0));
     let no_bias = Linear::with_init(4, 3, &LayerInit::default().no_bias(), &mut rng(4));
     assert_eq!(no_bias.parameters().len(), 1);
 }
@@ -152,16 +146,21 @@ fn the_same_seed_gives_the_same_weights_on_any_thread_count() {
     );
 }
 
+/// The message `f` panics with (the test fails if it returns).
+fn panic_message<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> String {
+    match std::panic::catch_unwind(f) {
+        Ok(_) => panic!("accepted"),
+        Err(payload) => payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default(),
+    }
+}
+
 #[test]
 fn dropout_refuses_a_probability_outside_0_1_naming_it() {
     for p in [1.5, 1.0, -0.5, f32::NAN, f32::INFINITY] {
-        let payload = std::panic::catch_unwind(|| Dropout::new(p))
-            .err()
-            .unwrap_or_else(|| panic!("Dropout::new({p}) was accepted"));
-        let message = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default();
+        let message = panic_message(|| Dropout::new(p));
         assert_eq!(
             message,
             format!("Dropout::new: probability {p} is not in [0, 1)")
@@ -273,13 +272,7 @@ fn batchnorm_takes_pytorchs_momentum_and_epsilon_and_refuses_bad_ones() {
     // Half-way from 0 to the batch means (2, 4).
     assert_eq!(bn.buffers()[0].var.value().to_vec(), vec![1.0, 2.0]);
     for (momentum, eps) in [(1.5, 1e-5), (-0.1, 1e-5), (0.1, 0.0), (0.1, f32::NAN)] {
-        let payload = std::panic::catch_unwind(|| BatchNorm2d::with_options(3, momentum, eps))
-            .err()
-            .unwrap_or_else(|| panic!("momentum {momentum}, eps {eps} accepted"));
-        let message = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default();
+        let message = panic_message(|| BatchNorm2d::with_options(3, momentum, eps));
         assert!(
             message.starts_with("BatchNorm2d::with_options: "),
             "{message}"
