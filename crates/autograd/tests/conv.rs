@@ -169,11 +169,7 @@ fn results_do_not_depend_on_the_thread_count() {
     let w = rand(&[6, 3, 3, 3], 8);
     let b = rand(&[6], 9);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        ember_tensor::on_threads(threads, || {
             let (xv, wv, bv) = (
                 Var::parameter(x.clone()),
                 Var::parameter(w.clone()),

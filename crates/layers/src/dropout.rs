@@ -205,11 +205,7 @@ mod tests {
         let step = Step::new(11, 5).child("3");
         let want = sequential_masks(0.3, step, n, 2);
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let got = pool.install(|| {
+            let got = ember_tensor::on_threads(threads, || {
                 let drop = Dropout::new(0.3);
                 drop.set_step(step);
                 let x = Var::constant(Tensor::ones(&[n]));

@@ -212,20 +212,16 @@ fn masks_depend_only_on_seed_step_and_path() {
 #[test]
 fn masks_and_weights_are_the_same_on_one_or_two_threads() {
     let run = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                // Wide enough that dropout's mask fill splits across threads.
-                let drop = Dropout::new(0.3);
-                let model = Sequential::new()
-                    .add(Linear::new(8, 8192, &mut ChaCha8Rng::seed_from_u64(8)))
-                    .add(drop);
-                model.set_step(Step::new(5, 2));
-                let y = model.forward(&Var::constant(Tensor::ones(&[16, 8])));
-                (values(&model), y.value().to_vec())
-            })
+        ember_tensor::on_threads(threads, || {
+            // Wide enough that dropout's mask fill splits across threads.
+            let drop = Dropout::new(0.3);
+            let model = Sequential::new()
+                .add(Linear::new(8, 8192, &mut ChaCha8Rng::seed_from_u64(8)))
+                .add(drop);
+            model.set_step(Step::new(5, 2));
+            let y = model.forward(&Var::constant(Tensor::ones(&[16, 8])));
+            (values(&model), y.value().to_vec())
+        })
     };
     let (w1, y1) = run(1);
     let (w2, y2) = run(2);

@@ -124,16 +124,8 @@ fn the_same_seed_gives_the_same_weights_on_any_thread_count() {
             .map(f32::to_bits)
             .collect::<Vec<_>>()
     };
-    let one = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap()
-        .install(build);
-    let two = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap()
-        .install(build);
+    let one = ember_tensor::on_threads(1, build);
+    let two = ember_tensor::on_threads(2, build);
     assert_eq!(one, two);
     let mut r = rng(6);
     let other = Linear::new(WIDE.0, WIDE.1, &mut r)

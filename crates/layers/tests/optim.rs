@@ -349,11 +349,7 @@ fn large_parameters_split_across_threads_update_exactly_as_on_one() {
         Tensor::from_vec(g.collect(), &[n])
     };
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        ember_tensor::on_threads(threads, || {
             let w = Var::parameter(Tensor::from_vec(start.clone(), &[n]));
             let mut finals = Vec::new();
             for (name, mut opt) in every_variant(vec![Named::new("w", &w)]) {

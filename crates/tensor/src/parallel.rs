@@ -12,3 +12,26 @@ pub(crate) const CHUNK: usize = 1 << 14;
 pub(crate) fn worth_splitting(n: usize) -> bool {
     n >= PARALLEL_THRESHOLD && rayon::current_num_threads() > 1
 }
+
+/// Runs `f` on a thread pool of its own with `threads` threads, so that
+/// every parallel operation inside it uses exactly that many: how tests
+/// check that a result is the same, bit for bit, on 1 thread and on 2.
+///
+/// ```
+/// use ember_tensor::{on_threads, Tensor};
+///
+/// let sum = |threads| on_threads(threads, || Tensor::ones(&[1 << 20]).sum_all());
+/// assert_eq!(sum(1).to_bits(), sum(2).to_bits());
+/// ```
+///
+/// # Panics
+/// If the pool cannot be started (no threads left in the process), naming
+/// the thread count.
+#[track_caller]
+pub fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap_or_else(|e| panic!("on_threads: cannot start a pool of {threads} threads: {e}"))
+        .install(f)
+}
