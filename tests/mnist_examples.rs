@@ -366,25 +366,19 @@ fn pytorch_resnet_state() -> Vec<(String, Vec<usize>)> {
 fn model_tensors(path: &Path) -> Vec<(String, Vec<usize>)> {
     let file = bytes(path);
     let header_len = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
-    let header = String::from_utf8_lossy(&file[8..8 + header_len]).into_owned();
-    let mut tensors = Vec::new();
-    // Each tensor is `"name":{"data_offsets":[…],"dtype":"F32","shape":[…]}`.
-    for (at, _) in header.match_indices(":{\"data_offsets\":") {
-        let name_start = header[..at - 1].rfind('"').unwrap() + 1;
-        let name = &header[name_start..at - 1];
-        let rest = &header[at..];
-        let shape_start = rest.find("\"shape\":[").unwrap() + 9;
-        let shape_end = shape_start + rest[shape_start..].find(']').unwrap();
-        let shape = rest[shape_start..shape_end]
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(|s| s.trim().parse().unwrap())
-            .collect();
-        if !name.starts_with("optimizer.") {
-            tensors.push((name.to_string(), shape));
-        }
-    }
-    tensors
+    let header: serde_json::Value = serde_json::from_slice(&file[8..8 + header_len]).unwrap();
+    // Each tensor is `"name": {"dtype": …, "shape": […], "data_offsets": […]}`.
+    header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__" && !name.starts_with("optimizer."))
+        .map(|(name, entry)| {
+            let shape = entry["shape"].as_array().unwrap();
+            let shape = shape.iter().map(|d| d.as_u64().unwrap() as usize);
+            (name.clone(), shape.collect())
+        })
+        .collect()
 }
 
 /// The residual net is the user's own structs (`Block`, `Net`); it trains,
