@@ -85,22 +85,7 @@ fn build_model(cli: &Cli, init: &LayerInit, rng: &mut ChaCha8Rng) -> Sequential 
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let world = match common::parallel::join(&cli.common) {
-        Ok(world) => world,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match run(&cli, world.as_ref()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            // One write, so the lines of several ranks never interleave.
-            let line = format!("error: {message}\n");
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
-            common::parallel::fail(world.as_ref())
-        }
-    }
+    common::parallel::main(&cli.common, |world| run(&cli, world))
 }
 
 fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {

@@ -24,6 +24,31 @@ pub fn join(args: &CommonArgs) -> Result<Option<World>, String> {
     World::init().map(Some).map_err(|e| e.to_string())
 }
 
+/// The `main` of every MNIST example: joins the MPI run if `--distributed`
+/// asks, runs `run`, and turns its error into one `error:` line (ending
+/// every rank when only this one failed).
+pub fn main(
+    args: &CommonArgs,
+    run: impl FnOnce(Option<&World>) -> Result<(), String>,
+) -> std::process::ExitCode {
+    let world = match join(args) {
+        Ok(world) => world,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match run(world.as_ref()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            // One write, so the lines of several ranks never interleave.
+            let line = format!("error: {message}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            fail(world.as_ref())
+        }
+    }
+}
+
 /// Set when the error being returned is the same on every rank (the ranks
 /// disagree; a batch too small to share), so each can exit on its own.
 static EVERY_RANK_FAILS: AtomicBool = AtomicBool::new(false);
