@@ -294,6 +294,24 @@ fn parse_error(path: &Path, bytes: &[u8], e: SafeTensorError) -> CheckpointError
     }
 }
 
+/// `Ok` if the tensor `name` is stored as `want`.
+fn expect_dtype(
+    path: &Path,
+    name: &str,
+    meta: &TensorMeta,
+    want: Dtype,
+) -> Result<(), CheckpointError> {
+    if meta.dtype == want {
+        return Ok(());
+    }
+    Err(CheckpointError::Dtype {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        expected: want.to_string(),
+        found: meta.dtype.to_string(),
+    })
+}
+
 /// A count from an I64 scalar's bytes (shape `[]`), after checking dtype,
 /// shape and sign.
 pub(super) fn decode_count(
@@ -302,14 +320,7 @@ pub(super) fn decode_count(
     meta: &TensorMeta,
     data: &[u8],
 ) -> Result<u64, CheckpointError> {
-    if meta.dtype != Dtype::I64 {
-        return Err(CheckpointError::Dtype {
-            path: path.to_path_buf(),
-            name: name.to_string(),
-            expected: "I64".to_string(),
-            found: meta.dtype.to_string(),
-        });
-    }
+    expect_dtype(path, name, meta, Dtype::I64)?;
     if !meta.shape.is_empty() {
         return Err(CheckpointError::Shape {
             path: path.to_path_buf(),
@@ -337,14 +348,7 @@ pub(super) fn decode(
     meta: &TensorMeta,
     data: &[u8],
 ) -> Result<Tensor, CheckpointError> {
-    if meta.dtype != Dtype::F32 {
-        return Err(CheckpointError::Dtype {
-            path: path.to_path_buf(),
-            name: name.to_string(),
-            expected: "F32".to_string(),
-            found: meta.dtype.to_string(),
-        });
-    }
+    expect_dtype(path, name, meta, Dtype::F32)?;
     // The safetensors crate already checked that the byte count matches the
     // shape; this keeps the decode safe should that ever change.
     let numel = meta.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
