@@ -35,6 +35,7 @@
 mod error;
 mod fingerprint;
 mod plan;
+mod stats;
 #[cfg(not(feature = "mpi"))]
 mod stub;
 #[cfg(feature = "mpi")]
@@ -43,10 +44,11 @@ mod world;
 pub use error::{launched_by_mpiexec, Error};
 pub use fingerprint::{parameters_sha256, Fingerprint};
 pub use plan::{BucketPlan, Slot};
+pub use stats::CommStats;
 #[cfg(not(feature = "mpi"))]
-pub use stub::{CommStats, GradientAverager, World};
+pub use stub::{GradientAverager, World};
 #[cfg(feature = "mpi")]
-pub use world::{CommStats, GradientAverager, World, BUCKET_ELEMENTS, FIRST_BUCKET_ELEMENTS};
+pub use world::{GradientAverager, World, BUCKET_ELEMENTS, FIRST_BUCKET_ELEMENTS};
 
 /// Whether this build can run distributed (the `mpi` feature).
 pub const HAS_MPI: bool = cfg!(feature = "mpi");

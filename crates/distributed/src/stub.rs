@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use ember_autograd::Var;
 use ember_layers::Module;
 
-use crate::{BucketPlan, Error, Fingerprint};
+use crate::{BucketPlan, CommStats, Error, Fingerprint};
 
 /// This process's place among the ranks (built without MPI: never made).
 pub struct World {
@@ -74,17 +74,6 @@ impl World {
     pub fn averager(&self, _model: &dyn Module) -> GradientAverager<'_> {
         match self.never {}
     }
-}
-
-/// Time spent communicating.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CommStats {
-    /// Steps averaged.
-    pub steps: u64,
-    /// Seconds in backward passes.
-    pub backward_seconds: f64,
-    /// Seconds waiting for all-reduces after backward.
-    pub exposed_seconds: f64,
 }
 
 /// Averages gradients over the ranks (built without MPI: never made).

@@ -14,7 +14,7 @@ use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 use mpi::Threading;
 
-use crate::{launched_by_mpiexec, BucketPlan, Error, Fingerprint};
+use crate::{launched_by_mpiexec, BucketPlan, CommStats, Error, Fingerprint};
 
 /// This process's place among the ranks of a data-parallel run.
 ///
@@ -143,18 +143,6 @@ struct Bucket {
     send: Vec<f32>,
     recv: Vec<f32>,
     missing: usize,
-}
-
-/// Time spent communicating, for the report.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CommStats {
-    /// Steps averaged.
-    pub steps: u64,
-    /// Seconds in backward passes, communication started inside included.
-    pub backward_seconds: f64,
-    /// Seconds waiting for all-reduces after backward ended: the part of
-    /// communication not hidden behind backward.
-    pub exposed_seconds: f64,
 }
 
 /// Averages gradients over the ranks, bucket by bucket, overlapping the
