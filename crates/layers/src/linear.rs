@@ -31,7 +31,8 @@ pub struct Linear {
     bias: Option<Var>,
     in_features: usize,
     out_features: usize,
-    init: LayerInit,
+    /// What the layer was built to feed (its kind reports it).
+    feeds: crate::Activation,
 }
 
 impl Linear {
@@ -56,7 +57,7 @@ impl Linear {
             bias,
             in_features,
             out_features,
-            init: init.clone(),
+            feeds: init.feeds,
         }
     }
 
@@ -94,9 +95,7 @@ impl Module for Linear {
     }
 
     fn kind(&self) -> LayerKind {
-        LayerKind::Weighted {
-            feeds: self.init.feeds,
-        }
+        LayerKind::Weighted { feeds: self.feeds }
     }
 
     fn describe(&self) -> String {
