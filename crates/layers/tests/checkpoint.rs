@@ -701,6 +701,23 @@ fn data_range(bytes: &[u8], name: &str) -> std::ops::Range<usize> {
     start..start + data.len()
 }
 
+/// Loads `path` into a fresh model and Adam, which must fail as
+/// [`CheckpointError::Damaged`] naming tensor `name` and the file, with the
+/// model left as it was.
+fn refused_as_damaged(path: &Path, name: &str) -> CheckpointError {
+    let target = model(2);
+    let before = bits(&target);
+    let mut opt = Adam::new(target.parameters(), AdamConfig::default());
+    let err = load_checkpoint(path, &target, Some(&mut opt)).unwrap_err();
+    assert!(
+        matches!(&err, CheckpointError::Damaged { name: n, .. } if n == name),
+        "{err}"
+    );
+    assert_names_file(&err, path, name);
+    assert_eq!(bits(&target), before, "a damaged load changed the model");
+    err
+}
+
 #[test]
 fn a_flipped_bit_in_a_weight_is_an_error_naming_file_and_tensor() {
     let dir = tempdir();
@@ -710,19 +727,10 @@ fn a_flipped_bit_in_a_weight_is_an_error_naming_file_and_tensor() {
         let range = data_range(&bytes, name);
         damaged[range.start + range.len() / 2] ^= 0x01; // a low mantissa bit
         std::fs::write(&path, &damaged).unwrap();
-        let target = model(2);
-        let before = bits(&target);
-        let mut opt = Adam::new(target.parameters(), AdamConfig::default());
-        let err = load_checkpoint(&path, &target, Some(&mut opt)).unwrap_err();
-        assert!(
-            matches!(&err, CheckpointError::Damaged { name: n, .. } if n == name),
-            "{err}"
-        );
-        assert_names_file(&err, &path, name);
+        let err = refused_as_damaged(&path, name);
         assert!(err.to_string().contains("damaged"), "{err}");
-        assert_eq!(bits(&target), before, "a damaged load changed the model");
         // Loading the weights alone checks the whole file too.
-        let err = load_weights(&path, &target).unwrap_err();
+        let err = load_weights(&path, &model(2)).unwrap_err();
         assert!(matches!(err, CheckpointError::Damaged { .. }), "{err}");
     }
 }
@@ -909,14 +917,7 @@ fn counts_are_i64_scalars_covered_by_checksums() {
         let mut damaged = bytes.clone();
         damaged[data_range(&bytes, name).start] ^= 0x02;
         std::fs::write(&path, &damaged).unwrap();
-        let m = model(2);
-        let mut opt = Adam::new(m.parameters(), AdamConfig::default());
-        let err = load_checkpoint(&path, &m, Some(&mut opt)).unwrap_err();
-        assert!(
-            matches!(&err, CheckpointError::Damaged { name: n, .. } if n == name),
-            "{err}"
-        );
-        assert_names_file(&err, &path, name);
+        refused_as_damaged(&path, name);
     }
 }
 
