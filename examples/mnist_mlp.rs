@@ -12,20 +12,14 @@
 mod common;
 
 use std::process::ExitCode;
-use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use common::parallel::Ranks;
-use common::{CommonArgs, EpochTracker, OptimizerKind, Reporter, ScheduleKind};
-use ember::autograd::Var;
-use ember::distributed::World;
-use ember::layers::data::evaluate;
-use ember::layers::loss::{cross_entropy_smoothed, Reduction};
+use common::train::Recipe;
+use common::{CommonArgs, OptimizerKind, ScheduleKind};
 use ember::layers::{
-    Activation as Feeds, Dropout, LayerInit, Linear, Module, ReLU, Sequential, Sigmoid, Step, Tanh,
+    Activation as Feeds, Dropout, LayerInit, Linear, ReLU, Sequential, Sigmoid, Tanh,
 };
-use ember::mnist::{BatchConfig, Layout};
-use rand::SeedableRng;
+use ember::mnist::Layout;
 use rand_chacha::ChaCha8Rng;
 
 /// Train the classic MNIST MLP.
@@ -45,7 +39,8 @@ struct Cli {
     dropout: f32,
     /// Before training, print an initialization report (weight spread,
     /// pre-activations, saturated and dead units, gradient norms per layer) on
-    /// the first training batch; with --epochs 0, only the report.
+    /// the first training batch; with --epochs 0, only the report (and the
+    /// untrained network's test figures with --json or --quiet).
     #[arg(long)]
     init_report: bool,
 }
@@ -85,107 +80,25 @@ fn build_model(cli: &Cli, init: &LayerInit, rng: &mut ChaCha8Rng) -> Sequential 
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::parallel::main(&cli.common, |world| run(&cli, world))
-}
-
-fn run(cli: &Cli, world: Option<&World>) -> Result<(), String> {
-    let mut args = cli.common.clone();
-    let threads = common::setup_threads(args.threads)?;
-    let epochs = args.epochs.unwrap_or(20);
-    let kind = args.optimizer.unwrap_or(OptimizerKind::Rmsprop);
-    let lr = args.lr.unwrap_or(kind.default_lr());
-    let (train_set, test_set) = common::load_data(&args)?;
-
-    let init = args.init.layer_init(&args.bias_init)?;
-    let model = build_model(cli, &init, &mut ChaCha8Rng::seed_from_u64(args.seed));
-    let mut optimizer = kind.build(&model, lr);
-    let batch_size = args.batch_size.unwrap_or(128);
     let extra = [
         ("--hidden", format!("{:?}", cli.hidden)),
         ("--activation", format!("{:?}", cli.activation)),
         ("--dropout", cli.dropout.to_string()),
     ];
-    // One process, or one rank of `mpiexec` (only rank 0 writes files).
-    let mut ranks = Ranks::new(world, &mut args, &model, &train_set, batch_size, &extra)?;
-    let args = &args;
-    let (start_epoch, mut step) = common::start(args, epochs, &model, optimizer.as_mut())?;
-    ranks.broadcast(&model);
-    let batches = BatchConfig::new(batch_size)
-        .shuffled(args.seed)
-        .layout(Layout::Flat);
-    let batches = ranks.shard(batches);
-    let schedule_kind = args.schedule.unwrap_or(ScheduleKind::Constant);
-    let total_steps = epochs * batches.batches_per_epoch(train_set.len());
-    let schedule = schedule_kind.build(lr, total_steps);
-    if !args.quiet {
-        println!(
-            "MNIST MLP {:?} ({} parameters), {kind:?} lr {lr} ({} schedule), batch {}, {epochs} epochs, {}, seed {}",
-            cli.hidden,
-            model.num_parameters(),
-            schedule_kind.name(),
-            batch_size,
-            common::threads_label(threads),
-            args.seed
-        );
-        println!("expected with the defaults: about 98.3–98.5 % test accuracy after 20 epochs");
-    }
-    if cli.init_report {
-        // Dropout off, so the report shows the network itself.
-        if let Some(batch) = train_set.epoch(&batches, start_epoch as u64).next() {
-            model.set_training(false);
-            let report =
-                ember::layers::diagnostics::InitReport::new(&model, &batch.images, &batch.labels);
-            model.set_training(true);
-            println!("{report}");
-        }
-        if epochs == 0 {
-            return Ok(());
-        }
-    }
-    let mut reporter = Reporter::new(args)?;
-    let test_data = common::as_dataset(&test_set, Layout::Flat);
-    let mut test = None;
-    for epoch in start_epoch..epochs {
-        model.set_training(true);
-        let local = ranks.local_len(train_set.len(), batch_size);
-        let mut tracker = EpochTracker::new(local, epoch, epochs, lr, args);
-        for (b, batch) in train_set.epoch(&batches, epoch as u64).enumerate() {
-            // The training step, as in any PyTorch loop.
-            let started = Instant::now();
-            let global = common::global_batch(train_set.len(), batch_size, b);
-            ranks.share(&model, global); // this rank's rows of the global batch
-            optimizer.set_lr(schedule.lr(step));
-            model.set_step(Step::new(args.seed, step)); // dropout masks: f(seed, step, path)
-            let logits = model.forward(&Var::constant(batch.images));
-            let loss = cross_entropy_smoothed(
-                &logits,
-                &batch.labels,
-                args.label_smoothing,
-                Reduction::Mean,
-            );
-            optimizer.zero_grad();
-            ranks.backward(&loss, batch.labels.len(), global);
-            optimizer.step();
-            step += 1;
-            let elapsed = started.elapsed();
-            tracker.record(loss.item(), &logits.value(), &batch.labels, elapsed, step)?;
-        }
-        let evaluation = evaluate(&model, &test_data, 1000);
-        test = Some(evaluation);
-        reporter.epoch(tracker.finish(evaluation), epochs)?;
-        if let Some(path) = &args.save {
-            common::save(path, &model, optimizer.as_ref(), epoch + 1, step, args.seed)?;
-        }
-    }
-    let test = test.unwrap_or_else(|| evaluate(&model, &test_data, 1000));
-    common::finish(
-        args,
-        epochs,
-        threads,
-        reporter.history(),
-        test,
-        &ranks,
-        &model,
-    );
-    Ok(())
+    let recipe = Recipe {
+        title: format!("MNIST MLP {:?}", cli.hidden),
+        expected: Some("about 98.3–98.5 % test accuracy after 20 epochs"),
+        epochs: 20,
+        optimizer: OptimizerKind::Rmsprop,
+        lr: None,
+        batch_size: 128,
+        schedule: ScheduleKind::Constant,
+        layout: Layout::Flat,
+        extra: &extra,
+        init_report: cli.init_report,
+        confusion: false,
+    };
+    common::train::main(&cli.common, &recipe, |init, rng| {
+        build_model(&cli, init, rng)
+    })
 }

@@ -1,8 +1,7 @@
 //! What the MNIST examples share: the command line and loading data here;
-//! choosing optimizers and initializers by name (`choices`); reporting
-//! (`report`); one process or many (`parallel`).
-//!
-//! The training loops themselves stay in each example, in plain sight.
+//! the training loop (`train`); choosing optimizers and initializers by
+//! name (`choices`); reporting (`report`); one process or many
+//! (`parallel`). Each example keeps its model and its recipe.
 
 #![allow(dead_code)] // each example uses a different part of this module
 
@@ -10,6 +9,7 @@ pub mod args;
 mod choices;
 pub mod parallel;
 mod report;
+pub mod train;
 
 #[allow(unused_imports)] // each example uses a different part
 pub use choices::{InitKind, OptimizerKind, ScheduleKind};
@@ -163,33 +163,26 @@ fn explain_missing_data(e: &MnistError) -> String {
     )
 }
 
-/// Saves a checkpoint after `epoch` epochs and `step` steps.
+/// Saves a checkpoint of the model and optimizer at `run`'s position.
 pub fn save(
     path: &Path,
     model: &dyn Module,
     optimizer: &dyn Optimizer,
-    epoch: usize,
-    step: u64,
-    seed: u64,
+    run: &TrainingState,
 ) -> Result<(), String> {
-    let mut state = TrainingState {
-        epoch: epoch as u64,
-        step,
-        ..Default::default()
-    };
-    state.extra.insert("seed".into(), seed.to_string());
-    save_checkpoint(path, model, Some(optimizer), &state).map_err(|e| e.to_string())
+    save_checkpoint(path, model, Some(optimizer), run).map_err(|e| e.to_string())
 }
 
-/// Loads `--resume` into the model and optimizer; returns (epoch, step) to
-/// continue from. With `--epochs 0 --save`, writes the initial weights.
+/// The run's position: epoch 0 and step 0, or what `--resume` saved (the
+/// model and optimizer loaded from it). With `--epochs 0 --save`, writes
+/// the initial weights.
 pub fn start(
     args: &CommonArgs,
     epochs: usize,
     model: &dyn Module,
     optimizer: &mut dyn Optimizer,
-) -> Result<(usize, u64), String> {
-    let mut position = (0, 0);
+) -> Result<TrainingState, String> {
+    let mut run = TrainingState::new(args.seed);
     if let Some(path) = &args.resume {
         let loaded = load_checkpoint(path, model, Some(optimizer)).map_err(|e| e.to_string())?;
         if loaded.integrity == Integrity::Unverified {
@@ -199,10 +192,11 @@ pub fn start(
                 path.display()
             );
         }
-        position = (loaded.training.epoch as usize, loaded.training.step);
+        run.epoch = loaded.training.epoch;
+        run.step = loaded.training.step;
     }
     if let (0, Some(path)) = (epochs, &args.save) {
-        save(path, model, optimizer, position.0, position.1, args.seed)?;
+        save(path, model, optimizer, &run)?;
     }
-    Ok(position)
+    Ok(run)
 }

@@ -88,6 +88,7 @@ fn model_optimizer_and_position_round_trip() {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let _: [u64; 5] = rng.random();
     let mut position = TrainingState {
+        seed: u64::MAX - 5,
         epoch: 7,
         step: 123_456_789_012,
         ..Default::default()

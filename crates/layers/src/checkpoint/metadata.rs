@@ -14,6 +14,7 @@ pub(super) fn format_metadata() -> BTreeMap<String, String> {
 
 pub(super) fn training_metadata(training: &TrainingState) -> BTreeMap<String, String> {
     let mut meta = format_metadata();
+    meta.insert("seed".to_string(), training.seed.to_string());
     meta.insert("epoch".to_string(), training.epoch.to_string());
     meta.insert("step".to_string(), training.step.to_string());
     for (name, rng) in &training.rngs {
@@ -55,6 +56,7 @@ pub(super) fn parse_training(
                 .map_err(|_| bad(key, v, "not a non-negative integer"))
         })
     };
+    training.seed = number("seed")?;
     training.epoch = number("epoch")?;
     training.step = number("step")?;
     for (key, value) in meta {

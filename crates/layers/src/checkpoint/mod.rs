@@ -14,7 +14,7 @@
 //!   …), each parameter's step count as an I64 scalar
 //!   (`"optimizer.0.weight.step"`; `int(t)` in Python);
 //! - in the header's `__metadata__` string map: `format` = `"ember"`,
-//!   `format_version`, `epoch`, `step`, each saved RNG as
+//!   `format_version`, `seed`, `epoch`, `step`, each saved RNG as
 //!   `rng.<name>.seed` (64 hex digits), `rng.<name>.stream` and
 //!   `rng.<name>.word_pos`, user entries as `extra.<key>`, and checksums:
 //!   `sha256.<tensor name>` for each tensor's bytes (I64 ones included) and
@@ -106,7 +106,7 @@ use rand_chacha::ChaCha8Rng;
 use safetensors::Dtype;
 
 use crate::optim::{Optimizer, StateError, StateValue};
-use crate::{Module, Named};
+use crate::{Module, Named, Step};
 
 use file::{decode, decode_count, parse, read_file, write_file, Entry, Stored, TensorMeta};
 use metadata::{format_metadata, parse_training, training_metadata};
@@ -122,8 +122,30 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const OPTIMIZER_PREFIX: &str = "optimizer.";
 
 /// Where a run stands: what a checkpoint stores besides tensors.
+///
+/// It is also the loop's bookkeeping, so the position saved is the one the
+/// run used: [`TrainingState::next_step`] hands out each step's
+/// [`Step`] (for [`Module::set_step`]: dropout's masks) and counts it, and
+/// [`TrainingState::end_epoch`] counts epochs.
+///
+/// ```
+/// use ember_layers::checkpoint::TrainingState;
+///
+/// let mut run = TrainingState::new(42);
+/// for _epoch in 0..2 {
+///     for _batch in 0..3 {
+///         let step = run.next_step(); // model.set_step(step) before the forward
+///         assert_eq!(step.seed, 42);
+///     }
+///     run.end_epoch(); // save_checkpoint(path, &model, Some(&opt), &run) here
+/// }
+/// assert_eq!((run.epoch, run.step), (2, 6));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrainingState {
+    /// The run's seed (what [`Step::seed`] carries); 0 in files saved
+    /// before it was stored.
+    pub seed: u64,
     /// Epochs completed.
     pub epoch: u64,
     /// Optimizer steps completed.
@@ -132,6 +154,29 @@ pub struct TrainingState {
     pub rngs: BTreeMap<String, RngState>,
     /// Anything else the caller wants to keep (stored as `extra.<key>`).
     pub extra: BTreeMap<String, String>,
+}
+
+impl TrainingState {
+    /// The start of a run seeded with `seed`: epoch 0, step 0.
+    pub fn new(seed: u64) -> TrainingState {
+        TrainingState {
+            seed,
+            ..TrainingState::default()
+        }
+    }
+
+    /// The step about to be computed, as the model sees it (pass it to
+    /// [`Module::set_step`] before the forward), and counts it as done.
+    pub fn next_step(&mut self) -> Step {
+        let step = Step::new(self.seed, self.step);
+        self.step += 1;
+        step
+    }
+
+    /// Counts an epoch as completed.
+    pub fn end_epoch(&mut self) {
+        self.epoch += 1;
+    }
 }
 
 /// The exact position of a [`ChaCha8Rng`]: its seed, stream and word
