@@ -32,17 +32,17 @@ fn main() {
         out: Linear::new(32, 2, &mut rng),
     };
     let mut optimizer = Adam::new(model.parameters(), AdamConfig::default());
-    let mut step = 0;
+    let mut run = TrainingState::new(seed); // epoch and step, saved with checkpoints
     for epoch in 0..5 {
         for batch in data.epoch(32, seed, epoch) {
-            model.set_step(Step::new(seed, step)); // dropout masks: f(seed, step, path)
+            model.set_step(run.next_step()); // dropout masks: f(seed, step, path)
             let logits = model.forward(&Var::constant(batch.inputs));
             let loss = cross_entropy(&logits, &batch.labels, Reduction::Mean);
             optimizer.zero_grad();
             loss.backward();
             optimizer.step();
-            step += 1;
         }
+        run.end_epoch();
         let e = evaluate(&model, &data, 256); // eval mode, no graph; mode restored
         println!(
             "epoch {epoch}: loss {:.4}, accuracy {:.1}%",
