@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use ember::autograd::{no_grad, Var};
 use ember::distributed::World;
-use ember::layers::data::{evaluate, Evaluation};
 use ember::layers::diagnostics::InitReport;
 use ember::layers::loss::{cross_entropy_smoothed, Reduction};
 use ember::layers::metrics::ConfusionMatrix;
@@ -140,7 +139,6 @@ fn train(
         init_report(model, train_set, &batches, run.epoch);
     }
     let mut reporter = Reporter::new(args)?;
-    let test_data = super::as_dataset(test_set, recipe.layout);
     let mut test = None;
     for epoch in run.epoch as usize..epochs {
         model.set_training(true);
@@ -174,14 +172,14 @@ fn train(
             )?;
         }
         run.end_epoch();
-        let evaluation = evaluate(model, &test_data, 1000);
+        let evaluation = super::evaluate(model, test_set, recipe.layout);
         test = Some(evaluation);
         reporter.epoch(tracker.finish(evaluation), epochs)?;
         if let Some(path) = &args.save {
             super::save(path, model, optimizer, &run)?;
         }
     }
-    let test: Evaluation = test.unwrap_or_else(|| evaluate(model, &test_data, 1000));
+    let test = test.unwrap_or_else(|| super::evaluate(model, test_set, recipe.layout));
     if recipe.confusion && !args.quiet {
         println!("\nconfusion matrix on the test set (rows: true digit, columns: predicted)");
         print!("{}", confusion(model, test_set, recipe.layout));

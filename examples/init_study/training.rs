@@ -105,9 +105,8 @@ fn train(plan: &Plan, act: Act, kind: InitKind, bias: &str, seed: u64) -> Result
     let batches = BatchConfig::new(BATCH).shuffled(seed).layout(Layout::Flat);
     let steps_per_epoch = batches.batches_per_epoch(plan.train.len());
     let eval_every = (steps_per_epoch / plan.evals_per_epoch).max(1);
-    let test = common::as_dataset(&plan.test, Layout::Flat);
     let evaluate = |seen: usize| {
-        let e = ember::layers::data::evaluate(&model, &test, 1000);
+        let e = common::evaluate(&model, &plan.test, Layout::Flat);
         (seen as f64, e.loss, e.accuracy)
     };
     let mut curve = vec![evaluate(0)];

@@ -201,11 +201,35 @@ pub struct Evaluation {
 /// If `batch_size == 0`.
 #[track_caller]
 pub fn evaluate(model: &dyn Module, data: &TensorDataset, batch_size: usize) -> Evaluation {
-    let batches = data.in_order(batch_size);
+    evaluate_batches(model, data.in_order(batch_size))
+}
+
+/// [`evaluate`] over batches from anywhere (a loader that decodes as it
+/// goes, so a large test set never sits in memory as floats all at once).
+///
+/// ```
+/// use ember_layers::data::{evaluate, evaluate_batches, DataBatch, TensorDataset};
+/// use ember_layers::{Linear, Sequential};
+/// use ember_tensor::Tensor;
+/// use rand::SeedableRng;
+///
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+/// let model = Sequential::new().add(Linear::new(3, 2, &mut rng));
+/// let data = TensorDataset::new(Tensor::ones(&[5, 3]), vec![0, 1, 1, 0, 1]);
+/// let made = (0..5).step_by(2).map(|first| DataBatch {
+///     inputs: Tensor::ones(&[2.min(5 - first), 3]),
+///     labels: data.labels()[first..(first + 2).min(5)].to_vec(),
+/// });
+/// assert_eq!(evaluate_batches(&model, made), evaluate(&model, &data, 2));
+/// ```
+pub fn evaluate_batches(
+    model: &dyn Module,
+    batches: impl IntoIterator<Item = DataBatch>,
+) -> Evaluation {
     let was = model.is_training();
     model.set_training(false);
     let mut loss = RunningMean::default();
-    let mut right = 0;
+    let (mut right, mut examples) = (0, 0);
     no_grad(|| {
         for batch in batches {
             let logits = model.forward(&Var::constant(batch.inputs));
@@ -214,6 +238,7 @@ pub fn evaluate(model: &dyn Module, data: &TensorDataset, batch_size: usize) -> 
                 batch.labels.len(),
             );
             right += correct(&logits.value(), &batch.labels);
+            examples += batch.labels.len();
         }
     });
     if let Some(training) = was {
@@ -221,8 +246,8 @@ pub fn evaluate(model: &dyn Module, data: &TensorDataset, batch_size: usize) -> 
     }
     Evaluation {
         loss: loss.mean(),
-        accuracy: right as f64 / data.len().max(1) as f64,
-        examples: data.len(),
+        accuracy: right as f64 / examples.max(1) as f64,
+        examples,
     }
 }
 

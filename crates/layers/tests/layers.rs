@@ -107,16 +107,16 @@ fn an_explicit_bias_is_kept_before_a_relu() {
 fn the_same_seed_gives_the_same_weights_on_any_thread_count() {
     const WIDE: (usize, usize) = (784, 512);
     const { assert!(WIDE.0 * WIDE.1 >= ember_tensor::PARALLEL_THRESHOLD) };
-    const { assert!(WIDE.1 * 300 >= ember_tensor::PARALLEL_THRESHOLD) };
+    const { assert!(WIDE.1 * 600 >= ember_tensor::PARALLEL_THRESHOLD) };
     let build = || {
         let mut r = rng(5);
         let orthogonal = LayerInit::default().weight(ember_layers::init::Orthogonal::new(1.0));
         let model = Sequential::new()
             .add(Linear::new(WIDE.0, WIDE.1, &mut r))
             .add(ReLU)
-            .add(Linear::with_init(WIDE.1, 300, &orthogonal, &mut r))
+            .add(Linear::with_init(WIDE.1, 600, &orthogonal, &mut r))
             .add(ReLU)
-            .add(Linear::new(300, 5, &mut r));
+            .add(Linear::new(600, 5, &mut r));
         model
             .parameters()
             .iter()

@@ -1,8 +1,11 @@
 //! The size threshold for running elementwise and reduction work on rayon.
 
 /// Elementwise and reduction work on fewer elements than this runs on the
-/// calling thread: below it, handing work to rayon costs more than it saves.
-pub const PARALLEL_THRESHOLD: usize = 1 << 16;
+/// calling thread: below it, handing work to rayon costs more than it saves
+/// (a pass over 2¹⁸ floats takes ≈ 50 µs, about what waking a sleeping
+/// worker can cost; at 2¹⁶ the small MLP's weight updates and gradient sums
+/// were split, and its 2-thread step was slower than the 1-thread one).
+pub const PARALLEL_THRESHOLD: usize = 1 << 18;
 
 /// Elements per parallel task: large enough to amortise scheduling, and fixed
 /// (not derived from the thread count) so results never depend on it.

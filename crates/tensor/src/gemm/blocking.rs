@@ -65,12 +65,17 @@ pub(crate) fn mc(kern: &MicroKernel, rows: usize) -> usize {
     balanced(rows, kern.mc, kern.mr)
 }
 
-/// GEMMs below this many flops (2·m·n·k) run on the calling thread: handing
-/// work to rayon costs a few microseconds, worth it only from ~100 µs of work.
-pub(crate) const PARALLEL_MIN_FLOPS: usize = 4 << 20;
+/// GEMMs below this many flops (2·m·n·k, ≈ 120 µs on one AVX-512 core) run
+/// on the calling thread. Handing work to rayon costs a few microseconds
+/// when the other workers are awake, but in a training step they have
+/// usually gone to sleep since the last parallel op, and waking one (on a
+/// virtual machine, a halted vCPU) costs tens of microseconds: with 4
+/// Mflop, the small MLP (two 12.8 Mflop products a step) trained at
+/// 178,000 samples/s on 2 threads against 300,000 on one; with 24, 265,000.
+pub(crate) const PARALLEL_MIN_FLOPS: usize = 24 << 20;
 
 /// Each extra thread must get at least this much work.
-const FLOPS_PER_THREAD: usize = 2 << 20;
+const FLOPS_PER_THREAD: usize = 12 << 20;
 
 /// How many threads a product of this size deserves, out of `budget`.
 pub(crate) fn threads_for(m: usize, n: usize, k: usize, budget: usize) -> usize {

@@ -380,7 +380,7 @@ fn threads_are_bit_identical() {
         for (m, k, n, ta, tb) in [
             (301, 263, 290, false, false),
             (128, 300, 10, false, true),
-            (50, 530, 260, true, false),
+            (60, 530, 500, true, false),
         ] {
             let (a, b) = big_case(m, k, n, ta, tb, 3);
             let mut outs = Vec::new();
@@ -395,7 +395,10 @@ fn threads_are_bit_identical() {
                     c.view_mut(),
                     Parallelism::Threads(threads),
                 );
-                if threads > 1 && rayon::current_num_threads() > 1 && m * n * k > 1 << 20 {
+                if threads > 1
+                    && rayon::current_num_threads() > 1
+                    && 2 * m * n * k >= super::blocking::PARALLEL_MIN_FLOPS
+                {
                     assert!(run.threads > 1, "{run:?}");
                 }
                 outs.push(c.data);
