@@ -17,6 +17,8 @@
 
 use ember_tensor::gemm::{gemm, MatMut, MatRef, Parallelism};
 use ember_tensor::{max_pool2d_backward, Conv2dGeometry, Tensor};
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use crate::graph::{record, Grads};
@@ -189,7 +191,10 @@ fn conv2d_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, dims: &ConvDims) -
         w.as_slice().expect("contiguous"),
     );
     let b = b.map(|b| b.as_slice().expect("contiguous"));
-    let mut out = vec![0.0; n * o * p];
+    // Recycled storage: a fresh multi-megabyte `vec!` every step was paid
+    // for in page faults.
+    let mut output = Tensor::zeros(&[n, o, dims.geom.out_h(), dims.geom.out_w()]);
+    let out = output.data_mut();
     let one_image = |x_n: &[f32], y_n: &mut [f32], cols: &mut [f32], par| {
         dims.geom.im2col_image(x_n, cols);
         // The bias is written first and the product accumulated onto it (β = 1).
@@ -217,18 +222,37 @@ fn conv2d_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, dims: &ConvDims) -
         if par == Parallelism::Sequential && n > 1 {
             out.par_chunks_mut(o * p)
                 .zip(x.par_chunks(image))
-                .for_each_init(
-                    || vec![0.0; k * p],
-                    |cols, (y_n, x_n)| one_image(x_n, y_n, cols, par),
-                );
+                .for_each(|(y_n, x_n)| with_scratch(k * p, |cols| one_image(x_n, y_n, cols, par)));
         } else {
-            let mut cols = vec![0.0; k * p];
-            for (y_n, x_n) in out.chunks_mut(o * p).zip(x.chunks(image)) {
-                one_image(x_n, y_n, &mut cols, par);
-            }
+            with_scratch(k * p, |cols| {
+                for (y_n, x_n) in out.chunks_mut(o * p).zip(x.chunks(image)) {
+                    one_image(x_n, y_n, cols, par);
+                }
+            });
         }
     }
-    Tensor::from_vec(out, &[n, o, dims.geom.out_h(), dims.geom.out_w()])
+    output
+}
+
+thread_local! {
+    /// Each thread's column matrix (a few hundred KB), kept between calls:
+    /// allocating it per image or per task cost page faults and zeroing.
+    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` floats of this thread's column buffer (contents
+/// unspecified: im2col and β = 0 products overwrite them), or on a fresh
+/// buffer if this thread's is already in use (a task nested in another).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    COLUMNS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+            f(&mut buffer[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
 }
 
 // With Gₙ = ∂L/∂Yₙ (O, P) and Yₙ = W·X̂ₙ + b·1ᵀ:
@@ -254,9 +278,12 @@ fn conv2d_backward(x: &Tensor, w: &Tensor, dims: &ConvDims, g: &Tensor, grads: &
     );
     let tasks = n.div_ceil(IMAGES_PER_TASK);
     let par = gemm_threads(tasks);
-    let mut dx = vec![0.0; if want_x { n * image } else { 0 }];
-    let dx_parts: Vec<Option<&mut [f32]>> = if want_x {
-        dx.chunks_mut(IMAGES_PER_TASK * image).map(Some).collect()
+    let mut dx_tensor = want_x.then(|| Tensor::zeros(x.shape()));
+    let dx_parts: Vec<Option<&mut [f32]>> = if let Some(dx) = dx_tensor.as_mut() {
+        dx.data_mut()
+            .chunks_mut(IMAGES_PER_TASK * image)
+            .map(Some)
+            .collect()
     } else {
         (0..tasks).map(|_| None).collect()
     };
@@ -267,45 +294,46 @@ fn conv2d_backward(x: &Tensor, w: &Tensor, dims: &ConvDims, g: &Tensor, grads: &
         .map(|(t, mut dx_t)| {
             let first = t * IMAGES_PER_TASK;
             let last = (first + IMAGES_PER_TASK).min(n);
-            let mut cols = vec![0.0; if want_w || want_x { k * p } else { 0 }];
-            let mut dw = vec![0.0; if want_w { o * k } else { 0 }];
-            let mut db = vec![0.0; if want_b { o } else { 0 }];
-            for (i, img) in (first..last).enumerate() {
-                let g_n = MatRef::new(&gs[img * o * p..(img + 1) * o * p], o, p, p, 1);
-                if want_w {
-                    // dW (+)= Gₙ·X̂ₙᵀ: X̂ₙᵀ is a transposed view, not a copy.
-                    dims.geom
-                        .im2col_image(&xs[img * image..(img + 1) * image], &mut cols);
-                    let beta = if i == 0 { 0.0 } else { 1.0 };
-                    let cols_t = MatRef::new(&cols, p, k, 1, p);
-                    gemm(
-                        1.0,
-                        g_n,
-                        cols_t,
-                        beta,
-                        MatMut::new(&mut dw, o, k, k, 1),
-                        par,
-                    );
-                }
-                if let Some(dx_t) = dx_t.as_deref_mut() {
-                    // dX̂ₙ = Wᵀ·Gₙ, then folded back onto the image.
-                    let w_t = MatRef::new(ws, k, o, 1, k);
-                    gemm(1.0, w_t, g_n, 0.0, MatMut::new(&mut cols, k, p, p, 1), par);
-                    dims.geom
-                        .col2im_image_add(&cols, &mut dx_t[i * image..(i + 1) * image]);
-                }
-                if want_b {
-                    let rows = gs[img * o * p..(img + 1) * o * p].chunks_exact(p);
-                    for (acc, row) in db.iter_mut().zip(rows) {
-                        *acc += row.iter().sum::<f32>();
+            with_scratch(if want_w || want_x { k * p } else { 0 }, |cols| {
+                let mut dw = vec![0.0; if want_w { o * k } else { 0 }];
+                let mut db = vec![0.0; if want_b { o } else { 0 }];
+                for (i, img) in (first..last).enumerate() {
+                    let g_n = MatRef::new(&gs[img * o * p..(img + 1) * o * p], o, p, p, 1);
+                    if want_w {
+                        // dW (+)= Gₙ·X̂ₙᵀ: X̂ₙᵀ is a transposed view, not a copy.
+                        dims.geom
+                            .im2col_image(&xs[img * image..(img + 1) * image], cols);
+                        let beta = if i == 0 { 0.0 } else { 1.0 };
+                        let cols_t = MatRef::new(cols, p, k, 1, p);
+                        gemm(
+                            1.0,
+                            g_n,
+                            cols_t,
+                            beta,
+                            MatMut::new(&mut dw, o, k, k, 1),
+                            par,
+                        );
+                    }
+                    if let Some(dx_t) = dx_t.as_deref_mut() {
+                        // dX̂ₙ = Wᵀ·Gₙ, then folded back onto the image.
+                        let w_t = MatRef::new(ws, k, o, 1, k);
+                        gemm(1.0, w_t, g_n, 0.0, MatMut::new(cols, k, p, p, 1), par);
+                        dims.geom
+                            .col2im_image_add(cols, &mut dx_t[i * image..(i + 1) * image]);
+                    }
+                    if want_b {
+                        let rows = gs[img * o * p..(img + 1) * o * p].chunks_exact(p);
+                        for (acc, row) in db.iter_mut().zip(rows) {
+                            *acc += row.iter().sum::<f32>();
+                        }
                     }
                 }
-            }
-            (dw, db)
+                (dw, db)
+            })
         })
         .collect();
-    if want_x {
-        grads.add(0, Tensor::from_vec(dx, x.shape()));
+    if let Some(dx) = dx_tensor {
+        grads.add(0, dx);
     }
     if want_w {
         let dw = sum_in_order(partials.iter().map(|t| t.0.as_slice()));

@@ -80,8 +80,27 @@ impl Tensor {
     /// assert_eq!(t.to_vec(), vec![0.0, 1.0, 4.0]);
     /// ```
     pub fn map(&self, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
-        let mut data = self.to_vec();
-        map_slice(&mut data, &f);
+        let Some(input) = self.as_slice() else {
+            let mut data = self.to_vec();
+            map_slice(&mut data, &f);
+            return Tensor::from_vec(data, &self.shape);
+        };
+        // One pass from the input into the output: copying first and mapping
+        // in place read and wrote every value twice (ReLU's forward, 5 % of a
+        // convnet step in memmove).
+        let mut data = crate::recycle::for_overwrite(input.len());
+        let apply = |out: &mut [f32], input: &[f32]| {
+            for (o, &x) in out.iter_mut().zip(input) {
+                *o = f(x);
+            }
+        };
+        if worth_splitting(input.len()) {
+            data.par_chunks_mut(CHUNK)
+                .zip(input.par_chunks(CHUNK))
+                .for_each(|(out, input)| apply(out, input));
+        } else {
+            apply(&mut data, input);
+        }
         Tensor::from_vec(data, &self.shape)
     }
 
