@@ -158,8 +158,8 @@ impl Grads<'_> {
                 buffer
             }
             Slot::Empty => {
-                let mut fresh = Tensor::zeros(&self.shapes[i]);
-                fresh.gemm_assign(alpha, a, b, 0.0);
+                let mut fresh = Tensor::empty(&self.shapes[i]);
+                fresh.gemm_assign(alpha, a, b, 0.0); // β = 0: C only written
                 fresh
             }
         });

@@ -72,6 +72,22 @@ impl Tensor {
         Tensor::full(shape, 0.0)
     }
 
+    /// A tensor whose values are unspecified (PyTorch's `torch.empty`), for
+    /// callers about to overwrite every one: a recycled buffer keeps what it
+    /// held, a new one is zeros. It saves the pass that [`Tensor::zeros`]
+    /// spends filling a buffer that is then overwritten (a convolution's
+    /// output is megabytes a step).
+    ///
+    /// ```
+    /// use ember_tensor::Tensor;
+    /// let mut t = Tensor::empty(&[2, 3]);
+    /// t.data_mut().fill(1.5);
+    /// assert_eq!(t.to_vec(), vec![1.5; 6]);
+    /// ```
+    pub fn empty(shape: &[usize]) -> Tensor {
+        Tensor::from_vec(recycle::for_overwrite(numel(shape)), shape)
+    }
+
     /// A tensor of ones.
     pub fn ones(shape: &[usize]) -> Tensor {
         Tensor::full(shape, 1.0)

@@ -70,7 +70,7 @@ impl Var {
                 );
                 b.broadcast_to(&[batch, out]).contiguous()
             }
-            None => Tensor::zeros(&[batch, out]),
+            None => Tensor::empty(&[batch, out]), // β = 0 below: only written
         };
         let beta = if bias.is_some() { 1.0 } else { 0.0 };
         value.gemm_assign(1.0, &x, &w.t(), beta);

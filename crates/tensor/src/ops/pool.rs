@@ -54,7 +54,8 @@ pub fn max_pool2d(input: &Tensor, kernel: usize, stride: usize) -> MaxPool2d {
     let (oh, ow) = (pooled(h, kernel, stride), pooled(w, kernel, stride));
     let x = input.contiguous();
     let x = x.as_slice().expect("contiguous");
-    let mut out = crate::recycle::filled(planes * oh * ow, 0.0);
+    // Every output is written: by its window's first tap, or the 2×2 max.
+    let mut out = crate::recycle::for_overwrite(planes * oh * ow);
     let mut argmax = vec![0u32; planes * oh * ow];
     // One output row at a time, tap by tap: each tap (ky, kx) is a strided
     // sweep along one input row, compared against the running maxima. Taps go
