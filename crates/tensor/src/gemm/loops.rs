@@ -63,14 +63,22 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
         for pc in (0..k).step_by(kc) {
             let kcb = kc.min(k - pc);
             let beta = if pc == 0 { p.beta } else { 1.0 };
+            let block = Block {
+                jc,
+                pc,
+                kcb,
+                ncb,
+                beta,
+            };
+            // Enough panels to share out one at a time; with fewer (256³:
+            // 4 panels), packing A alone before the split cost more (237 →
+            // 220 GFLOP/s on 2 threads) than late workers did.
+            if tm == 1 && tn > 1 && blocking::mc(kern, m) >= m && panels >= 4 * threads {
+                let done = few_rows(kern, p, &block, panels);
+                tiles.fetch_add(done, Ordering::Relaxed);
+                continue;
+            }
             with_buf(&B_BUF, panels * nr * kcb, |bbuf| {
-                let block = Block {
-                    jc,
-                    pc,
-                    kcb,
-                    ncb,
-                    beta,
-                };
                 if tm == 1 && tn > 1 {
                     // Column bands: each task packs the B panels that it alone
                     // reads, so they sit in the L2 of the core that streams
@@ -103,6 +111,39 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
             });
         }
     }
+    tiles.into_inner()
+}
+
+/// One (JC, PC) block of a product whose rows fit one A block (the MLP
+/// shapes: a batch of 128): A is packed once, by the calling thread, and
+/// shared; then each B micro-panel is a task that packs its panel and runs
+/// every A micro-panel against it.
+///
+/// Small tasks matter more than they seem. A worker that has gone to sleep
+/// since the last parallel operation (the usual case in a training step)
+/// takes tens of microseconds to wake on a virtual machine; with one task
+/// per thread the calling thread finished its half and then waited for the
+/// late one's, so 2 threads ran a 500 µs product only 1.2× faster than 1.
+/// With a task per panel the calling thread keeps taking panels until the
+/// worker arrives, which then takes half of what is left. (Column bands
+/// that each packed the whole A would pack it once per panel here.)
+fn few_rows(kern: &MicroKernel, p: &Product<'_>, blk: &Block, panels: usize) -> usize {
+    let (m, mr, nr, kcb) = (p.a.rows, kern.mr, kern.nr, blk.kcb);
+    let tiles = AtomicUsize::new(0);
+    with_buf(&A_BUF, m.div_ceil(mr) * mr * kcb, |abuf| {
+        pack_a(abuf, p.a.block(0, blk.pc, m, kcb), mr);
+        let abuf = &*abuf;
+        let task = |panel: usize| {
+            let j0 = panel * nr;
+            let j1 = (j0 + nr).min(blk.ncb);
+            with_buf(&B_BUF, nr * kcb, |bbuf| {
+                pack_b(bbuf, p.b.block(blk.pc, blk.jc + j0, kcb, j1 - j0), nr);
+                let done = micro_loops(kern, p, abuf, 0, m, bbuf, panel, blk, panel..panel + 1);
+                tiles.fetch_add(done, Ordering::Relaxed);
+            });
+        };
+        run_tasks(0..panels, &task);
+    });
     tiles.into_inner()
 }
 
@@ -190,7 +231,7 @@ fn ic_loop(
     rows: Range<usize>,
     cols: Range<usize>,
 ) -> usize {
-    let (mr, nr, kcb) = (kern.mr, kern.nr, blk.kcb);
+    let (mr, kcb) = (kern.mr, blk.kcb);
     if rows.is_empty() || cols.is_empty() {
         return 0;
     }
@@ -201,46 +242,66 @@ fn ic_loop(
         for ic in rows.clone().step_by(mc) {
             let mcb = mc.min(rows.end - ic);
             pack_a(abuf, p.a.block(ic, blk.pc, mcb, kcb), mr);
-            // IR: micro-panels of MR rows (each stays in L1 across JR).
-            for ir in 0..mcb.div_ceil(mr) {
-                let i = ic + ir * mr;
-                let a = abuf[ir * mr * kcb..].as_ptr();
-                // JR: micro-panels of NR columns, streamed from L2.
-                for jr in cols.clone() {
-                    let j = blk.jc + jr * nr;
-                    let n_live = nr.min(blk.jc + blk.ncb - j);
-                    let b = bbuf[(jr - b_first) * nr * kcb..].as_ptr();
-                    let tile = Tile {
-                        k: kcb,
-                        a,
-                        a_rs: 1,
-                        a_cs: mr,
-                        b,
-                        b_rs: nr,
-                        // SAFETY: (i, j) is inside C (i < m, j < n), and the
-                        // view of C was checked against its slice.
-                        c: unsafe { p.c.ptr.add(i * p.c.rs + j * p.c.cs) },
-                        c_rs: p.c.rs,
-                        c_cs: p.c.cs,
-                        m: mr.min(ic + mcb - i),
-                        n: n_live,
-                        alpha: p.alpha,
-                        beta: blk.beta,
-                    };
-                    // SAFETY: the A and B panels are packed and zero-padded to
-                    // full MR × kcb and kcb × NR, the live corner is inside C,
-                    // and this task alone writes these rows × columns.
-                    unsafe {
-                        if !kern.is_edge(&tile) {
-                            kern.packed(&tile);
-                        } else {
-                            kern.edge(&tile);
-                        }
-                    }
-                    tiles += 1;
-                }
-            }
+            tiles += micro_loops(kern, p, abuf, ic, mcb, bbuf, b_first, blk, cols.clone());
         }
     });
+    tiles
+}
+
+/// IR → JR for the packed A block of rows `ic .. ic + mcb` (in `abuf`)
+/// against B's micro-panels `cols` (panel `b_first` at the start of `bbuf`).
+#[allow(clippy::too_many_arguments)] // both packed blocks and where they sit
+fn micro_loops(
+    kern: &MicroKernel,
+    p: &Product<'_>,
+    abuf: &[f32],
+    ic: usize,
+    mcb: usize,
+    bbuf: &[f32],
+    b_first: usize,
+    blk: &Block,
+    cols: Range<usize>,
+) -> usize {
+    let (mr, nr, kcb) = (kern.mr, kern.nr, blk.kcb);
+    let mut tiles = 0;
+    // IR: micro-panels of MR rows (each stays in L1 across JR).
+    for ir in 0..mcb.div_ceil(mr) {
+        let i = ic + ir * mr;
+        let a = abuf[ir * mr * kcb..].as_ptr();
+        // JR: micro-panels of NR columns, streamed from L2.
+        for jr in cols.clone() {
+            let j = blk.jc + jr * nr;
+            let n_live = nr.min(blk.jc + blk.ncb - j);
+            let b = bbuf[(jr - b_first) * nr * kcb..].as_ptr();
+            let tile = Tile {
+                k: kcb,
+                a,
+                a_rs: 1,
+                a_cs: mr,
+                b,
+                b_rs: nr,
+                // SAFETY: (i, j) is inside C (i < m, j < n), and the
+                // view of C was checked against its slice.
+                c: unsafe { p.c.ptr.add(i * p.c.rs + j * p.c.cs) },
+                c_rs: p.c.rs,
+                c_cs: p.c.cs,
+                m: mr.min(ic + mcb - i),
+                n: n_live,
+                alpha: p.alpha,
+                beta: blk.beta,
+            };
+            // SAFETY: the A and B panels are packed and zero-padded to
+            // full MR × kcb and kcb × NR, the live corner is inside C,
+            // and this task alone writes these rows × columns.
+            unsafe {
+                if !kern.is_edge(&tile) {
+                    kern.packed(&tile);
+                } else {
+                    kern.edge(&tile);
+                }
+            }
+            tiles += 1;
+        }
+    }
     tiles
 }

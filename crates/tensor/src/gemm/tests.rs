@@ -381,6 +381,8 @@ fn threads_are_bit_identical() {
             (301, 263, 290, false, false),
             (128, 300, 10, false, true),
             (60, 530, 500, true, false),
+            // Rows in one A block, many panels: A shared, a task per panel.
+            (100, 200, 1000, false, true),
         ] {
             let (a, b) = big_case(m, k, n, ta, tb, 3);
             let mut outs = Vec::new();
