@@ -706,26 +706,26 @@ mod tests {
                 unsafe { pad(got.as_mut_ptr(), lines, depth, w) };
                 got
             };
-            #[cfg(target_arch = "x86_64")]
-            {
-                // SAFETY: one panel of `lines ≤ w` lines of `depth` floats;
-                // `got` has w·depth floats; AVX paths only where detected.
-                let sse = run(&|out| unsafe {
-                    let done = sse::transpose_blocks(out, src.as_ptr(), lines, depth, ls, w);
+            /// A transposer's signature: returns the lines it did.
+            type Blocks = unsafe fn(*mut f32, *const f32, usize, usize, usize, usize) -> usize;
+            let blocks = |f: Blocks| {
+                // SAFETY: one panel of `lines ≤ w` lines of `depth` floats at
+                // stride `ls`; `got` has w·depth floats; the tail finishes
+                // the lines the blocks left; callers pass only paths the CPU has.
+                run(&|out| unsafe {
+                    let done = f(out, src.as_ptr(), lines, depth, ls, w);
                     let rest: Vec<*const f32> =
                         (done..lines).map(|i| src.as_ptr().add(i * ls)).collect();
                     sse::tail(out, &rest, done, 0, depth, w);
-                });
-                assert_eq!(sse, want, "sse: lines {lines} depth {depth} w {w}");
+                })
+            };
+            #[cfg(target_arch = "x86_64")]
+            {
+                let sse_blocks: Blocks = sse::transpose_blocks;
+                assert_eq!(blocks(sse_blocks), want, "sse: {lines}×{depth}, w {w}");
                 if std::arch::is_x86_feature_detected!("avx") {
-                    // SAFETY: as above, and the CPU has AVX.
-                    let avx = run(&|out| unsafe {
-                        let done = avx::transpose_blocks(out, src.as_ptr(), lines, depth, ls, w);
-                        let rest: Vec<*const f32> =
-                            (done..lines).map(|i| src.as_ptr().add(i * ls)).collect();
-                        sse::tail(out, &rest, done, 0, depth, w);
-                    });
-                    assert_eq!(avx, want, "avx: lines {lines} depth {depth} w {w}");
+                    let avx_blocks: Blocks = avx::transpose_blocks;
+                    assert_eq!(blocks(avx_blocks), want, "avx: {lines}×{depth}, w {w}");
                 }
                 if lines == 6 && w == 6 && std::arch::is_x86_feature_detected!("avx512f") {
                     // SAFETY: as above, and the CPU has AVX-512F.
@@ -741,31 +741,26 @@ mod tests {
             let (cls, cds) = (1, lines + 3);
             let csrc = source(lines, depth, cls, cds);
             let cwant = reference(&csrc, lines, depth, cls, cds, w);
-            let copy = |f: &dyn Fn(*mut f32)| {
+            /// A contiguous-lines copy's signature.
+            type Copy = unsafe fn(*mut f32, *const f32, usize, usize, usize, usize);
+            let copy = |f: Copy| {
                 let mut got = vec![f32::NAN; cwant.len()];
-                f(got.as_mut_ptr());
+                // SAFETY: `got` has ⌈lines/w⌉·w·depth floats, `csrc` lines at
+                // stride 1 and steps `cds` apart; only paths the CPU has.
+                unsafe { f(got.as_mut_ptr(), csrc.as_ptr(), lines, depth, cds, w) };
                 got
             };
-            // SAFETY: `got` has ⌈lines/w⌉·w·depth floats; wide paths only
-            // where detected.
-            let plain =
-                copy(&|out| unsafe { copy_lines::<4>(out, csrc.as_ptr(), lines, depth, cds, w) });
-            assert_eq!(plain, cwant, "copy 4: lines {lines} depth {depth} w {w}");
+            let plain: Copy = copy_lines::<4>;
+            assert_eq!(copy(plain), cwant, "copy 4: {lines}×{depth}, w {w}");
             #[cfg(target_arch = "x86_64")]
             {
                 if std::arch::is_x86_feature_detected!("avx") {
-                    // SAFETY: as above, and the CPU has AVX.
-                    let got = copy(&|out| unsafe {
-                        wide::copy_lines_avx(out, csrc.as_ptr(), lines, depth, cds, w)
-                    });
-                    assert_eq!(got, cwant, "copy avx: lines {lines} depth {depth} w {w}");
+                    let avx: Copy = wide::copy_lines_avx;
+                    assert_eq!(copy(avx), cwant, "copy avx: {lines}×{depth}, w {w}");
                 }
                 if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: as above, and the CPU has AVX-512F.
-                    let got = copy(&|out| unsafe {
-                        wide::copy_lines_avx512(out, csrc.as_ptr(), lines, depth, cds, w)
-                    });
-                    assert_eq!(got, cwant, "copy avx512: lines {lines} depth {depth} w {w}");
+                    let avx512: Copy = wide::copy_lines_avx512;
+                    assert_eq!(copy(avx512), cwant, "copy avx512: {lines}×{depth}, w {w}");
                 }
             }
         }
