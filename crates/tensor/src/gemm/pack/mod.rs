@@ -1,0 +1,288 @@
+//! Packing: copying blocks of A and B into the order the micro-kernel reads.
+//!
+//! - A block (`mc × kc`) → `⌈mc/MR⌉` panels; panel `r` holds rows
+//!   `r·MR .. r·MR + MR`, column by column: element `(i, p)` of the panel at
+//!   `p·MR + i`. Missing rows of the last panel are zeros.
+//! - B block (`kc × nc`) → `⌈nc/NR⌉` panels; panel `q` holds columns
+//!   `q·NR .. q·NR + NR`, row by row: element `(p, j)` at `p·NR + j`. Missing
+//!   columns are zeros.
+//!
+//! Sources may have any strides, so a transposed operand costs no extra copy:
+//! the packing loop just walks whichever direction is contiguous.
+//!
+//! Buffers are 64-byte aligned, thread-local and only ever grow, so steady
+//! state allocates nothing. The transposing copies (a row-major A, a
+//! transposed B) are in `transpose.rs`.
+
+use std::cell::RefCell;
+use std::ptr;
+use std::thread::LocalKey;
+
+use super::MatRef;
+
+#[cfg(test)]
+mod tests;
+mod transpose;
+
+use transpose::transpose_lines;
+
+/// One cache line of floats: the unit the buffers are allocated in, so they
+/// start on a 64-byte boundary.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+/// A growable, 64-byte-aligned `f32` buffer.
+pub(crate) struct AlignedBuf {
+    lines: Vec<Line>,
+}
+
+impl AlignedBuf {
+    const fn new() -> Self {
+        AlignedBuf { lines: Vec::new() }
+    }
+
+    /// The first `len` floats, growing the buffer if needed (contents unspecified).
+    fn get(&mut self, len: usize) -> &mut [f32] {
+        let lines = len.div_ceil(16);
+        if self.lines.len() < lines {
+            self.lines.resize(lines, Line([0.0; 16]));
+        }
+        // SAFETY: `Line` is `repr(C)` over 16 f32s, so the lines are at least
+        // `len` contiguous, initialised floats owned by `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), len) }
+    }
+}
+
+thread_local! {
+    /// Each thread's packed A block (the IC loop's buffer).
+    pub(crate) static A_BUF: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
+    /// The calling thread's packed B block (the PC loop's buffer).
+    pub(crate) static B_BUF: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
+}
+
+/// Runs `f` on `len` floats of this thread's `buf`; if that buffer is already
+/// in use (a GEMM nested inside another on this thread), on a fresh one.
+pub(crate) fn with_buf<R>(
+    buf: &'static LocalKey<RefCell<AlignedBuf>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    buf.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut owned) => f(owned.get(len)),
+        Err(_) => f(AlignedBuf::new().get(len)),
+    })
+}
+
+/// Packs the `rows × k` view `a` into `⌈rows/mr⌉` A panels at the start of `dst`.
+pub(crate) fn pack_a(dst: &mut [f32], a: MatRef<'_>, mr: usize) {
+    pack(
+        dst,
+        a.data.as_ptr(),
+        a.rows,
+        a.cols,
+        a.row_stride,
+        a.col_stride,
+        mr,
+    );
+}
+
+/// Packs the `k × cols` view `b` into `⌈cols/nr⌉` B panels at the start of `dst`.
+pub(crate) fn pack_b(dst: &mut [f32], b: MatRef<'_>, nr: usize) {
+    // A B panel is an A panel of Bᵀ: walk columns as "rows".
+    pack(
+        dst,
+        b.data.as_ptr(),
+        b.cols,
+        b.rows,
+        b.col_stride,
+        b.row_stride,
+        nr,
+    );
+}
+
+/// Packs `lines × depth` elements (element `(i, p)` at `src + i·ls + p·ds`)
+/// into panels of `w` lines: element `(i, p)` of panel `r` at `r·w·depth + p·w + i`.
+fn pack(
+    dst: &mut [f32],
+    src: *const f32,
+    lines: usize,
+    depth: usize,
+    ls: usize,
+    ds: usize,
+    w: usize,
+) {
+    if depth == 0 {
+        return;
+    }
+    let panels = lines.div_ceil(w);
+    assert!(dst.len() >= panels * w * depth, "pack: buffer too small");
+    if ls == 1 && ds != 1 {
+        // Lines contiguous: walk depth outside, so each step reads one
+        // contiguous run of `lines` floats while it is in cache (panel by
+        // panel, a step read only `w` floats of each cache line it touched,
+        // and the line was often gone by the next panel).
+        // SAFETY: as below; `out` has `panels · w · depth` floats.
+        unsafe { pack_contiguous_lines(dst.as_mut_ptr(), src, lines, depth, ds, w) };
+        return;
+    }
+    for (r, panel) in dst.chunks_exact_mut(w * depth).take(panels).enumerate() {
+        let i0 = r * w;
+        let live = w.min(lines - i0);
+        let out = panel.as_mut_ptr();
+        // SAFETY: `src` comes from a view whose every element (i < lines,
+        // p < depth) lies inside its slice (checked by `MatRef::new`), and
+        // `panel` has exactly `w · depth` floats, which bounds every write.
+        unsafe {
+            let base = src.add(i0 * ls);
+            if ds == 1 {
+                // Depth contiguous: a transpose, done in small square blocks.
+                transpose_lines(out, base, live, depth, ls, w);
+                pad(out, live, depth, w);
+            } else {
+                for p in 0..depth {
+                    for i in 0..live {
+                        *out.add(p * w + i) = *base.add(i * ls + p * ds);
+                    }
+                }
+                pad(out, live, depth, w);
+            }
+        }
+    }
+}
+
+/// [`pack`] for lines at stride 1: for each step `p`, the run of `lines`
+/// floats at `src + p·ds` is dealt out to the panels, `w` floats each, and
+/// the last panel's missing lines are zeroed. The copies are as wide as the
+/// CPU's vectors: a panel row of the AVX-512 tile is 256 bytes, and 16-byte
+/// moves made this copy about a third of the packing time of a 512³ product.
+///
+/// # Safety
+/// `src` has `lines` floats at each of `depth` steps `ds` apart; `out` has
+/// `⌈lines/w⌉ · w · depth` writable floats.
+unsafe fn pack_contiguous_lines(
+    out: *mut f32,
+    src: *const f32,
+    lines: usize,
+    depth: usize,
+    ds: usize,
+    w: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F; arguments forwarded (caller).
+            return unsafe { wide::copy_lines_avx512(out, src, lines, depth, ds, w) };
+        }
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU has AVX; arguments forwarded (caller).
+            return unsafe { wide::copy_lines_avx(out, src, lines, depth, ds, w) };
+        }
+    }
+    // SAFETY: forwarded (caller).
+    unsafe { copy_lines::<4>(out, src, lines, depth, ds, w) }
+}
+
+/// `#[target_feature]` shells of [`copy_lines`], so its copies of `CH`
+/// floats become single vector moves.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    /// # Safety
+    /// As [`super::copy_lines`], and the CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn copy_lines_avx512(
+        out: *mut f32,
+        src: *const f32,
+        lines: usize,
+        depth: usize,
+        ds: usize,
+        w: usize,
+    ) {
+        // SAFETY: forwarded (caller).
+        unsafe { super::copy_lines::<16>(out, src, lines, depth, ds, w) }
+    }
+
+    /// # Safety
+    /// As [`super::copy_lines`], and the CPU has AVX.
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn copy_lines_avx(
+        out: *mut f32,
+        src: *const f32,
+        lines: usize,
+        depth: usize,
+        ds: usize,
+        w: usize,
+    ) {
+        // SAFETY: forwarded (caller).
+        unsafe { super::copy_lines::<8>(out, src, lines, depth, ds, w) }
+    }
+}
+
+/// The body of [`pack_contiguous_lines`], copying `CH` floats at a time.
+///
+/// # Safety
+/// As [`pack_contiguous_lines`].
+#[inline(always)]
+unsafe fn copy_lines<const CH: usize>(
+    out: *mut f32,
+    src: *const f32,
+    lines: usize,
+    depth: usize,
+    ds: usize,
+    w: usize,
+) {
+    let panels = lines.div_ceil(w);
+    let panel_len = w * depth;
+    let tail = lines - (panels - 1) * w;
+    for p in 0..depth {
+        // SAFETY: step p < depth of src and of every panel (caller).
+        unsafe {
+            let row = src.add(p * ds);
+            for r in 0..panels - 1 {
+                copy_short::<CH>(row.add(r * w), out.add(r * panel_len + p * w), w);
+            }
+            let last = out.add((panels - 1) * panel_len + p * w);
+            copy_short::<CH>(row.add((panels - 1) * w), last, tail);
+            ptr::write_bytes(last.add(tail), 0, w - tail);
+        }
+    }
+}
+
+/// Copies `w` floats, `CH` at a time while they last; a panel row is at
+/// most a few hundred bytes, too short to be worth a call to `memcpy`.
+///
+/// # Safety
+/// `src` has `w` readable floats, `dst` `w` writable ones, not overlapping.
+#[inline(always)]
+unsafe fn copy_short<const CH: usize>(src: *const f32, dst: *mut f32, w: usize) {
+    let mut x = 0;
+    while x + CH <= w {
+        // SAFETY: x + CH ≤ w floats on both sides (caller): one vector move.
+        unsafe { ptr::copy_nonoverlapping(src.add(x), dst.add(x), CH) };
+        x += CH;
+    }
+    while x + 4 <= w {
+        // SAFETY: x + 4 ≤ w floats on both sides (caller).
+        unsafe { ptr::copy_nonoverlapping(src.add(x), dst.add(x), 4) };
+        x += 4;
+    }
+    while x < w {
+        // SAFETY: x < w (caller).
+        unsafe { *dst.add(x) = *src.add(x) };
+        x += 1;
+    }
+}
+
+/// Zeroes lines `live..w` of a panel, so edge tiles multiply by zeros.
+///
+/// # Safety
+/// `out` addresses `w · depth` writable floats.
+unsafe fn pad(out: *mut f32, live: usize, depth: usize, w: usize) {
+    if live == w {
+        return;
+    }
+    for p in 0..depth {
+        // SAFETY: `p·w + w ≤ w·depth` floats are writable (caller).
+        unsafe { ptr::write_bytes(out.add(p * w + live), 0, w - live) };
+    }
+}
