@@ -173,7 +173,10 @@ fn main() -> std::process::ExitCode {
             } else {
                 STEPS
             };
-            let (rate, phases) = pool.install(|| measure(build, batch, input, steps));
+            // As the examples train: the other workers poll between operations.
+            let (rate, phases) = pool.install(|| {
+                ember::tensor::with_workers_awake(|| measure(build, batch, input, steps))
+            });
             let total = (phases.forward + phases.backward + phases.optimizer).as_secs_f64();
             let share = |d: Duration| 100.0 * d.as_secs_f64() / total;
             println!(

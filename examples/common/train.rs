@@ -139,46 +139,51 @@ fn train(
         init_report(model, train_set, &batches, run.epoch);
     }
     let mut reporter = Reporter::new(args)?;
+    // The other workers poll for work through the whole run instead of
+    // sleeping between operations (waking one cost 40–90 µs a time).
     let mut test = None;
-    for epoch in run.epoch as usize..epochs {
-        model.set_training(true);
-        let local = ranks.local_len(train_set.len(), batch_size);
-        let mut tracker = EpochTracker::new(local, epoch, epochs, lr, args);
-        for (b, batch) in train_set.epoch(&batches, epoch as u64).enumerate() {
-            // The training step, as in any PyTorch loop.
-            let started = Instant::now();
-            let global = super::global_batch(train_set.len(), batch_size, b);
-            ranks.share(model, global); // this rank's rows of the global batch
-            let step = run.next_step();
-            optimizer.set_lr(schedule.lr(step.index));
-            model.set_step(step); // dropout masks: f(seed, step, path)
-            let logits = model.forward(&Var::constant(batch.images));
-            let loss = cross_entropy_smoothed(
-                &logits,
-                &batch.labels,
-                args.label_smoothing,
-                Reduction::Mean,
-            );
-            optimizer.zero_grad();
-            ranks.backward(&loss, batch.labels.len(), global);
-            optimizer.step();
-            let elapsed = started.elapsed();
-            tracker.record(
-                loss.item(),
-                &logits.value(),
-                &batch.labels,
-                elapsed,
-                run.step,
-            )?;
+    ember::tensor::with_workers_awake(|| -> Result<(), String> {
+        for epoch in run.epoch as usize..epochs {
+            model.set_training(true);
+            let local = ranks.local_len(train_set.len(), batch_size);
+            let mut tracker = EpochTracker::new(local, epoch, epochs, lr, args);
+            for (b, batch) in train_set.epoch(&batches, epoch as u64).enumerate() {
+                // The training step, as in any PyTorch loop.
+                let started = Instant::now();
+                let global = super::global_batch(train_set.len(), batch_size, b);
+                ranks.share(model, global); // this rank's rows of the global batch
+                let step = run.next_step();
+                optimizer.set_lr(schedule.lr(step.index));
+                model.set_step(step); // dropout masks: f(seed, step, path)
+                let logits = model.forward(&Var::constant(batch.images));
+                let loss = cross_entropy_smoothed(
+                    &logits,
+                    &batch.labels,
+                    args.label_smoothing,
+                    Reduction::Mean,
+                );
+                optimizer.zero_grad();
+                ranks.backward(&loss, batch.labels.len(), global);
+                optimizer.step();
+                let elapsed = started.elapsed();
+                tracker.record(
+                    loss.item(),
+                    &logits.value(),
+                    &batch.labels,
+                    elapsed,
+                    run.step,
+                )?;
+            }
+            run.end_epoch();
+            let evaluation = super::evaluate(model, test_set, recipe.layout);
+            test = Some(evaluation);
+            reporter.epoch(tracker.finish(evaluation), epochs)?;
+            if let Some(path) = &args.save {
+                super::save(path, model, optimizer, &run)?;
+            }
         }
-        run.end_epoch();
-        let evaluation = super::evaluate(model, test_set, recipe.layout);
-        test = Some(evaluation);
-        reporter.epoch(tracker.finish(evaluation), epochs)?;
-        if let Some(path) = &args.save {
-            super::save(path, model, optimizer, &run)?;
-        }
-    }
+        Ok(())
+    })?;
     let test = test.unwrap_or_else(|| super::evaluate(model, test_set, recipe.layout));
     if recipe.confusion && !args.quiet {
         println!("\nconfusion matrix on the test set (rows: true digit, columns: predicted)");

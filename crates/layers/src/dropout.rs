@@ -3,7 +3,7 @@
 use std::cell::Cell;
 
 use ember_autograd::Var;
-use ember_tensor::{Tensor, PARALLEL_THRESHOLD};
+use ember_tensor::Tensor;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -141,7 +141,7 @@ impl Module for Dropout {
                 }
             }
         };
-        if mask.len() >= PARALLEL_THRESHOLD && rayon::current_num_threads() > 1 {
+        if ember_tensor::worth_splitting(mask.len()) {
             mask.par_chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
         } else {
             mask.chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn masks_are_one_sequential_stream_for_any_thread_count() {
         // Above the parallel threshold and not a multiple of the chunk.
-        let n = PARALLEL_THRESHOLD + 123;
+        let n = ember_tensor::PARALLEL_THRESHOLD + 123;
         let step = Step::new(11, 5).child("3");
         let want = sequential_masks(0.3, step, n, 2);
         for threads in [1, 2] {

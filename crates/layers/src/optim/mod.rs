@@ -57,7 +57,7 @@ pub use sgd::{Sgd, SgdConfig};
 use std::collections::HashMap;
 
 use ember_autograd::Var;
-use ember_tensor::{Tensor, PARALLEL_THRESHOLD};
+use ember_tensor::Tensor;
 
 use crate::Named;
 
@@ -214,9 +214,9 @@ type Piece<'a, const S: usize> = (&'a mut [f32], &'a [f32], [&'a mut [f32]; S]);
 
 /// Runs an element-wise optimizer `kernel` over a parameter's `value`, its
 /// `grad` and its state `slots` (each as long as the value, or empty when the
-/// variant does not use it). A parameter of at least [`PARALLEL_THRESHOLD`]
-/// values (the tensor ops' threshold) is split into pieces run on the rayon
-/// pool (when it has more than one thread); every
+/// variant does not use it). A parameter large enough for
+/// [`ember_tensor::worth_splitting`] (the tensor ops' threshold) is split
+/// into pieces run on the rayon pool; every
 /// element still goes through the same arithmetic, so the result does not
 /// depend on the split or the thread count.
 pub(crate) fn par_update<const S: usize>(
@@ -227,7 +227,7 @@ pub(crate) fn par_update<const S: usize>(
 ) {
     use rayon::prelude::*;
     let n = value.len();
-    if n < PARALLEL_THRESHOLD || rayon::current_num_threads() < 2 {
+    if !ember_tensor::worth_splitting(n) {
         kernel(value, grad, slots);
         return;
     }
