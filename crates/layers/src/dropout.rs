@@ -102,7 +102,10 @@ impl Module for Dropout {
         // Keep an element when a uniform u32 falls below (1 − p)·2³²: one
         // integer compare per element on bulk-generated random words.
         let threshold = ((1.0 - f64::from(self.p)) * 4_294_967_296.0) as u64;
-        let mut mask = vec![0.0f32; shape.iter().product()];
+        // Recycled storage, every element written below (a fresh `vec!` of
+        // megabytes was mapped and faulted in each step).
+        let mut mask_tensor = Tensor::empty(&shape);
+        let mask = mask_tensor.data_mut();
         let rng = mask_stream(self.step.get());
         // One word per element; a share of a global batch starts at its
         // first row's words and the stream moves past the whole batch.
@@ -147,7 +150,7 @@ impl Module for Dropout {
             mask.chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
         }
         self.words_used.set(first_word - skip + words_used);
-        input.dropout_with_mask(&Tensor::from_vec(mask, &shape))
+        input.dropout_with_mask(&mask_tensor)
     }
 
     fn set_training(&self, training: bool) {
