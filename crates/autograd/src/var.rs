@@ -120,7 +120,9 @@ impl Var {
         self.0.value.borrow()
     }
 
-    /// The shape of the value.
+    /// The shape of the value, as an owned `Vec` (not a slice like
+    /// [`Tensor::shape`]'s: a slice would hold a borrow of the value, and an
+    /// optimizer step updating it while that borrow lived would panic).
     pub fn shape(&self) -> Vec<usize> {
         self.0.value.borrow().shape().to_vec()
     }
