@@ -15,10 +15,8 @@
 //! columns of the whole batch are never materialised. Every image is computed
 //! the same way whatever the thread count, so results are too.
 
-use ember_tensor::gemm::{gemm, MatMut, MatRef, Parallelism};
+use ember_tensor::gemm::{gemm, with_scratch, MatMut, MatRef, Parallelism};
 use ember_tensor::{max_pool2d_backward, Conv2dGeometry, Tensor};
-use std::cell::RefCell;
-
 use rayon::prelude::*;
 
 use crate::graph::{record, Grads};
@@ -232,27 +230,6 @@ fn conv2d_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, dims: &ConvDims) -
         }
     }
     output
-}
-
-thread_local! {
-    /// Each thread's column matrix (a few hundred KB), kept between calls:
-    /// allocating it per image or per task cost page faults and zeroing.
-    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on `len` floats of this thread's column buffer (contents
-/// unspecified: im2col and β = 0 products overwrite them), or on a fresh
-/// buffer if this thread's is already in use (a task nested in another).
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    COLUMNS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => {
-            if buffer.len() < len {
-                buffer.resize(len, 0.0);
-            }
-            f(&mut buffer[..len])
-        }
-        Err(_) => f(&mut vec![0.0; len]),
-    })
 }
 
 // With Gₙ = ∂L/∂Yₙ (O, P) and Yₙ = W·X̂ₙ + b·1ᵀ:

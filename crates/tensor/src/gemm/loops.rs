@@ -2,15 +2,17 @@
 //!
 //! ```text
 //! JC: for each NC-wide block of B's columns          (B block lives in L3)
-//!   PC: for each KC-deep slice of K                  (pack B block: KC × NC)
-//!     IC: for each MC-tall block of A's rows         (pack A block: MC × KC, in L2)
-//!       JR: for each NR-wide micro-panel of B        (B micro-panel stays in L1)
-//!         IR: for each MR-tall micro-panel of A      (micro-kernel: MR × NR of C)
+//!   PC: for each KC-deep slice of K                  (pack B block: KC × NC, in L2)
+//!     IC: for each MC-tall block of A's rows         (pack A block: MC × KC)
+//!       IR: for each MR-tall micro-panel of A        (A micro-panel stays in L1)
+//!         JR: for each NR-wide micro-panel of B      (micro-kernel: MR × NR of C)
 //! ```
 //!
 //! Threads split the IC and JR loops (rows and columns of C), never K: each
 //! element of C is computed by exactly one thread with the same sequence of
-//! operations, so the result is bit-identical for any thread count.
+//! operations, so the result is bit-identical for any thread count. When all
+//! rows fit one A block, A is packed once and each B panel is a task
+//! ([`few_rows`]).
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -48,6 +48,7 @@ mod tests;
 pub use cache::CacheSizes;
 use kernel::MicroKernel;
 use loops::{COut, Product};
+pub use pack::with_scratch;
 pub use peak::fma_peak_gflops;
 
 /// How many threads a GEMM may use.

@@ -59,6 +59,29 @@ thread_local! {
     pub(crate) static A_BUF: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
     /// The calling thread's packed B block (the PC loop's buffer).
     pub(crate) static B_BUF: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
+    /// Each thread's operand under construction, for callers ([`with_scratch`]).
+    static SCRATCH: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
+}
+
+/// Runs `f` on `len` floats of this thread's scratch buffer, for building a
+/// GEMM operand (a convolution's column matrix): kept between calls, so a
+/// training step does not allocate, map and zero it every time. Its
+/// contents are unspecified (what the last caller left, or zeros); if it is
+/// already in use on this thread (a call nested in another), `f` gets a
+/// fresh buffer. The GEMM's own packing buffers are separate, so `f` may
+/// call [`super::gemm`] on it.
+///
+/// ```
+/// use ember_tensor::gemm::with_scratch;
+///
+/// let total = with_scratch(4, |buf| {
+///     buf.copy_from_slice(&[1.0, 2.0, 3.0, 4.0]);
+///     buf.iter().sum::<f32>()
+/// });
+/// assert_eq!(total, 10.0);
+/// ```
+pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_buf(&SCRATCH, len, f)
 }
 
 /// Runs `f` on `len` floats of this thread's `buf`; if that buffer is already
