@@ -9,7 +9,7 @@ use ember::report::{plot_bands, Band, BandPanel, BandPoint};
 use crate::common::InitKind;
 use crate::doc::{table, Section};
 use crate::stats::Summary;
-use crate::{init_name, mlp, Act, Out, Plan};
+use crate::{init_color, init_name, mlp, Act, Out, Plan};
 
 /// Width of every hidden layer.
 const WIDTH: usize = 256;
@@ -49,9 +49,10 @@ fn at(rows: &[Vec<f64>], layer: usize) -> Summary {
 /// The geometric mean over seeds with its 95 % interval (the t interval of
 /// the mean of ln values): spreads that shrink or grow by factors per layer
 /// vary by factors across seeds too.
-fn band(name: &str, rows: &[Vec<f64>]) -> Band {
+fn band(kind: InitKind, rows: &[Vec<f64>]) -> Band {
     Band {
-        name: name.to_string(),
+        name: init_name(kind).to_string(),
+        color: Some(init_color(kind)),
         points: (1..=rows[0].len())
             .map(|l| {
                 let logs: Vec<f64> = rows.iter().map(|r| r[l - 1].max(1e-30).ln()).collect();
@@ -106,8 +107,8 @@ pub fn run(plan: &Plan, out: &mut Out) -> Result<Section, String> {
                     ratio(d),
                 );
             }
-            std_bands.push(band(init_name(kind), &stds));
-            grad_bands.push(band(init_name(kind), &grads));
+            std_bands.push(band(kind, &stds));
+            grad_bands.push(band(kind, &grads));
         }
         md.push_str(&format!(
             "**{}** (0.8796^{mid} = {:.3}, 0.8796^{d} = {:.3})\n\n",

@@ -9,9 +9,10 @@ use ember::report::{plot_histograms, Histogram, HistogramPanel};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::common::InitKind;
 use crate::doc::{table, Section};
 use crate::stats::Summary;
-use crate::{Out, Plan};
+use crate::{init_color, Out, Plan};
 
 const FAN_IN: usize = 784;
 const UNITS: usize = 512;
@@ -19,19 +20,26 @@ const UNITS: usize = 512;
 const RANGE: f64 = 4.6;
 const BIN: f64 = 0.1;
 
-fn arms() -> Vec<(&'static str, Box<dyn Initializer>)> {
+/// Each arm's name, the initializer whose colour it has, and its sampler.
+fn arms() -> Vec<(&'static str, InitKind, Box<dyn Initializer>)> {
     let sigma = 1.0 / (FAN_IN as f32).sqrt();
     vec![
         (
             "normal",
+            InitKind::Normal,
             Box::new(Normal {
                 mean: 0.0,
                 std: sigma,
             }),
         ),
-        ("truncated (TF, Ember)", Box::new(default_weight_init())),
+        (
+            "truncated (TF, Ember)",
+            InitKind::TruncatedNormal,
+            Box::new(default_weight_init()),
+        ),
         (
             "truncated, corrected (Keras, JAX)",
+            InitKind::TruncatedNormalCorrected,
             Box::new(VarianceScaling::new(
                 1.0,
                 FanMode::FanIn,
@@ -47,7 +55,7 @@ pub fn run(plan: &Plan, out: &mut Out) -> Result<Section, String> {
     let bins = (2.0 * RANGE / BIN).round() as usize;
     let mut rows = Vec::new();
     let mut histograms = Vec::new();
-    for (arm, (name, init)) in arms().into_iter().enumerate() {
+    for (arm, (name, kind, init)) in arms().into_iter().enumerate() {
         // Per seed: std/σ, max|w|/σ, counts beyond 2σ, 3σ, 4σ.
         let mut per_seed: Vec<[f64; 5]> = Vec::new();
         let mut counts = vec![0.0; bins];
@@ -95,6 +103,7 @@ pub fn run(plan: &Plan, out: &mut Out) -> Result<Section, String> {
             name: name.to_string(),
             edges: (0..=bins).map(|i| -RANGE + i as f64 * BIN).collect(),
             counts,
+            color: Some(init_color(kind)),
         });
     }
     let tail = |k: f64| n as f64 * 2.0 * normal_cdf(-k);

@@ -10,11 +10,12 @@ use ember::layers::init::{
     Normal, TruncatedNormal, VarianceScaling,
 };
 use ember::layers::LayerInit;
-use ember::report::{plot_bands, Band, BandPanel, BandPoint};
+use ember::report::{plot_bands, Band, BandPanel, BandPoint, Color};
 
+use crate::common::InitKind;
 use crate::doc::{table, Section};
 use crate::stats::{Difference, Summary};
-use crate::{mlp, Act, Out, Plan};
+use crate::{init_color, mlp, Act, Out, Plan, SHRUNK_NORMAL_COLOR};
 
 /// Hidden widths of the probed MLPs.
 const HIDDEN: [usize; 3] = [512, 512, 512];
@@ -38,6 +39,13 @@ impl Scale {
 /// The three distributions compared at each scale. "normal × 0.88" has the
 /// truncated normal's actual std: it separates the tails from the std.
 const ARMS: [&str; 3] = ["normal", "truncated", "normal × 0.88"];
+
+/// The colours of [`ARMS`]: those of the initializers they are.
+const ARM_COLORS: [Color; 3] = [
+    init_color(InitKind::Normal),
+    init_color(InitKind::TruncatedNormal),
+    SHRUNK_NORMAL_COLOR,
+];
 
 fn initializer(arm: usize, scale: Scale) -> Arc<dyn Initializer> {
     let f = truncated_normal_std_factor(2.0);
@@ -184,6 +192,7 @@ pub fn run(plan: &Plan, out: &mut Out) -> Result<Section, String> {
             let band = |points| Band {
                 name: name.to_string(),
                 points,
+                color: Some(ARM_COLORS[a]),
             };
             layer1.push(band(p1));
             layer3.push(band(p3));

@@ -13,7 +13,7 @@ use ember::report::{plot_bands, Band, BandPanel, BandPoint};
 use crate::common::{self, InitKind, OptimizerKind};
 use crate::doc::{table, Section};
 use crate::stats::{Difference, Summary};
-use crate::{init_name, mlp, Act, Out, Plan};
+use crate::{init_color, init_name, mlp, Act, Out, Plan};
 
 /// The default MNIST MLP's hidden layers and dropout.
 const HIDDEN: [usize; 2] = [512, 512];
@@ -148,7 +148,7 @@ fn train(plan: &Plan, act: Act, kind: InitKind, bias: &str, seed: u64) -> Result
 
 /// Mean ± interval of a curve over seeds, point by point (evaluation 0 left
 /// out: every initializer starts at chance, which only squashes the plot).
-fn curve_band(name: &str, runs: &[Run], pick: fn(&(f64, f64, f64)) -> f64, scale: f64) -> Band {
+fn curve_band(kind: InitKind, runs: &[Run], pick: fn(&(f64, f64, f64)) -> f64, scale: f64) -> Band {
     let points = (1..runs[0].curve.len())
         .map(|i| {
             let s = Summary::of(
@@ -166,8 +166,9 @@ fn curve_band(name: &str, runs: &[Run], pick: fn(&(f64, f64, f64)) -> f64, scale
         })
         .collect();
     Band {
-        name: name.to_string(),
+        name: init_name(kind).to_string(),
         points,
+        color: Some(init_color(kind)),
     }
 }
 
@@ -247,7 +248,7 @@ pub fn outcome(plan: &Plan, trainer: &mut Trainer, out: &mut Out) -> Result<Sect
                 log_y: false,
                 bands: all
                     .iter()
-                    .map(|(k, runs)| curve_band(init_name(*k), runs, |c| c.2, 100.0))
+                    .map(|(k, runs)| curve_band(*k, runs, |c| c.2, 100.0))
                     .collect(),
             },
             BandPanel {
@@ -257,7 +258,7 @@ pub fn outcome(plan: &Plan, trainer: &mut Trainer, out: &mut Out) -> Result<Sect
                 log_y: false,
                 bands: all
                     .iter()
-                    .map(|(k, runs)| curve_band(init_name(*k), runs, |c| c.1, 1.0))
+                    .map(|(k, runs)| curve_band(*k, runs, |c| c.1, 1.0))
                     .collect(),
             },
         ];

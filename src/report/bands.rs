@@ -10,6 +10,8 @@ use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+// The trait (mix, stroke_width, filled), in scope beside our own `Color`.
+use plotters::style::Color as _;
 
 /// One point of a [`Band`]: the mean and its interval at `x`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,6 +33,8 @@ pub struct Band {
     pub name: String,
     /// The points, in x order.
     pub points: Vec<BandPoint>,
+    /// Its colour; `None` takes the palette's colour for its position.
+    pub color: Option<Color>,
 }
 
 /// One chart of bands.
@@ -57,6 +61,8 @@ pub struct Histogram {
     pub edges: Vec<f64>,
     /// The count (or density) of each bin.
     pub counts: Vec<f64>,
+    /// Its colour; `None` takes the palette's colour for its position.
+    pub color: Option<Color>,
 }
 
 /// One chart of overlaid histograms.
@@ -74,15 +80,44 @@ pub struct HistogramPanel {
     pub histograms: Vec<Histogram>,
 }
 
-/// The series colours of every Ember plot (matplotlib's first seven).
-pub(super) const COLORS: [RGBColor; 7] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
+/// The colour of a plotted series, as red, green and blue.
+///
+/// A series left without one takes [`Color::palette`] of its position, so
+/// the same name can change colour between two plots; a study that shows
+/// one thing (an initializer, say) in many plots gives it one colour.
+///
+/// ```
+/// use ember::report::Color;
+/// assert_eq!(Color::palette(1), Color(255, 127, 14));
+/// assert_eq!(Color::palette(8), Color::palette(1)); // the palette cycles
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Color(pub u8, pub u8, pub u8);
+
+impl Color {
+    /// The `i`-th colour of Ember's palette (matplotlib's first seven),
+    /// cycling.
+    pub const fn palette(i: usize) -> Color {
+        PALETTE[i % PALETTE.len()]
+    }
+
+    /// A colour that no palette entry has (a neutral grey), for a reference
+    /// series.
+    pub const GREY: Color = Color(110, 110, 110);
+
+    pub(super) fn rgb(self) -> RGBColor {
+        RGBColor(self.0, self.1, self.2)
+    }
+}
+
+const PALETTE: [Color; 7] = [
+    Color(31, 119, 180),
+    Color(255, 127, 14),
+    Color(44, 160, 44),
+    Color(214, 39, 40),
+    Color(148, 103, 189),
+    Color(140, 86, 75),
+    Color(227, 119, 194),
 ];
 
 /// Draws the band panels side by side into one SVG file.
@@ -95,6 +130,7 @@ pub fn plot_bands(path: impl AsRef<Path>, panels: &[BandPanel]) -> Result<(), St
         .map(|p| {
             let series = p.bands.iter().map(|b| Series {
                 name: &b.name,
+                color: b.color,
                 line: b.points.iter().map(|p| (p.x, p.mean)).collect(),
                 fill: band_polygon(&b.points),
             });
@@ -186,6 +222,7 @@ fn histogram_series(h: &Histogram, log_y: bool) -> Series<'_> {
     }
     Series {
         name: &h.name,
+        color: h.color,
         line: step,
         fill: if log_y { Vec::new() } else { fill },
     }
@@ -193,6 +230,8 @@ fn histogram_series(h: &Histogram, log_y: bool) -> Series<'_> {
 
 struct Series<'a> {
     name: &'a str,
+    /// `None`: the palette's colour for the series' position.
+    color: Option<Color>,
     /// The line (NaN y values break it).
     line: Vec<(f64, f64)>,
     /// A polygon shaded under or around the line (may be empty).
@@ -263,8 +302,9 @@ where
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     // All the shading first, so that no band veils another series' line.
+    let color_of = |i: usize, s: &Series| s.color.unwrap_or(Color::palette(i)).rgb();
     for (i, s) in chart.series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let color = color_of(i, s);
         if !s.fill.is_empty() && s.fill.iter().all(|&(_, y)| usable(y)) {
             ctx.draw_series(std::iter::once(Polygon::new(
                 s.fill.clone(),
@@ -273,7 +313,7 @@ where
         }
     }
     for (i, s) in chart.series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let color = color_of(i, s);
         // Split the line where values cannot be drawn.
         let mut first = true;
         for run in s.line.split(|&(_, y)| !usable(y)) {
@@ -376,8 +416,9 @@ mod tests {
     fn svgs_carry_titles_labels_legends_and_bands() {
         let dir = std::env::temp_dir().join(format!("ember-bands-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let band = |name: &str, k: f64| Band {
+        let band = |name: &str, k: f64, color| Band {
             name: name.into(),
+            color,
             points: (1..=5)
                 .map(|i| BandPoint {
                     x: i as f64,
@@ -393,7 +434,10 @@ mod tests {
             x_label: "layer".into(),
             y_label: "std of z (units of z)".into(),
             log_y,
-            bands: vec![band("normal", 1.0), band("truncated", 2.0)],
+            bands: vec![
+                band("normal", 1.0, None),
+                band("truncated", 2.0, Some(Color(1, 2, 3))),
+            ],
         });
         plot_bands(&bands, &panels).unwrap();
         let hist = dir.join("hist.svg");
@@ -401,6 +445,7 @@ mod tests {
             name: "truncated".into(),
             edges: vec![-2.0, -1.0, 0.0, 1.0, 2.0],
             counts: vec![0.0, 10.0, 12.0, 1.0],
+            color: None,
         };
         let panels = [false, true].map(|log_y| HistogramPanel {
             title: "Weights".into(),
@@ -435,6 +480,13 @@ mod tests {
                 "no shapes"
             );
         }
+        // A band's own colour is used; one without takes the palette's first.
+        let svg = std::fs::read_to_string(dir.join("bands.svg")).unwrap();
+        assert!(svg.contains("#010203"), "the chosen colour is missing");
+        assert!(
+            svg.contains("#1F77B4"),
+            "the palette's first colour is missing"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -455,6 +507,7 @@ mod tests {
             name: "h".into(),
             edges: vec![0.0, 1.0, 2.0],
             counts: vec![3.0, 0.0],
+            color: None,
         };
         let steps = step_outline(&h, 0.0);
         assert_eq!(steps, vec![(0.0, 3.0), (1.0, 3.0), (1.0, 0.0), (2.0, 0.0)]);

@@ -8,7 +8,7 @@ mod plot;
 mod progress;
 
 pub use bands::{
-    plot_bands, plot_histograms, Band, BandPanel, BandPoint, Histogram, HistogramPanel,
+    plot_bands, plot_histograms, Band, BandPanel, BandPoint, Color, Histogram, HistogramPanel,
 };
 pub use csv::MetricsCsv;
 pub use plot::{plot_curves, Curve, Panel};

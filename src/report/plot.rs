@@ -3,8 +3,10 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+// The trait (mix, stroke_width, filled), in scope beside our own `Color`.
+use plotters::style::Color as _;
 
-use super::bands::COLORS;
+use super::bands::Color;
 
 /// One named line.
 #[derive(Clone, Debug)]
@@ -63,7 +65,7 @@ pub fn plot_curves(path: impl AsRef<Path>, panels: &[Panel]) -> Result<(), Strin
             .draw()
             .map_err(|e| fail(&e))?;
         for (i, curve) in panel.curves.iter().enumerate() {
-            let color = COLORS[i % COLORS.len()];
+            let color = Color::palette(i).rgb();
             chart
                 .draw_series(LineSeries::new(
                     curve.points.iter().copied(),
