@@ -187,6 +187,52 @@ fn results_do_not_depend_on_the_thread_count() {
     assert_eq!(one, run(3));
 }
 
+/// Bits of a tensor's values, so that signed zeros count.
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.to_vec().iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn fused_relu_matches_conv_then_relu_bit_for_bit() {
+    // 19 images: more than one backward task, and a partial last one.
+    let x = rand(&[19, 3, 9, 9], 21);
+    let w = rand(&[5, 3, 3, 3], 22);
+    let b = rand(&[5], 23);
+    let g = rand(&[19, 5, 9, 9], 24);
+    for threads in [1, 2] {
+        for with_bias in [true, false] {
+            let run = |fused: bool| {
+                ember_tensor::on_threads(threads, || {
+                    let (xv, wv, bv) = (
+                        Var::parameter(x.clone()),
+                        Var::parameter(w.clone()),
+                        Var::parameter(b.clone()),
+                    );
+                    let bias = with_bias.then_some(&bv);
+                    let y = if fused {
+                        xv.conv2d_relu(&wv, bias, 1, 1)
+                    } else {
+                        xv.conv2d(&wv, bias, 1, 1).relu()
+                    };
+                    y.backward_with(g.clone());
+                    let mut out = vec![bits(&y.value()), bits(&xv.grad().unwrap())];
+                    out.push(bits(&wv.grad().unwrap()));
+                    if with_bias {
+                        out.push(bits(&bv.grad().unwrap()));
+                    }
+                    out
+                })
+            };
+            let (fused, apart) = (run(true), run(false));
+            // Some outputs are rectified and some are not, or the test is idle.
+            let y = &apart[0];
+            assert!(y.iter().any(|&v| f32::from_bits(v) > 0.0));
+            assert!(y.iter().any(|&v| f32::from_bits(v) <= 0.0));
+            assert_eq!(fused, apart, "{threads} threads, bias {with_bias}");
+        }
+    }
+}
+
 #[test]
 fn only_requested_gradients_are_computed() {
     // Data as a constant (the first layer of a CNN): weight and bias still

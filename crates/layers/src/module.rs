@@ -255,6 +255,15 @@ pub trait Module {
     /// Runs the module on a batch.
     fn forward(&self, input: &Var) -> Var;
 
+    /// `forward` followed by a ReLU. A layer that can do both in one pass
+    /// over its output (`Conv2d`) does; the result is the same, bit for bit.
+    /// [`crate::Sequential`] calls it for a layer whose next module is a
+    /// ReLU; a model of its own can call it where it writes
+    /// `layer.forward(x).relu()`.
+    fn forward_relu(&self, input: &Var) -> Var {
+        self.forward(input).relu()
+    }
+
     /// Reports this module's own parameters and buffers and its sub-modules,
     /// each under its name, in a stable order. The default holds nothing
     /// (activations, pooling).

@@ -29,6 +29,12 @@ pub(crate) fn recording<R>(f: impl FnOnce() -> R) -> (R, Probe) {
     (result, probe)
 }
 
+/// Whether a probe is recording on this thread: then layers run unfused,
+/// so that the probe sees each pre-activation.
+pub(crate) fn is_recording() -> bool {
+    RECORDING.with(|r| r.borrow().is_some())
+}
+
 /// A weighted layer at `layer` produced `output`.
 pub(crate) fn layer_output<T>(layer: &T, output: &Var) {
     RECORDING.with(|r| {

@@ -2,7 +2,7 @@
 
 use ember_autograd::Var;
 
-use crate::{Members, Module};
+use crate::{Activation, LayerKind, Members, Module};
 
 /// Modules applied one after the other, named `"0"`, `"1"`, … as in
 /// PyTorch's `nn.Sequential`, so parameters are `"0.weight"`, `"0.bias"`, …
@@ -83,10 +83,24 @@ impl Sequential {
 }
 
 impl Module for Sequential {
+    /// Runs the layers in order. A layer followed by a ReLU module runs
+    /// both through its [`Module::forward_relu`] (one pass for a `Conv2d`;
+    /// the same values as running them apart).
     fn forward(&self, input: &Var) -> Var {
-        self.layers
-            .iter()
-            .fold(input.clone(), |x, layer| layer.forward(&x))
+        let mut x = input.clone();
+        let mut layers = self.layers.iter().peekable();
+        while let Some(layer) = layers.next() {
+            let relu_next = layers
+                .peek()
+                .is_some_and(|next| next.kind() == LayerKind::Activation(Activation::Relu));
+            x = if relu_next && !crate::probe::is_recording() {
+                layers.next();
+                layer.forward_relu(&x)
+            } else {
+                layer.forward(&x)
+            };
+        }
+        x
     }
 
     fn visit(&self, m: &mut Members) {

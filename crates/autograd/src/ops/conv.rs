@@ -119,6 +119,49 @@ impl Var {
     /// than the padded image; the message names the shapes.
     #[track_caller]
     pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, stride: usize, padding: usize) -> Var {
+        self.conv2d_then(weight, bias, stride, padding, false)
+    }
+
+    /// [`conv2d`](Var::conv2d) followed by [`relu`](Var::relu), in one pass:
+    /// each image's output is rectified while it is still in cache, and the
+    /// backward masks each image's gradient as it uses it, instead of two
+    /// more passes over the whole batch (and a buffer for each). The values
+    /// and gradients are those of `.conv2d(..).relu()`, bit for bit.
+    ///
+    /// ```
+    /// use ember_autograd::Var;
+    /// use ember_tensor::Tensor;
+    ///
+    /// let x = Var::constant(Tensor::from_vec(vec![1.0, -2.0, 3.0, -4.0], &[1, 1, 2, 2]));
+    /// let w = Var::parameter(Tensor::ones(&[2, 1, 1, 1]).mul_scalar(-1.0));
+    /// let fused = x.conv2d_relu(&w, None, 1, 0);
+    /// let apart = x.conv2d(&w, None, 1, 0).relu();
+    /// assert_eq!(fused.value().to_vec(), apart.value().to_vec());
+    /// assert_eq!(fused.value().to_vec(), vec![0.0, 2.0, 0.0, 4.0, 0.0, 2.0, 0.0, 4.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// As [`conv2d`](Var::conv2d).
+    #[track_caller]
+    pub fn conv2d_relu(
+        &self,
+        weight: &Var,
+        bias: Option<&Var>,
+        stride: usize,
+        padding: usize,
+    ) -> Var {
+        self.conv2d_then(weight, bias, stride, padding, true)
+    }
+
+    #[track_caller]
+    fn conv2d_then(
+        &self,
+        weight: &Var,
+        bias: Option<&Var>,
+        stride: usize,
+        padding: usize,
+        relu: bool,
+    ) -> Var {
         let (x, w) = (self.value().contiguous(), weight.value().contiguous());
         let dims = conv_dims(x.shape(), w.shape(), stride, padding);
         let b = bias.map(|b| b.value().contiguous());
@@ -130,13 +173,16 @@ impl Var {
                 w.shape()
             );
         }
-        let value = conv2d_forward(&x, &w, b.as_ref(), &dims);
+        let value = conv2d_forward(&x, &w, b.as_ref(), &dims, relu);
         let inputs: Vec<&Var> = match bias {
             Some(b) => vec![self, weight, b],
             None => vec![self, weight],
         };
-        record("conv2d", value, &inputs, move |g, grads: &mut Grads<'_>| {
-            conv2d_backward(&x, &w, &dims, g, grads)
+        // The rectified output is its own mask: y > 0 exactly where z > 0.
+        let mask = relu.then(|| value.clone());
+        let op = if relu { "conv2d_relu" } else { "conv2d" };
+        record(op, value, &inputs, move |g, grads: &mut Grads<'_>| {
+            conv2d_backward(&x, &w, &dims, g, mask.as_ref(), grads)
         })
     }
 
@@ -180,8 +226,25 @@ impl Var {
     }
 }
 
-/// `Yₙ = W·im2col(xₙ) + b`, image by image.
-fn conv2d_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, dims: &ConvDims) -> Tensor {
+/// ReLU as [`Var::relu`] computes it (`0·z`, not `0`, where z ≤ 0), so
+/// that the fused path matches it bit for bit, signed zeros included.
+#[inline]
+fn rectify(z: f32) -> f32 {
+    if z > 0.0 {
+        z
+    } else {
+        0.0 * z
+    }
+}
+
+/// `Yₙ = W·im2col(xₙ) + b`, image by image, rectified if `relu`.
+fn conv2d_forward(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    dims: &ConvDims,
+    relu: bool,
+) -> Tensor {
     let (n, o) = (dims.batch, dims.out_channels);
     let (k, p, image) = (dims.geom.patch_len(), dims.positions(), dims.image());
     let (x, w) = (
@@ -189,9 +252,10 @@ fn conv2d_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, dims: &ConvDims) -
         w.as_slice().expect("contiguous"),
     );
     let b = b.map(|b| b.as_slice().expect("contiguous"));
-    // Recycled storage: a fresh multi-megabyte `vec!` every step was paid
-    // for in page faults.
-    let mut output = Tensor::zeros(&[n, o, dims.geom.out_h(), dims.geom.out_w()]);
+    // Recycled storage (a fresh multi-megabyte `vec!` every step was paid
+    // for in page faults), not zeroed: every value is written below, the
+    // bias or the product with β = 0 first.
+    let mut output = Tensor::empty(&[n, o, dims.geom.out_h(), dims.geom.out_w()]);
     let out = output.data_mut();
     let one_image = |x_n: &[f32], y_n: &mut [f32], cols: &mut [f32], par| {
         dims.geom.im2col_image(x_n, cols);
@@ -214,6 +278,9 @@ fn conv2d_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, dims: &ConvDims) -
             MatMut::new(y_n, o, p, p, 1),
             par,
         );
+        if relu {
+            y_n.iter_mut().for_each(|v| *v = rectify(*v));
+        }
     };
     if !out.is_empty() {
         let par = gemm_threads(n);
@@ -240,7 +307,17 @@ fn conv2d_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, dims: &ConvDims) -
 // - ∂L/∂b[o] = Σₙ Σ_q Gₙ[o, q].
 // X̂ₙ is recomputed here rather than kept from the forward pass: unfolding is
 // cheap beside the GEMMs and keeping it would cost K·P floats per image.
-fn conv2d_backward(x: &Tensor, w: &Tensor, dims: &ConvDims, g: &Tensor, grads: &mut Grads<'_>) {
+//
+// With a fused ReLU (`mask` is its output y), Gₙ is first masked to
+// Gₙ ⊙ [yₙ > 0], image by image, as ReLU's own backward would have.
+fn conv2d_backward(
+    x: &Tensor,
+    w: &Tensor,
+    dims: &ConvDims,
+    g: &Tensor,
+    mask: Option<&Tensor>,
+    grads: &mut Grads<'_>,
+) {
     let (want_x, want_w, want_b) = (grads.wants(0), grads.wants(1), grads.wants(2));
     let (n, o) = (dims.batch, dims.out_channels);
     let (k, p, image) = (dims.geom.patch_len(), dims.positions(), dims.image());
@@ -248,6 +325,8 @@ fn conv2d_backward(x: &Tensor, w: &Tensor, dims: &ConvDims, g: &Tensor, grads: &
         return;
     }
     let g = g.contiguous();
+    let mask = mask.map(Tensor::contiguous);
+    let ys = mask.as_ref().map(|y| y.as_slice().expect("contiguous"));
     let (gs, xs, ws) = (
         g.as_slice().expect("contiguous"),
         x.as_slice().expect("contiguous"),
@@ -255,7 +334,9 @@ fn conv2d_backward(x: &Tensor, w: &Tensor, dims: &ConvDims, g: &Tensor, grads: &
     );
     let tasks = n.div_ceil(IMAGES_PER_TASK);
     let par = gemm_threads(tasks);
-    let mut dx_tensor = want_x.then(|| Tensor::zeros(x.shape()));
+    // Zeroed image by image below, just before col2im adds onto it (while
+    // the image is in cache), not in a pass of its own over the batch.
+    let mut dx_tensor = want_x.then(|| Tensor::empty(x.shape()));
     let dx_parts: Vec<Option<&mut [f32]>> = if let Some(dx) = dx_tensor.as_mut() {
         dx.data_mut()
             .chunks_mut(IMAGES_PER_TASK * image)
@@ -274,8 +355,22 @@ fn conv2d_backward(x: &Tensor, w: &Tensor, dims: &ConvDims, g: &Tensor, grads: &
             with_scratch(if want_w || want_x { k * p } else { 0 }, |cols| {
                 let mut dw = vec![0.0; if want_w { o * k } else { 0 }];
                 let mut db = vec![0.0; if want_b { o } else { 0 }];
+                let mut masked = ys.map(|_| Tensor::empty(&[o * p]));
                 for (i, img) in (first..last).enumerate() {
-                    let g_n = MatRef::new(&gs[img * o * p..(img + 1) * o * p], o, p, p, 1);
+                    let this = img * o * p..(img + 1) * o * p;
+                    let g_img: &[f32] = match (&mut masked, ys) {
+                        (Some(buffer), Some(ys)) => {
+                            let buffer = buffer.data_mut();
+                            let (g_n, y_n) = (&gs[this.clone()], &ys[this.clone()]);
+                            for ((m, &g), &y) in buffer.iter_mut().zip(g_n).zip(y_n) {
+                                // ReLU's backward, as Var::relu computes it.
+                                *m = if y > 0.0 { g } else { 0.0 * g };
+                            }
+                            buffer
+                        }
+                        _ => &gs[this],
+                    };
+                    let g_n = MatRef::new(g_img, o, p, p, 1);
                     if want_w {
                         // dW (+)= Gₙ·X̂ₙᵀ: X̂ₙᵀ is a transposed view, not a copy.
                         dims.geom
@@ -295,11 +390,12 @@ fn conv2d_backward(x: &Tensor, w: &Tensor, dims: &ConvDims, g: &Tensor, grads: &
                         // dX̂ₙ = Wᵀ·Gₙ, then folded back onto the image.
                         let w_t = MatRef::new(ws, k, o, 1, k);
                         gemm(1.0, w_t, g_n, 0.0, MatMut::new(cols, k, p, p, 1), par);
-                        dims.geom
-                            .col2im_image_add(cols, &mut dx_t[i * image..(i + 1) * image]);
+                        let dx_n = &mut dx_t[i * image..(i + 1) * image];
+                        dx_n.fill(0.0);
+                        dims.geom.col2im_image_add(cols, dx_n);
                     }
                     if want_b {
-                        let rows = gs[img * o * p..(img + 1) * o * p].chunks_exact(p);
+                        let rows = g_img.chunks_exact(p);
                         for (acc, row) in db.iter_mut().zip(rows) {
                             *acc += row.iter().sum::<f32>();
                         }

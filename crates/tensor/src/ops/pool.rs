@@ -160,8 +160,11 @@ pub fn max_pool2d_backward(grad: &Tensor, argmax: &[u32], input_shape: &[usize])
     let plane_out = gs[2] * gs[3];
     let g = grad.contiguous();
     let g = g.as_slice().expect("contiguous");
-    let mut dx = crate::recycle::filled(input_shape.iter().product(), 0.0);
+    // Each plane is zeroed just before its gradients are routed into it
+    // (while it is in cache), not in a pass of its own over the batch.
+    let mut dx = crate::recycle::for_overwrite(input_shape.iter().product());
     let route = |((dst, src), idx): ((&mut [f32], &[f32]), &[u32])| {
+        dst.fill(0.0);
         for (&v, &at) in src.iter().zip(idx) {
             dst[at as usize] += v;
         }
@@ -178,6 +181,8 @@ pub fn max_pool2d_backward(grad: &Tensor, argmax: &[u32], input_shape: &[usize])
                 .zip(argmax.chunks(plane_out))
                 .for_each(route);
         }
+    } else {
+        dx.fill(0.0);
     }
     Tensor::from_vec(dx, input_shape)
 }
