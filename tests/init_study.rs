@@ -150,3 +150,137 @@ fn quick_study_writes_plots_tables_and_sound_numbers() {
         );
     }
 }
+
+/// The `check` lines of a run's stdout.
+fn checks(stdout: &str) -> HashMap<String, f64> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("check "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.parse().expect("a number after the check's name"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn quick_full_study_trains_every_cell_and_resumes_after_a_kill() {
+    let real = std::env::var_os("MNIST_DIR").map(PathBuf::from);
+    let data = real
+        .clone()
+        .unwrap_or_else(|| synthetic_mnist().to_path_buf());
+    let dir = TempDir::new("init-study-full");
+    let (data, out_dir) = (data.to_string_lossy(), dir.file("out"));
+    let args = [
+        "--full",
+        "--quick",
+        "--threads",
+        "2",
+        "--data-dir",
+        &data,
+        "--out-dir",
+        &out_dir,
+    ];
+    let run = || {
+        let out = run_in("init_study", &args, dir.path());
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(
+            out.status.success(),
+            "init_study --full --quick failed:\n{stdout}\n{stderr}"
+        );
+        (stdout, stderr)
+    };
+    let (stdout, stderr) = run();
+    let found = checks(&stdout);
+    let inits = [
+        "TruncatedNormal",
+        "TruncatedNormalCorrected",
+        "Normal",
+        "GlorotUniform",
+        "HeNormal",
+    ];
+    let mut expected = Vec::new();
+    for net in [
+        "mlp_relu",
+        "mlp_relu_bias0",
+        "mlp_sigmoid",
+        "deep_relu",
+        "deep_tanh",
+    ] {
+        expected.extend(inits.map(|i| format!("full_{net}_{i}_accuracy_pct")));
+    }
+    expected.extend(
+        ["TruncatedNormal", "Normal", "HeNormal"].map(|i| format!("full_cnn_{i}_accuracy_pct")),
+    );
+    for name in &expected {
+        let value = *found
+            .get(name)
+            .unwrap_or_else(|| panic!("no `check {name}` line in:\n{stdout}"));
+        assert!((0.0..=100.0).contains(&value), "{name} = {value}");
+        // Even one epoch on 1,024 images leaves chance behind with ReLU.
+        if real.is_some() && name.starts_with("full_mlp_relu") {
+            assert!(value > 40.0, "{name} = {value}");
+        }
+    }
+    let half_width = found["full_mlp_half_width_max_pts"];
+    assert!(half_width.is_finite() && half_width >= 0.0);
+
+    let out = PathBuf::from(&out_dir);
+    let doc = std::fs::read_to_string(out.join("initialization.md")).expect("the page");
+    for section in ["full_mlp", "full_deep", "full_cnn", "full_run"] {
+        assert!(
+            doc.contains(&format!("<!-- init_study:{section}:begin -->")),
+            "no {section} section in the page"
+        );
+    }
+    for svg in [
+        "init_full_mlp_relu.svg",
+        "init_full_mlp_sigmoid.svg",
+        "init_full_deep.svg",
+        "init_full_deep_loss.svg",
+        "init_full_cnn.svg",
+    ] {
+        let text = std::fs::read_to_string(out.join("img").join(svg)).expect(svg);
+        assert!(text.starts_with("<svg"), "{svg} is not an SVG");
+        assert!(doc.contains(&format!("img/{svg}")), "the page lacks {svg}");
+    }
+    // 28 cells × 2 seeds, one record per line.
+    let records = out.join("init_study_runs.jsonl");
+    let text = std::fs::read_to_string(&records).expect("the records");
+    assert_eq!(text.lines().count(), 56, "records:\n{stderr}");
+
+    // A kill in the middle of writing the last record: the rerun keeps the
+    // 55 whole ones, trains the one that was cut, and writes the same page.
+    let cut = text.len() - text.lines().last().unwrap().len() / 2 - 1;
+    std::fs::write(&records, &text[..cut]).unwrap();
+    let (_, stderr) = run();
+    assert!(
+        stderr.contains("55 already in") && stderr.contains("1 to train"),
+        "the rerun did not resume:\n{stderr}"
+    );
+    let again = std::fs::read_to_string(&records).unwrap();
+    let whole = again
+        .lines()
+        .filter(|l| l.starts_with('{') && l.ends_with('}'))
+        .count();
+    assert_eq!(whole, 56, "records after the resume:\n{again}");
+    let redone = std::fs::read_to_string(out.join("initialization.md")).unwrap();
+    let tables = |page: &str| {
+        // The run section's wall time differs; every table must not.
+        page.split("<!-- init_study:full_run:begin -->")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        tables(&redone),
+        tables(&doc),
+        "a resumed study changed its tables"
+    );
+}
