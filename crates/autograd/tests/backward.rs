@@ -201,3 +201,41 @@ fn observed_backward_reports_each_leaf_once_with_its_final_gradient() {
     assert_eq!(seen[0], (w2.id(), vec![10.0, 24.0])); // 2·h = 2·(5, 12)
     assert_eq!(seen[1], (w1.id(), vec![30.0, 48.0])); // 2·w2·x = 2·(15, 24)
 }
+
+#[test]
+fn fused_linear_relu_matches_linear_then_relu_bit_for_bit() {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let x = Tensor::uniform(&[37, 19], -1.0, 1.0, &mut rng);
+    let w = Tensor::uniform(&[23, 19], -1.0, 1.0, &mut rng);
+    let b = Tensor::uniform(&[23], -1.0, 1.0, &mut rng);
+    let g = Tensor::uniform(&[37, 23], -1.0, 1.0, &mut rng);
+    let bits = |t: &Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for with_bias in [true, false] {
+        let run = |fused: bool| {
+            let (xv, wv, bv) = (
+                Var::parameter(x.clone()),
+                Var::parameter(w.clone()),
+                Var::parameter(b.clone()),
+            );
+            let bias = with_bias.then_some(&bv);
+            let y = if fused {
+                xv.linear_relu(&wv, bias)
+            } else {
+                xv.linear(&wv, bias).relu()
+            };
+            y.backward_with(g.clone());
+            let mut out = vec![bits(&y.value()), bits(&xv.grad().unwrap())];
+            out.push(bits(&wv.grad().unwrap()));
+            if with_bias {
+                out.push(bits(&bv.grad().unwrap()));
+            }
+            out
+        };
+        let (fused, apart) = (run(true), run(false));
+        let y = &apart[0];
+        assert!(y.iter().any(|&v| f32::from_bits(v) > 0.0));
+        assert!(y.iter().any(|&v| f32::from_bits(v) <= 0.0));
+        assert_eq!(fused, apart, "bias {with_bias}");
+    }
+}

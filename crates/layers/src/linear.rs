@@ -90,6 +90,14 @@ impl Module for Linear {
         output
     }
 
+    fn forward_relu(&self, input: &Var) -> Var {
+        if crate::probe::is_recording() {
+            // A report needs the pre-activation, which the fused op never holds.
+            return crate::ReLU.forward(&self.forward(input));
+        }
+        input.linear_relu(&self.weight, self.bias.as_ref())
+    }
+
     fn visit(&self, m: &mut Members) {
         m.weight_and_bias(&self.weight, self.bias.as_ref());
     }

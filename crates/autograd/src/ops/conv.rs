@@ -19,6 +19,7 @@ use ember_tensor::gemm::{gemm, with_scratch, MatMut, MatRef, Parallelism};
 use ember_tensor::{max_pool2d_backward, Conv2dGeometry, Tensor};
 use rayon::prelude::*;
 
+use super::elementwise::{relu_grad, relu_of};
 use crate::graph::{record, Grads};
 use crate::Var;
 
@@ -226,17 +227,6 @@ impl Var {
     }
 }
 
-/// ReLU as [`Var::relu`] computes it (`0·z`, not `0`, where z ≤ 0), so
-/// that the fused path matches it bit for bit, signed zeros included.
-#[inline]
-fn rectify(z: f32) -> f32 {
-    if z > 0.0 {
-        z
-    } else {
-        0.0 * z
-    }
-}
-
 /// `Yₙ = W·im2col(xₙ) + b`, image by image, rectified if `relu`.
 fn conv2d_forward(
     x: &Tensor,
@@ -279,7 +269,7 @@ fn conv2d_forward(
             par,
         );
         if relu {
-            y_n.iter_mut().for_each(|v| *v = rectify(*v));
+            y_n.iter_mut().for_each(|v| *v = relu_of(*v));
         }
     };
     if !out.is_empty() {
@@ -363,8 +353,7 @@ fn conv2d_backward(
                             let buffer = buffer.data_mut();
                             let (g_n, y_n) = (&gs[this.clone()], &ys[this.clone()]);
                             for ((m, &g), &y) in buffer.iter_mut().zip(g_n).zip(y_n) {
-                                // ReLU's backward, as Var::relu computes it.
-                                *m = if y > 0.0 { g } else { 0.0 * g };
+                                *m = relu_grad(g, y);
                             }
                             buffer
                         }

@@ -8,6 +8,7 @@
 
 use ember_tensor::Tensor;
 
+use super::elementwise::{relu_grad, relu_of};
 use crate::graph::{record, Grads};
 use crate::Var;
 
@@ -51,6 +52,33 @@ impl Var {
     /// If the shapes do not fit; the message names them.
     #[track_caller]
     pub fn linear(&self, weight: &Var, bias: Option<&Var>) -> Var {
+        self.linear_then(weight, bias, false)
+    }
+
+    /// [`linear`](Var::linear) followed by [`relu`](Var::relu): the output
+    /// is rectified in place while the GEMM has just left it in cache,
+    /// instead of in a second pass that writes a second buffer. The values
+    /// and gradients are those of `.linear(..).relu()`, bit for bit.
+    ///
+    /// ```
+    /// use ember_autograd::Var;
+    /// use ember_tensor::Tensor;
+    ///
+    /// let x = Var::constant(Tensor::from_vec(vec![1.0, 2.0], &[1, 2]));
+    /// let w = Var::parameter(Tensor::from_vec(vec![1.0, 1.0, -1.0, 0.0], &[2, 2]));
+    /// let y = x.linear_relu(&w, None);
+    /// assert_eq!(y.value().to_vec(), vec![3.0, 0.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// As [`linear`](Var::linear).
+    #[track_caller]
+    pub fn linear_relu(&self, weight: &Var, bias: Option<&Var>) -> Var {
+        self.linear_then(weight, bias, true)
+    }
+
+    #[track_caller]
+    fn linear_then(&self, weight: &Var, bias: Option<&Var>, relu: bool) -> Var {
         let (x, w) = (self.value(), weight.value());
         assert!(
             x.ndim() == 2 && w.ndim() == 2 && x.shape()[1] == w.shape()[1],
@@ -74,11 +102,21 @@ impl Var {
         };
         let beta = if bias.is_some() { 1.0 } else { 0.0 };
         value.gemm_assign(1.0, &x, &w.t(), beta);
+        if relu {
+            value.map_inplace(relu_of);
+        }
         let inputs: Vec<&Var> = match bias {
             Some(b) => vec![self, weight, b],
             None => vec![self, weight],
         };
-        record("linear", value, &inputs, move |g, grads: &mut Grads<'_>| {
+        // The rectified output is its own mask: y > 0 exactly where z > 0.
+        let mask = relu.then(|| value.clone());
+        let op = if relu { "linear_relu" } else { "linear" };
+        record(op, value, &inputs, move |g, grads: &mut Grads<'_>| {
+            let masked = mask
+                .as_ref()
+                .map(|y| g.zip_map(y, "relu_backward", relu_grad));
+            let g = masked.as_ref().unwrap_or(g);
             // y = x·wᵀ: ∂x = g·w, ∂w = gᵀ·x, ∂bias = Σ_batch g.
             grads.add_matmul(0, 1.0, g, &w);
             grads.add_matmul(1, 1.0, &g.t(), &x);
