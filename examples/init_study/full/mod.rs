@@ -225,12 +225,12 @@ pub fn run(plan: &FullPlan, out: &mut Out, records_path: &Path) -> Result<Vec<Se
         report::deep(plan, &runs, out)?,
         report::cnn(plan, &runs, out)?,
     ];
-    sections.push(report::run_section(
-        plan,
-        &runs,
-        records_path,
-        started.elapsed().as_secs_f64(),
-    ));
+    sections.push(report::run_section(plan, &runs, records_path));
+    eprintln!(
+        "  the full study's sections from {} records in {:.0} s",
+        runs.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(sections)
 }
 

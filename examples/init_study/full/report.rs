@@ -125,6 +125,15 @@ fn curves(
     panel(title, accuracy, bands)
 }
 
+/// "1 epoch", "20 epochs".
+fn epochs(n: usize) -> String {
+    if n == 1 {
+        "1 epoch".into()
+    } else {
+        format!("{n} epochs")
+    }
+}
+
 fn seeds_text(plan: &FullPlan, net: Net) -> String {
     format!(
         "{} seeds per cell (the seed draws the weights, the batch order and the dropout masks)",
@@ -154,13 +163,13 @@ pub fn mlp(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Sec
     let recipe = Recipe::of(relu(false), plan.quick);
     let mut md = format!(
         "784 → 512 → 512 → 10 with dropout 0.2, RMSprop (lr {}, ρ 0.9), batch {}, trained on \
-         all {} training images for {} epochs and evaluated on all {} test images after every \
+         all {} training images for {} and evaluated on all {} test images after every \
          epoch; {}. {DELTA_TEXT} Epochs to 98 %: the first epoch at whose end test accuracy \
          reached 98 %, the mean over the runs that did (how many, when not all). {}\n",
         recipe.lr,
         recipe.batch,
         plan.train.len(),
-        recipe.epochs,
+        epochs(recipe.epochs),
         plan.test.len(),
         seeds_text(plan, relu(false)),
         units_text(plan)
@@ -346,11 +355,12 @@ pub fn deep(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Se
     let mut md = format!(
         "784 → {DEEP_LAYERS} × {DEEP_WIDTH} → 10, no dropout, no normalization, Ember's default \
          biases (0.1 before a ReLU, 0 before a tanh), SGD with momentum 0.9 (lr {}), batch {}, \
-         {} epochs on all {} training images, evaluated on all {} test images {} times per \
-         epoch; {}. Mean ± 95 % interval over seeds. {}\n",
+         {} on all {} training images, evaluated on all {} test images {} times per \
+         epoch; {}. Mean ± 95 % interval over seeds; Δ against the same network with Ember's \
+         default (truncated normal), with Welch's interval. {}\n",
         recipe.lr,
         recipe.batch,
-        recipe.epochs,
+        epochs(recipe.epochs),
         plan.train.len(),
         plan.test.len(),
         recipe.evals_per_epoch,
@@ -365,12 +375,22 @@ pub fn deep(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Se
             Act::Relu => "dead % (init → end)",
             _ => "saturated % (init → end)",
         };
+        let base = cell(runs, net, InitKind::TruncatedNormal);
+        let base_after1 = summary(&base, |r| 100.0 * r.accuracy_at(1.0));
+        let base_acc = accuracy(&base);
         let rows: Vec<Vec<String>> = MLP_INITS
             .iter()
             .map(|&kind| {
                 let records = cell(runs, net, kind);
                 let after1 = summary(&records, |r| 100.0 * r.accuracy_at(1.0));
                 let acc = accuracy(&records);
+                let delta = |a: &Summary, b: &Summary| {
+                    if kind == InitKind::TruncatedNormal {
+                        "—".to_string()
+                    } else {
+                        Difference::of(a, b).show(2)
+                    }
+                };
                 out.check(
                     &format!("full_deep_{}_{kind:?}_accuracy_pct", act.name()),
                     acc.mean,
@@ -378,7 +398,9 @@ pub fn deep(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Se
                 vec![
                     init_name(kind).to_string(),
                     after1.show(2),
+                    delta(&after1, &base_after1),
                     acc.show(2),
+                    delta(&acc, &base_acc),
                     loss(&records).show(4),
                     epochs_to(&records, 0.9),
                     epochs_to(&records, 0.98),
@@ -392,7 +414,9 @@ pub fn deep(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Se
             &[
                 "initializer",
                 "test accuracy % after 1 epoch",
+                "Δ (points)",
                 "final test accuracy %",
+                "Δ (points)",
                 "final test loss",
                 "epochs to 90 %",
                 "epochs to 98 %",
@@ -434,12 +458,12 @@ pub fn cnn(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Sec
     let mut md = format!(
         "`mnist_cnn`'s convnet (conv 32 → conv 64 → max-pool → dropout 0.25 → 128 → dropout \
          0.5 → 10, ReLU), its recipe: Adam (lr {}, half a cosine to 0 over the run), batch {}, \
-         {} epochs on all {} training images, evaluated on all {} test images {} times per \
+         {} on all {} training images, evaluated on all {} test images {} times per \
          epoch; {}. Mean ± 95 % interval; Δ against the truncated normal (Ember's default) with \
          Welch's interval. {}\n\n",
         recipe.lr,
         recipe.batch,
-        recipe.epochs,
+        epochs(recipe.epochs),
         plan.train.len(),
         plan.test.len(),
         recipe.evals_per_epoch,
@@ -512,12 +536,7 @@ pub fn cnn(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Sec
 }
 
 /// How the full study was produced: the command, the machine, the time.
-pub fn run_section(
-    plan: &FullPlan,
-    runs: &[(Job, Record)],
-    records: &Path,
-    wall_seconds: f64,
-) -> Section {
+pub fn run_section(plan: &FullPlan, runs: &[(Job, Record)], records: &Path) -> Section {
     let group = |pick: fn(&Net) -> bool| {
         let seconds: Vec<f64> = runs
             .iter()
@@ -535,7 +554,8 @@ pub fn run_section(
     let markdown = format!(
         "Generated by `cargo run --release --example init_study -- --full{}` ({} seeds per cell \
          of the classic MLP, {} of the others; {} runs at a time, one thread each) on {}. The runs: classic MLP {}; deep MLP {}; convnet {}. \
-         The invocation that finished the study took {:.0} s of wall time. Each run's record \
+         At {} runs at a time that is about {:.0} min of wall time (the runs' times summed, \
+         divided by {}; the record file keeps each run's own). Each run's record \
          (its curve, its unit counts, its time) is one line of `{}` beside this page: a rerun \
          trains only the runs that file lacks, and rebuilds these sections from it.\n",
         if plan.quick { " --quick" } else { "" },
@@ -546,7 +566,9 @@ pub fn run_section(
         group(|n| matches!(n, Net::Mlp { .. })),
         group(|n| matches!(n, Net::Deep { .. })),
         group(|n| matches!(n, Net::Cnn)),
-        wall_seconds,
+        plan.workers,
+        runs.iter().map(|(_, r)| r.seconds).sum::<f64>() / 60.0 / plan.workers.max(1) as f64,
+        plan.workers,
         records.file_name().map_or_else(
             || records.display().to_string(),
             |f| f.to_string_lossy().into()
