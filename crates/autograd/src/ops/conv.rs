@@ -386,7 +386,7 @@ fn conv2d_backward(
                     if want_b {
                         let rows = g_img.chunks_exact(p);
                         for (acc, row) in db.iter_mut().zip(rows) {
-                            *acc += row.iter().sum::<f32>();
+                            *acc += row_sum(row);
                         }
                     }
                 }
@@ -407,6 +407,30 @@ fn conv2d_backward(
     }
 }
 
+/// The sum of a row, over 16 running partial sums combined in a fixed order:
+/// the loop vectorises (a plain `iter().sum()` is one chain of dependent
+/// adds: 3–4 ms of a 60 ms convnet step went to the bias gradient), and the
+/// result depends only on the row, never on the machine or thread count.
+fn row_sum(row: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut lanes = [0.0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    let mut total = 0.0;
+    for lane in lanes {
+        total += lane;
+    }
+    for &v in rest {
+        total += v;
+    }
+    total
+}
+
 /// The elementwise sum of per-task partial gradients, in task order (not in
 /// whatever order threads finished), so the rounding is always the same.
 fn sum_in_order<'a>(mut parts: impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
@@ -417,4 +441,18 @@ fn sum_in_order<'a>(mut parts: impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::row_sum;
+
+    #[test]
+    fn row_sum_adds_every_value_in_its_fixed_order() {
+        for len in [0, 1, 15, 16, 17, 40, 576] {
+            let row: Vec<f32> = (0..len).map(|i| (i % 7) as f32 - 2.5).collect();
+            let exact: f64 = row.iter().map(|&v| f64::from(v)).sum();
+            assert_eq!(f64::from(row_sum(&row)), exact, "length {len}");
+        }
+    }
 }
