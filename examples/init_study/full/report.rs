@@ -90,6 +90,16 @@ fn band(kind: InitKind, records: &[&Record], pick: fn(&(f64, f64, f64)) -> f64) 
     }
 }
 
+/// `a − b` with its Welch interval, or a dash on the row that is `b`
+/// itself.
+fn delta(is_base: bool, a: &Summary, b: &Summary, digits: usize) -> String {
+    if is_base {
+        "—".to_string()
+    } else {
+        Difference::of(a, b).show(digits)
+    }
+}
+
 const ACCURACY: fn(&(f64, f64, f64)) -> f64 = |c| 100.0 * c.2;
 const LOSS: fn(&(f64, f64, f64)) -> f64 = |c| c.1;
 
@@ -174,10 +184,11 @@ pub fn mlp(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Sec
         seeds_text(plan, relu(false)),
         units_text(plan)
     );
-    let base = cell(runs, relu(false), InitKind::TruncatedNormal);
-    let (base_acc, base_loss) = (accuracy(&base), loss(&base));
     let mut widest: f64 = 0.0;
-    let mut row = |net: Net, kind: InitKind, base_acc: &Summary, base_loss: &Summary| {
+    // A row of `net`, its Δ against the truncated normal of `base`.
+    let mut row = |net: Net, kind: InitKind, base: Net| {
+        let base_records = cell(runs, base, InitKind::TruncatedNormal);
+        let (base_acc, base_loss) = (accuracy(&base_records), loss(&base_records));
         let records = cell(runs, net, kind);
         let (acc, l) = (accuracy(&records), loss(&records));
         widest = widest.max(acc.half_width);
@@ -188,20 +199,13 @@ pub fn mlp(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Sec
             ),
             acc.mean,
         );
-        let is_base = net == relu(false) && kind == InitKind::TruncatedNormal;
-        let delta = |a: &Summary, b: &Summary, digits| {
-            if is_base {
-                "—".to_string()
-            } else {
-                Difference::of(a, b).show(digits)
-            }
-        };
+        let is_base = net == base && kind == InitKind::TruncatedNormal;
         let mut cells = vec![
             init_name(kind).to_string(),
             acc.show(2),
-            delta(&acc, base_acc, 2),
+            delta(is_base, &acc, &base_acc, 2),
             l.show(4),
-            delta(&l, base_loss, 4),
+            delta(is_base, &l, &base_loss, 4),
             epochs_to(&records, 0.98),
             units(&records),
         ];
@@ -229,7 +233,7 @@ pub fn mlp(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Sec
         let net = relu(zero_bias);
         let mut rows = Vec::new();
         for kind in MLP_INITS {
-            let mut r = row(net, kind, &base_acc, &base_loss);
+            let mut r = row(net, kind, relu(false));
             if zero_bias {
                 // The bias's own effect: the same initializer with 0.1.
                 let with = accuracy(&cell(runs, relu(false), kind));
@@ -257,28 +261,10 @@ pub fn mlp(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Sec
         act: Act::Sigmoid,
         zero_bias: false,
     };
+    // Against the sigmoid's own truncated-normal cell, not the ReLU's.
     let rows: Vec<Vec<String>> = MLP_INITS
         .iter()
-        .map(|&k| row(sigmoid, k, &base_acc, &base_loss))
-        .collect();
-    // Against the sigmoid's own truncated-normal cell, not the ReLU's.
-    let sig_base = cell(runs, sigmoid, InitKind::TruncatedNormal);
-    let rows: Vec<Vec<String>> = rows
-        .into_iter()
-        .zip(MLP_INITS)
-        .map(|(mut r, k)| {
-            let rs = cell(runs, sigmoid, k);
-            let delta = |a: Summary, b: Summary, digits| {
-                if k == InitKind::TruncatedNormal {
-                    "—".to_string()
-                } else {
-                    Difference::of(&a, &b).show(digits)
-                }
-            };
-            r[2] = delta(accuracy(&rs), accuracy(&sig_base), 2);
-            r[4] = delta(loss(&rs), loss(&sig_base), 4);
-            r
-        })
+        .map(|&k| row(sigmoid, k, sigmoid))
         .collect();
     let h = header("saturated % (init → end)", None);
     md.push_str(
@@ -384,13 +370,7 @@ pub fn deep(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Se
                 let records = cell(runs, net, kind);
                 let after1 = summary(&records, |r| 100.0 * r.accuracy_at(1.0));
                 let acc = accuracy(&records);
-                let delta = |a: &Summary, b: &Summary| {
-                    if kind == InitKind::TruncatedNormal {
-                        "—".to_string()
-                    } else {
-                        Difference::of(a, b).show(2)
-                    }
-                };
+                let is_base = kind == InitKind::TruncatedNormal;
                 out.check(
                     &format!("full_deep_{}_{kind:?}_accuracy_pct", act.name()),
                     acc.mean,
@@ -398,9 +378,9 @@ pub fn deep(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Se
                 vec![
                     init_name(kind).to_string(),
                     after1.show(2),
-                    delta(&after1, &base_after1),
+                    delta(is_base, &after1, &base_after1, 2),
                     acc.show(2),
-                    delta(&acc, &base_acc),
+                    delta(is_base, &acc, &base_acc, 2),
                     loss(&records).show(4),
                     epochs_to(&records, 0.9),
                     epochs_to(&records, 0.98),
@@ -477,19 +457,13 @@ pub fn cnn(plan: &FullPlan, runs: &[(Job, Record)], out: &mut Out) -> Result<Sec
             let records = cell(runs, Net::Cnn, kind);
             let (acc, l) = (accuracy(&records), loss(&records));
             out.check(&format!("full_cnn_{kind:?}_accuracy_pct"), acc.mean);
-            let delta = |a: &Summary, b: &Summary, digits| {
-                if kind == InitKind::TruncatedNormal {
-                    "—".to_string()
-                } else {
-                    Difference::of(a, b).show(digits)
-                }
-            };
+            let is_base = kind == InitKind::TruncatedNormal;
             vec![
                 init_name(kind).to_string(),
                 acc.show(2),
-                delta(&acc, &accuracy(&base), 2),
+                delta(is_base, &acc, &accuracy(&base), 2),
                 l.show(4),
-                delta(&l, &loss(&base), 4),
+                delta(is_base, &l, &loss(&base), 4),
                 epochs_to(&records, 0.98),
                 epochs_to(&records, 0.99),
                 units(&records),
