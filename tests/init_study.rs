@@ -43,12 +43,7 @@ fn quick_study_writes_plots_tables_and_sound_numbers() {
         "init_study --quick failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let checks: HashMap<&str, f64> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("check "))
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k, v.parse().expect("a number after the check's name")))
-        .collect();
+    let checks = checks(&stdout);
     let check = |name: &str| -> f64 {
         *checks
             .get(name)
