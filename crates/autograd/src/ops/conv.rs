@@ -15,11 +15,13 @@
 //! columns of the whole batch are never materialised. Every image is computed
 //! the same way whatever the thread count, so results are too.
 
-use ember_tensor::gemm::{gemm, with_scratch, MatMut, MatRef, Parallelism};
+use ember_tensor::gemm::{
+    gemm, gemm_fused, with_scratch, Bias, Epilogue, MatMut, MatRef, Parallelism,
+};
 use ember_tensor::{max_pool2d_backward, Conv2dGeometry, Tensor};
 use rayon::prelude::*;
 
-use super::elementwise::{relu_grad, relu_of};
+use super::elementwise::relu_grad;
 use crate::graph::{record, Grads};
 use crate::Var;
 
@@ -243,34 +245,21 @@ fn conv2d_forward(
     );
     let b = b.map(|b| b.as_slice().expect("contiguous"));
     // Recycled storage (a fresh multi-megabyte `vec!` every step was paid
-    // for in page faults), not zeroed: every value is written below, the
-    // bias or the product with β = 0 first.
+    // for in page faults), not zeroed: the product with β = 0 writes every value.
     let mut output = Tensor::empty(&[n, o, dims.geom.out_h(), dims.geom.out_w()]);
     let out = output.data_mut();
+    // The bias (one per output channel: a row of Yₙ) and the ReLU are applied
+    // by the GEMM as it writes each tile, not in passes over Yₙ of their own;
+    // the bits are those of a bias fill, β = 1 and `Var::relu` after.
+    let epilogue = Epilogue {
+        bias: b.map(Bias::Rows),
+        relu,
+    };
     let one_image = |x_n: &[f32], y_n: &mut [f32], cols: &mut [f32], par| {
         dims.geom.im2col_image(x_n, cols);
-        // The bias is written first and the product accumulated onto it (β = 1).
-        let beta = match b {
-            Some(b) => {
-                for (row, &bias) in y_n.chunks_exact_mut(p).zip(b) {
-                    row.fill(bias);
-                }
-                1.0
-            }
-            None => 0.0,
-        };
         let cols = MatRef::new(cols, k, p, p, 1);
-        gemm(
-            1.0,
-            dims.weight(w),
-            cols,
-            beta,
-            MatMut::new(y_n, o, p, p, 1),
-            par,
-        );
-        if relu {
-            y_n.iter_mut().for_each(|v| *v = relu_of(*v));
-        }
+        let y_n = MatMut::new(y_n, o, p, p, 1);
+        gemm_fused(1.0, dims.weight(w), cols, 0.0, y_n, epilogue, par);
     };
     if !out.is_empty() {
         let par = gemm_threads(n);

@@ -14,18 +14,6 @@ use crate::Var;
 /// `√(2/π)`, from the tanh form of GELU.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
-/// ReLU as [`Var::relu`] computes it (`0·z`, a signed zero, where z ≤ 0):
-/// the fused layers (`conv2d_relu`, `linear_relu`) use it to match the
-/// unfused path bit for bit.
-#[inline]
-pub(crate) fn relu_of(z: f32) -> f32 {
-    if z > 0.0 {
-        z
-    } else {
-        0.0 * z
-    }
-}
-
 /// ReLU's backward as [`Var::relu`] computes it, from its input or its
 /// output (positive at the same places).
 #[inline]

@@ -6,9 +6,10 @@
 //! `∂L/∂A = G·Bᵀ` and `∂L/∂B = Aᵀ·G` (each `C[i,j] = Σₚ A[i,p]·B[p,j]`, so
 //! `∂C[i,j]/∂A[i,p] = B[p,j]` and `∂C[i,j]/∂B[p,j] = A[i,p]`).
 
+use ember_tensor::gemm::{Bias, Epilogue};
 use ember_tensor::Tensor;
 
-use super::elementwise::{relu_grad, relu_of};
+use super::elementwise::relu_grad;
 use crate::graph::{record, Grads};
 use crate::Var;
 
@@ -87,24 +88,26 @@ impl Var {
             w.shape()
         );
         let (batch, out) = (x.shape()[0], w.shape()[0]);
-        let mut value = match bias {
-            Some(b) => {
-                let b = b.value();
-                assert!(
-                    b.shape() == [out],
-                    "linear: bias {:?} does not fit weight {:?} (need (out,))",
-                    b.shape(),
-                    w.shape()
-                );
-                b.broadcast_to(&[batch, out]).contiguous()
-            }
-            None => Tensor::empty(&[batch, out]), // β = 0 below: only written
-        };
-        let beta = if bias.is_some() { 1.0 } else { 0.0 };
-        value.gemm_assign(1.0, &x, &w.t(), beta);
-        if relu {
-            value.map_inplace(relu_of);
+        let b = bias.map(|b| b.value().contiguous());
+        if let Some(b) = &b {
+            assert!(
+                b.shape() == [out],
+                "linear: bias {:?} does not fit weight {:?} (need (out,))",
+                b.shape(),
+                w.shape()
+            );
         }
+        // One pass over the output: the GEMM adds the bias (one per output
+        // feature: a column) and rectifies as it writes each tile, with the
+        // bits of a bias fill, β = 1 and `Var::relu` after. β = 0: only written.
+        let epilogue = Epilogue {
+            bias: b
+                .as_ref()
+                .map(|b| Bias::Columns(b.as_slice().expect("contiguous"))),
+            relu,
+        };
+        let mut value = Tensor::empty(&[batch, out]);
+        value.gemm_assign_fused(1.0, &x, &w.t(), 0.0, epilogue);
         let inputs: Vec<&Var> = match bias {
             Some(b) => vec![self, weight, b],
             None => vec![self, weight],

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::blocking;
 use super::kernel::{MicroKernel, Tile};
 use super::pack::{pack_a, pack_b, with_buf, A_BUF, B_BUF};
-use super::MatRef;
+use super::{Epilogue, MatRef};
 
 /// Where C lives: a raw pointer so that threads can write disjoint tiles.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +43,8 @@ pub(crate) struct Product<'a> {
     pub a: MatRef<'a>,
     pub b: MatRef<'a>,
     pub beta: f32,
+    /// Bias and ReLU, applied by the first and last K slices' write-backs.
+    pub epilogue: Epilogue<'a>,
     pub c: COut,
 }
 
@@ -61,7 +63,8 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
         let ncb = nc.min(n - jc);
         let panels = ncb.div_ceil(nr);
         let (tm, tn) = blocking::grid(kern, m, ncb, threads);
-        // PC: slices of KC along K; only the first applies the caller's β.
+        // PC: slices of KC along K; only the first applies the caller's β
+        // (and the bias), only the last the ReLU.
         for pc in (0..k).step_by(kc) {
             let kcb = kc.min(k - pc);
             let beta = if pc == 0 { p.beta } else { 1.0 };
@@ -71,6 +74,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                 kcb,
                 ncb,
                 beta,
+                epilogue: p.epilogue.for_slice(pc == 0, pc + kcb == k),
             };
             // Enough panels to share out one at a time; with fewer (256³:
             // 4 panels), packing A alone before the split cost more (237 →
@@ -213,12 +217,14 @@ fn pack_b_parallel(dst: &mut [f32], b: MatRef<'_>, nr: usize, parts: usize) {
 }
 
 /// The current (JC, PC) block, as seen by the inner loops.
-struct Block {
+struct Block<'a> {
     jc: usize,
     pc: usize,
     kcb: usize,
     ncb: usize,
     beta: f32,
+    /// The part of the epilogue this K slice applies.
+    epilogue: Epilogue<'a>,
 }
 
 /// IC → IR → JR over C's `rows` and B's micro-panels `cols` for one packed
@@ -275,6 +281,7 @@ fn micro_loops(
             let j = blk.jc + jr * nr;
             let n_live = nr.min(blk.jc + blk.ncb - j);
             let b = bbuf[(jr - b_first) * nr * kcb..].as_ptr();
+            let (bias, bias_rows) = blk.epilogue.tile_bias(i, j);
             let tile = Tile {
                 k: kcb,
                 a,
@@ -291,6 +298,9 @@ fn micro_loops(
                 n: n_live,
                 alpha: p.alpha,
                 beta: blk.beta,
+                bias,
+                bias_rows,
+                relu: blk.epilogue.relu,
             };
             // SAFETY: the A and B panels are packed and zero-padded to
             // full MR × kcb and kcb × NR, the live corner is inside C,

@@ -35,6 +35,7 @@
 
 mod blocking;
 mod cache;
+mod epilogue;
 mod kernel;
 mod loops;
 #[cfg(test)]
@@ -46,6 +47,7 @@ mod small;
 mod tests;
 
 pub use cache::CacheSizes;
+pub use epilogue::{Bias, Epilogue};
 use kernel::MicroKernel;
 use loops::{COut, Product};
 pub use pack::with_scratch;
@@ -382,16 +384,42 @@ pub struct GemmRun {
 #[track_caller]
 pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>, par: Parallelism) {
     check_shapes("gemm", &a, &b, &c);
+    let kern = kernel::selected();
     run(
-        kernel::selected(),
+        kern,
         alpha,
         a,
         b,
         beta,
         c,
+        Epilogue::NONE,
         par,
         Plan::default(),
     );
+}
+
+/// Computes `C ← relu(αAB + βC + bias)`, the bias and ReLU as `epilogue`
+/// says ([`Epilogue`]), applied as each register tile of C is written, not
+/// in passes of their own. Otherwise as [`gemm`] (β = 0 never reads C;
+/// bit-identical for every [`Parallelism`]).
+///
+/// # Panics
+/// If the shapes do not agree (as [`gemm`]), or the bias does not have one
+/// value per row (or column) of C.
+#[track_caller]
+pub fn gemm_fused(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+    epilogue: Epilogue<'_>,
+    par: Parallelism,
+) {
+    check_shapes("gemm_fused", &a, &b, &c);
+    epilogue.check("gemm_fused", c.rows, c.cols);
+    let kern = kernel::selected();
+    run(kern, alpha, a, b, beta, c, epilogue, par, Plan::default());
 }
 
 /// [`gemm`] on a chosen micro-kernel, reporting what ran.
@@ -433,7 +461,8 @@ pub fn gemm_with_kernel(
             kernel.name()
         )
     });
-    run(&kern, alpha, a, b, beta, c, par, Plan::default())
+    let none = Epilogue::NONE;
+    run(&kern, alpha, a, b, beta, c, none, par, Plan::default())
 }
 
 #[track_caller]
@@ -459,7 +488,7 @@ struct Plan {
 }
 
 /// Picks the orientation, path and thread count, then runs.
-#[allow(clippy::too_many_arguments)] // the gemm signature plus the plan
+#[allow(clippy::too_many_arguments)] // the gemm_fused signature plus the plan
 fn run(
     kern: &MicroKernel,
     alpha: f32,
@@ -467,6 +496,7 @@ fn run(
     b: MatRef<'_>,
     beta: f32,
     c: MatMut<'_>,
+    epilogue: Epilogue<'_>,
     par: Parallelism,
     plan: Plan,
 ) -> GemmRun {
@@ -479,7 +509,7 @@ fn run(
         transposed: false,
     };
     if m == 0 || n == 0 || k == 0 || alpha == 0.0 {
-        scale(c, beta);
+        epilogue.scale(c, beta);
         return report;
     }
     let budget = match par {
@@ -494,17 +524,18 @@ fn run(
             .unwrap_or_else(|| blocking::threads_for(m, n, k, budget))
     };
     // Cᵀ = BᵀAᵀ when that suits C's layout or costs less work.
-    let (a, b, c) = if transpose_pays(kern, &a, &b, &c, report.threads) {
+    let (a, b, c, epilogue) = if transpose_pays(kern, &a, &b, &c, report.threads) {
         report.transposed = true;
-        (b.t(), a.t(), c.t())
+        (b.t(), a.t(), c.t(), epilogue.t())
     } else {
-        (a, b, c)
+        (a, b, c, epilogue)
     };
     let product = Product {
         alpha,
         a,
         b,
         beta,
+        epilogue,
         c: COut {
             ptr: c.data.as_mut_ptr(),
             rs: c.row_stride,
@@ -521,19 +552,6 @@ fn run(
         report.tiles = loops::packed(kern, &product, report.threads);
     }
     report
-}
-
-/// `C ← βC`, without reading C when β = 0.
-fn scale(c: MatMut<'_>, beta: f32) {
-    if beta == 1.0 {
-        return;
-    }
-    for i in 0..c.rows {
-        for j in 0..c.cols {
-            let at = i * c.row_stride + j * c.col_stride;
-            c.data[at] = if beta == 0.0 { 0.0 } else { beta * c.data[at] };
-        }
-    }
 }
 
 /// Whether to compute `Cᵀ = BᵀAᵀ` instead: the kernel writes rows of C best,

@@ -35,6 +35,7 @@ pub(crate) fn run(kern: &MicroKernel, p: &Product<'_>) -> usize {
             a: p.a.block(0, pc, m, kcb),
             b: p.b.block(pc, 0, kcb, n),
             beta: if pc == 0 { p.beta } else { 1.0 },
+            epilogue: p.epilogue.for_slice(pc == 0, pc + kcb == k),
             ..*p
         };
         tiles += run_slice(kern, &slice);
@@ -81,6 +82,7 @@ fn run_slice(kern: &MicroKernel, p: &Product<'_>) -> usize {
                     } else {
                         (a_edge.as_ptr(), 1, mr)
                     };
+                    let (bias, bias_rows) = p.epilogue.tile_bias(i, j);
                     let tile = Tile {
                         k,
                         a,
@@ -96,6 +98,9 @@ fn run_slice(kern: &MicroKernel, p: &Product<'_>) -> usize {
                         n: nr.min(n - j),
                         alpha: p.alpha,
                         beta: p.beta,
+                        bias,
+                        bias_rows,
+                        relu: p.epilogue.relu,
                     };
                     // SAFETY: full panels are read in place (MR rows < m, NR
                     // contiguous columns < n, k steps, all inside the views);

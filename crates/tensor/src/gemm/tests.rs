@@ -1,12 +1,15 @@
 //! Every supported kernel, forced in turn, against the f64 reference over
-//! sizes, boundaries, layouts, α and β; plus thread-count invariance and
-//! agreement with `matrixmultiply`.
+//! sizes, boundaries, layouts, α, β and epilogues (bias on rows or columns,
+//! ReLU); plus the fused epilogue bit for bit against its unfused steps,
+//! thread-count invariance and agreement with `matrixmultiply`.
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::kernel::MicroKernel;
-use super::{gemm_with_kernel, naive, run, Kernel, MatMut, MatRef, Parallelism, Plan, Route};
+use super::kernel::{relu, MicroKernel};
+use super::{
+    gemm_with_kernel, naive, run, Bias, Epilogue, Kernel, MatMut, MatRef, Parallelism, Plan, Route,
+};
 
 /// How a matrix sits in its buffer.
 #[derive(Clone, Copy, Debug)]
@@ -93,8 +96,36 @@ struct Case {
     layouts: [Layout; 3],
     alpha: f32,
     beta: f32,
+    /// Where the epilogue's bias goes, if anywhere.
+    bias: BiasOn,
+    relu: bool,
     route: Option<Route>,
     threads: Option<usize>,
+}
+
+/// Which axis of C a test's bias runs along.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum BiasOn {
+    Nowhere,
+    Rows,
+    Columns,
+}
+
+impl BiasOn {
+    /// The `count`-th of a cycle through the three.
+    fn cycle(count: usize) -> BiasOn {
+        [BiasOn::Nowhere, BiasOn::Rows, BiasOn::Columns][count % 3]
+    }
+
+    /// The epilogue with `values` as its bias (one per row or column).
+    fn epilogue(self, values: &[f32], relu: bool) -> Epilogue<'_> {
+        let bias = match self {
+            BiasOn::Nowhere => None,
+            BiasOn::Rows => Some(Bias::Rows(values)),
+            BiasOn::Columns => Some(Bias::Columns(values)),
+        };
+        Epilogue { bias, relu }
+    }
 }
 
 const SENTINEL: f32 = 12345.0;
@@ -128,6 +159,24 @@ fn check(kernel: Kernel, case: Case, rng: &mut ChaCha8Rng) {
         case.beta,
         &mut want.view_mut(),
     );
+    let bias_len = match case.bias {
+        BiasOn::Nowhere => 0,
+        BiasOn::Rows => m,
+        BiasOn::Columns => n,
+    };
+    let bias: Vec<f32> = (0..bias_len).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let bias_at = |i: usize, j: usize| match case.bias {
+        BiasOn::Nowhere => 0.0,
+        BiasOn::Rows => bias[i],
+        BiasOn::Columns => bias[j],
+    };
+    for i in 0..m {
+        for j in 0..n {
+            let at = i * want.rs + j * want.cs;
+            let z = want.data[at] + bias_at(i, j);
+            want.data[at] = if case.relu { relu(z) } else { z };
+        }
+    }
 
     let kern = MicroKernel::new(kernel).expect("only supported kernels are tested");
     let plan = Plan {
@@ -142,6 +191,7 @@ fn check(kernel: Kernel, case: Case, rng: &mut ChaCha8Rng) {
         b.view(),
         case.beta,
         c.view_mut(),
+        case.bias.epilogue(&bias, case.relu),
         Parallelism::Sequential,
         plan,
     );
@@ -169,7 +219,8 @@ fn check(kernel: Kernel, case: Case, rng: &mut ChaCha8Rng) {
                     0.0
                 } else {
                     (case.beta * c_before[i * c.rs + j * c.cs]).abs()
-                };
+                }
+                + bias_at(i, j).abs();
             let tol = 4.0 * f32::EPSILON * (k as f32 + 2.0) * scale + 1e-30;
             let (got, exp) = (c.at(i, j), want.at(i, j));
             assert!(
@@ -224,6 +275,8 @@ fn small_sizes_every_kernel_every_route() {
                             layouts,
                             alpha,
                             beta,
+                            bias: BiasOn::cycle(count / 9),
+                            relu: count.is_multiple_of(2),
                             route,
                             threads: Some(1 + count % 3),
                         };
@@ -267,6 +320,8 @@ fn block_boundaries_primes_layouts_alpha_beta() {
                             layouts: [la, lb, LAYOUTS[count % 4]],
                             alpha: [1.0, -0.5, 0.0][count % 3],
                             beta: [0.0, 1.0, 2.5][(count / 3) % 3],
+                            bias: BiasOn::cycle(count / 9),
+                            relu: count % 4 < 2,
                             route,
                             threads: Some(1 + count % 2),
                         };
@@ -309,6 +364,105 @@ fn beta_zero_ignores_nan_and_alpha_zero_scales() {
         );
         assert_eq!(c, [3.0; 4]);
     }
+}
+
+/// The fused bias and ReLU give exactly the bits of their unfused steps —
+/// C filled with the bias, `gemm` with β = 1, then the ReLU — on every
+/// kernel and route, over edge tiles, several K slices and a column-major C
+/// (the element-by-element write-back); negative results become −0 as
+/// `Var::relu` makes them.
+#[test]
+fn fused_epilogue_matches_bias_fill_then_relu_bit_for_bit() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for kernel in kernels() {
+        let kern = MicroKernel::new(kernel).unwrap();
+        let (mr, nr, kc) = (kern.mr, kern.nr, kern.kc);
+        let shapes = [
+            (2 * mr + 1, 2 * nr - 3, 2 * kc + 5),
+            (mr, nr, 7),
+            (13, 10, kc + 1),
+        ];
+        for (count, &(m, n, k)) in shapes.iter().enumerate() {
+            let a = Mat::random(m, k, Layout::RowMajor, &mut rng);
+            let b = Mat::random(k, n, LAYOUTS[count % 2], &mut rng);
+            for c_layout in [Layout::RowMajor, Layout::ColMajor] {
+                for (bias_on, relu_too) in [(BiasOn::Rows, true), (BiasOn::Columns, false)] {
+                    let len = if bias_on == BiasOn::Rows { m } else { n };
+                    let bias: Vec<f32> = (0..len).map(|_| rng.random_range(-4.0..4.0)).collect();
+                    for route in routes() {
+                        let plan = Plan {
+                            route,
+                            threads: Some(1 + count % 2),
+                        };
+                        let par = Parallelism::Sequential;
+                        let mut fused = Mat::new(m, n, c_layout, f32::NAN);
+                        let epilogue = bias_on.epilogue(&bias, relu_too);
+                        let (av, bv) = (a.view(), b.view());
+                        run(
+                            &kern,
+                            1.0,
+                            av,
+                            bv,
+                            0.0,
+                            fused.view_mut(),
+                            epilogue,
+                            par,
+                            plan,
+                        );
+                        let mut steps = Mat::new(m, n, c_layout, 0.0);
+                        for i in 0..m {
+                            for j in 0..n {
+                                let v = bias[if bias_on == BiasOn::Rows { i } else { j }];
+                                steps.data[i * steps.rs + j * steps.cs] = v;
+                            }
+                        }
+                        let none = Epilogue::NONE;
+                        run(&kern, 1.0, av, bv, 1.0, steps.view_mut(), none, par, plan);
+                        let mut negatives = 0;
+                        for i in 0..m {
+                            for j in 0..n {
+                                let z = steps.at(i, j);
+                                negatives += usize::from(z < 0.0);
+                                let want = if relu_too { relu(z) } else { z };
+                                assert_eq!(
+                                    fused.at(i, j).to_bits(),
+                                    want.to_bits(),
+                                    "{kernel:?} {route:?} {m}×{k}×{n} C {c_layout:?} \
+                                     bias on {bias_on:?}: C[{i},{j}]"
+                                );
+                            }
+                        }
+                        assert!(negatives > 0, "the ReLU had nothing to clear");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_fused_rejects_a_bias_of_the_wrong_length() {
+    let (a, b, mut c) = ([1.0; 6], [1.0; 6], [0.0; 4]);
+    let bias = [1.0; 3];
+    let result = std::panic::catch_unwind(move || {
+        super::gemm_fused(
+            1.0,
+            MatRef::new(&a, 2, 3, 3, 1),
+            MatRef::new(&b, 3, 2, 2, 1),
+            0.0,
+            MatMut::new(&mut c, 2, 2, 2, 1),
+            Epilogue {
+                bias: Some(Bias::Rows(&bias)),
+                relu: false,
+            },
+            Parallelism::Sequential,
+        );
+    });
+    let message = *result.unwrap_err().downcast::<String>().unwrap();
+    assert!(
+        message.contains("gemm_fused") && message.contains("3 values") && message.contains("2×2"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Matrix products of tensors, routed through [`crate::gemm`] with the
 //! operands' own strides: a transposed view is multiplied without a copy.
 
-use crate::gemm::{gemm, MatMut, MatRef, Parallelism};
+use crate::gemm::{gemm_fused, Epilogue, MatMut, MatRef, Parallelism};
 use crate::tensor::Tensor;
 
 /// The shapes of a (possibly batched) product: batch, m, k, n.
@@ -90,7 +90,8 @@ impl Tensor {
         } else {
             vec![m, n]
         };
-        let mut out = Tensor::zeros(&shape);
+        // Not zeroed: β = 0 writes every value without reading it.
+        let mut out = Tensor::empty(&shape);
         out.gemm_assign(1.0, self, other, 0.0);
         out
     }
@@ -103,6 +104,39 @@ impl Tensor {
     /// If the shapes do not agree; the message names all three.
     #[track_caller]
     pub fn gemm_assign(&mut self, alpha: f32, a: &Tensor, b: &Tensor, beta: f32) {
+        self.gemm_assign_fused(alpha, a, b, beta, Epilogue::NONE);
+    }
+
+    /// `self ← relu(α·a·b + β·self + bias)`, the bias and ReLU as `epilogue`
+    /// says, applied by the GEMM as it writes each tile (see
+    /// [`crate::gemm::Epilogue`]): a Linear layer's `relu(x·wᵀ + b)` in one
+    /// pass over its output. A batched product applies it to each matrix.
+    ///
+    /// ```
+    /// use ember_tensor::gemm::{Bias, Epilogue};
+    /// use ember_tensor::Tensor;
+    ///
+    /// let x = Tensor::from_vec(vec![1.0, -2.0], &[1, 2]);
+    /// let w = Tensor::from_vec(vec![1.0, 1.0, 3.0, 1.0], &[2, 2]); // (out, in)
+    /// let bias = [0.5, 0.25];
+    /// let mut y = Tensor::empty(&[1, 2]);
+    /// let epilogue = Epilogue { bias: Some(Bias::Columns(&bias)), relu: true };
+    /// y.gemm_assign_fused(1.0, &x, &w.t(), 0.0, epilogue);
+    /// assert_eq!(y.to_vec(), vec![0.0, 1.25]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the shapes do not agree, or the bias does not have one value per
+    /// row (or column) of each product; the message names the shapes.
+    #[track_caller]
+    pub fn gemm_assign_fused(
+        &mut self,
+        alpha: f32,
+        a: &Tensor,
+        b: &Tensor,
+        beta: f32,
+        epilogue: Epilogue<'_>,
+    ) {
         let (batch, m, _, n) = product_dims("gemm_assign", a, b);
         let expected: &[usize] = if a.ndim() == 3 || b.ndim() == 3 {
             &[batch, m, n]
@@ -118,7 +152,15 @@ impl Tensor {
         let out = self.data_mut();
         for (index, c) in out.chunks_mut((m * n).max(1)).take(batch).enumerate() {
             let c = MatMut::new(c, m, n, n, 1);
-            gemm(alpha, matrix(a, index), matrix(b, index), beta, c, par);
+            gemm_fused(
+                alpha,
+                matrix(a, index),
+                matrix(b, index),
+                beta,
+                c,
+                epilogue,
+                par,
+            );
         }
     }
 }

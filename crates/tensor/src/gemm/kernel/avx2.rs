@@ -1,9 +1,10 @@
 //! AVX2 + FMA: 8-lane `__m256` vectors, a 6×16 register tile.
 
 use std::arch::x86_64::{
-    __m256, __m256i, _mm256_add_ps, _mm256_cmpgt_epi32, _mm256_fmadd_ps, _mm256_loadu_ps,
-    _mm256_loadu_si256, _mm256_maskload_ps, _mm256_maskstore_ps, _mm256_mul_ps, _mm256_set1_epi32,
-    _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    __m256, __m256i, _mm256_add_ps, _mm256_blendv_ps, _mm256_cmp_ps, _mm256_cmpgt_epi32,
+    _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_maskload_ps, _mm256_maskstore_ps,
+    _mm256_mul_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    _CMP_GT_OQ,
 };
 
 use super::{fma_chains, tile_body, Edge, MicroKernel, Simd, Tile};
@@ -58,6 +59,16 @@ unsafe impl Simd for __m256 {
     unsafe fn store_first(self, p: *mut f32, n: usize) {
         // SAFETY: as `load_first`, for writes.
         unsafe { _mm256_maskstore_ps(p, first_lanes(n), self) }
+    }
+    #[inline(always)]
+    unsafe fn relu(self) -> Self {
+        // SAFETY: AVX is available (trait contract). `z > 0` (ordered, so
+        // false for NaN) picks z, every other lane gets 0·z, as `relu`.
+        unsafe {
+            let zero = _mm256_setzero_ps();
+            let positive = _mm256_cmp_ps::<_CMP_GT_OQ>(self, zero);
+            _mm256_blendv_ps(_mm256_mul_ps(self, zero), self, positive)
+        }
     }
 }
 

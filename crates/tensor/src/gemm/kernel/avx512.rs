@@ -12,8 +12,9 @@
 //!   `{1to16}` memory operand and the FP pipes only run FMAs.
 
 use std::arch::x86_64::{
-    __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps,
-    _mm512_maskz_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    __m512, _mm512_add_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_loadu_ps,
+    _mm512_mask_blend_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
+    _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps, _CMP_GT_OQ,
 };
 
 use super::{fma_chains, tile_body, Edge, MicroKernel, Simd, Tile};
@@ -68,6 +69,16 @@ unsafe impl Simd for __m512 {
     unsafe fn store_first(self, p: *mut f32, n: usize) {
         // SAFETY: as `load_first`, for writes.
         unsafe { _mm512_mask_storeu_ps(p, first_lanes(n), self) }
+    }
+    #[inline(always)]
+    unsafe fn relu(self) -> Self {
+        // SAFETY: AVX-512F is available (trait contract). `z > 0` (ordered,
+        // so false for NaN) keeps z, every other lane gets 0·z, as `relu`.
+        unsafe {
+            let zero = _mm512_setzero_ps();
+            let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(self, zero);
+            _mm512_mask_blend_ps(positive, _mm512_mul_ps(self, zero), self)
+        }
     }
 }
 

@@ -24,6 +24,7 @@ mod avx2;
 mod avx512;
 mod scalar;
 
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use super::cache::CacheSizes;
@@ -57,6 +58,20 @@ pub(crate) unsafe trait Simd: Copy {
     unsafe fn load_first(p: *const f32, n: usize) -> Self;
     /// Writes the first `n < LANES` lanes; nothing past `p + n` is touched.
     unsafe fn store_first(self, p: *mut f32, n: usize);
+    /// [`relu`] of every lane.
+    unsafe fn relu(self) -> Self;
+}
+
+/// The ReLU of `Var::relu`, lane by lane: `z` where `z > 0`, else `0·z`
+/// (so −0 for a negative `z`, NaN kept), which the fused epilogue must
+/// match bit for bit.
+#[inline(always)]
+pub(crate) fn relu(z: f32) -> f32 {
+    if z > 0.0 {
+        z
+    } else {
+        0.0 * z
+    }
 }
 
 /// One micro-kernel call: see the module docs for the contract.
@@ -76,6 +91,35 @@ pub(crate) struct Tile {
     pub n: usize,
     pub alpha: f32,
     pub beta: f32,
+    /// The bias to add after `α·acc + β·C` (null: none; set on the first K
+    /// slice only), already offset to the tile's first row (`bias_rows`:
+    /// `bias[i]` goes to row i) or first column (`bias[j]` to column j).
+    pub bias: *const f32,
+    pub bias_rows: bool,
+    /// Whether to rectify the result ([`relu`]; set on the last K slice only).
+    pub relu: bool,
+}
+
+impl Tile {
+    /// The bias for row `i`, or the vector of it for columns `j .. j + LANES`
+    /// (the first `live` of them; the others zero).
+    ///
+    /// # Safety
+    /// `t.bias` is not null and row `i` / columns `j .. j + live` are live;
+    /// the ISA of `V` is available.
+    #[inline(always)]
+    unsafe fn bias_vector<V: Simd>(&self, i: usize, j: usize, live: usize) -> V {
+        // SAFETY: the bias has one value per live row (or column) of the tile.
+        unsafe {
+            if self.bias_rows {
+                V::splat(*self.bias.add(i))
+            } else if live == V::LANES {
+                V::load(self.bias.add(j))
+            } else {
+                V::load_first(self.bias.add(j), live)
+            }
+        }
+    }
 }
 
 /// A micro-kernel entry point (packed or strided A/B).
@@ -332,7 +376,8 @@ pub(crate) unsafe fn tile_body<V: Simd, const MR: usize, const NV: usize>(
     }
 }
 
-/// `C ← α·acc + β·C` on the live corner; β = 0 never reads C.
+/// `C ← α·acc + β·C` on the live corner, then the tile's epilogue (`+ bias`,
+/// ReLU); β = 0 never reads C.
 ///
 /// The accumulators are first stored to a stack buffer by a loop with
 /// constant bounds, the only place that touches `acc`: if anything indexed
@@ -345,7 +390,8 @@ pub(crate) unsafe fn tile_body<V: Simd, const MR: usize, const NV: usize>(
 /// C's layout.
 ///
 /// # Safety
-/// As [`tile_body`]: `t.c` addresses a valid `t.m × t.n` view.
+/// As [`tile_body`]: `t.c` addresses a valid `t.m × t.n` view, and `t.bias`
+/// (when not null) one value per live row or column.
 #[inline(always)]
 unsafe fn write_back<V: Simd, const MR: usize, const NV: usize>(t: &Tile, acc: &[[V; NV]; MR]) {
     debug_assert!(V::LANES <= 16);
@@ -354,41 +400,57 @@ unsafe fn write_back<V: Simd, const MR: usize, const NV: usize>(t: &Tile, acc: &
         unsafe { write_full_tile::<V, MR, NV>(t, acc) };
         return;
     }
-    let mut spill = [[[0.0f32; 16]; NV]; MR];
-    // SAFETY: each `[f32; 16]` has room for one vector (LANES ≤ 16); the ISA
-    // is available (caller).
+    // Not zero-initialised: a memset of the buffer on every edge tile was
+    // 1.3 % of a convnet step, and each cell's vector is stored before it
+    // is read (only its first LANES floats, the only ones read).
+    let mut spill = MaybeUninit::<[[[f32; 16]; NV]; MR]>::uninit();
+    let cells = spill.as_mut_ptr().cast::<[f32; 16]>();
+    // SAFETY: `cells` points to MR·NV slots of 16 floats inside `spill`;
+    // each vector (LANES ≤ 16 floats) goes into its own slot; the ISA is
+    // available (caller).
     unsafe {
-        for (row, out) in acc.iter().zip(spill.iter_mut()) {
-            for (cell, lanes) in row.iter().zip(out.iter_mut()) {
-                cell.store(lanes.as_mut_ptr());
+        for (i, row) in acc.iter().enumerate() {
+            for (v, cell) in row.iter().enumerate() {
+                cell.store(cells.add(i * NV + v).cast::<f32>());
             }
         }
     }
     // SAFETY: the caller guarantees the ISA and that the live m × n corner of
-    // C (strides c_rs, c_cs) is valid for reads and writes; every access below
-    // stays inside it (row i < m, columns first + j < n).
+    // C (strides c_rs, c_cs) is valid for reads and writes, as is the bias
+    // for it; every access below stays inside it (row i < m, columns
+    // first + j < n), and reads only slots written above.
     unsafe {
         let alpha = V::splat(t.alpha);
         let beta = V::splat(t.beta);
-        for (i, row) in spill.iter().enumerate().take(t.m) {
-            for (v, lanes) in row.iter().enumerate() {
+        for i in 0..t.m.min(MR) {
+            for v in 0..NV {
                 let first = v * V::LANES;
                 if first >= t.n {
                     break;
                 }
+                let lanes =
+                    std::slice::from_raw_parts(cells.add(i * NV + v).cast::<f32>(), V::LANES);
                 let live = (t.n - first).min(V::LANES);
                 let p = t.c.add(i * t.c_rs + first * t.c_cs);
                 if t.c_cs == 1 {
                     let mut r = V::load(lanes.as_ptr()).mul(alpha);
+                    if t.beta != 0.0 {
+                        let c = if live == V::LANES {
+                            V::load(p)
+                        } else {
+                            V::load_first(p, live)
+                        };
+                        r = r.add(c.mul(beta));
+                    }
+                    if !t.bias.is_null() {
+                        r = r.add(t.bias_vector::<V>(i, first, live));
+                    }
+                    if t.relu {
+                        r = r.relu();
+                    }
                     if live == V::LANES {
-                        if t.beta != 0.0 {
-                            r = r.add(V::load(p).mul(beta));
-                        }
                         r.store(p);
                     } else {
-                        if t.beta != 0.0 {
-                            r = r.add(V::load_first(p, live).mul(beta));
-                        }
                         r.store_first(p, live);
                     }
                 } else {
@@ -398,7 +460,10 @@ unsafe fn write_back<V: Simd, const MR: usize, const NV: usize>(t: &Tile, acc: &
                         if t.beta != 0.0 {
                             e += *q * t.beta;
                         }
-                        *q = e;
+                        if !t.bias.is_null() {
+                            e += *t.bias.add(if t.bias_rows { i } else { first + j });
+                        }
+                        *q = if t.relu { relu(e) } else { e };
                     }
                 }
             }
@@ -419,7 +484,8 @@ unsafe fn write_full_tile<V: Simd, const MR: usize, const NV: usize>(
     acc: &[[V; NV]; MR],
 ) {
     // SAFETY: the caller guarantees the ISA and that the MR × NR tile at
-    // `t.c` (rows `c_rs` apart, columns contiguous) is valid.
+    // `t.c` (rows `c_rs` apart, columns contiguous) is valid, as is the
+    // bias for it.
     unsafe {
         let alpha = V::splat(t.alpha);
         let beta = V::splat(t.beta);
@@ -435,6 +501,12 @@ unsafe fn write_full_tile<V: Simd, const MR: usize, const NV: usize>(
                     r = r.add(V::load(p));
                 } else if t.beta != 0.0 {
                     r = r.add(V::load(p).mul(beta));
+                }
+                if !t.bias.is_null() {
+                    r = r.add(t.bias_vector::<V>(i, v * V::LANES, V::LANES));
+                }
+                if t.relu {
+                    r = r.relu();
                 }
                 r.store(p);
             }

@@ -46,6 +46,10 @@ unsafe impl Simd for f32 {
     }
     #[inline(always)]
     unsafe fn store_first(self, _p: *mut f32, _n: usize) {}
+    #[inline(always)]
+    unsafe fn relu(self) -> Self {
+        super::relu(self)
+    }
 }
 
 /// 4×4: 16 accumulators fit the 16 registers of x86-64 SSE and leave the
