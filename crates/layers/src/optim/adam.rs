@@ -1,8 +1,8 @@
 //! Adam and AdamW: one update loop, two ways to decay weights.
 
 use super::{
-    bias_correction, check_config, check_lr, export_state, import_state, par_update, update_param,
-    Optimizer, ParamState, StateError,
+    bias_correction, check_config, check_lr, export_state, flush_subnormal, import_state,
+    par_update, update_param, Optimizer, ParamState, StateError,
 };
 use crate::Named;
 
@@ -166,8 +166,8 @@ fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamSt
     let (b1, b2) = k.betas;
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
         let g = g + k.l2 * *p;
-        *m = b1 * *m + (1.0 - b1) * g;
-        *v = b2 * *v + (1.0 - b2) * g * g;
+        *m = flush_subnormal(b1 * *m + (1.0 - b1) * g);
+        *v = flush_subnormal(b2 * *v + (1.0 - b2) * g * g);
         *p = *p * k.shrink - k.step_size * *m / (v.sqrt() / k.root_bc2 + k.eps);
     }
 }

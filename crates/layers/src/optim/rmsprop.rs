@@ -2,8 +2,8 @@
 
 use super::StateError;
 use super::{
-    check_config, check_lr, export_state, import_state, par_update, update_param, Optimizer,
-    ParamState,
+    check_config, check_lr, export_state, flush_subnormal, import_state, par_update, update_param,
+    Optimizer, ParamState,
 };
 use crate::Named;
 
@@ -248,16 +248,16 @@ fn kernel<const CENTERED: bool, const MOMENTUM: bool, const INSIDE: bool>(
     let buf = if MOMENTUM { &mut buf[..n] } else { buf };
     for i in 0..n {
         let gi = g[i] + wd * p[i];
-        v[i] = alpha * v[i] + (1.0 - alpha) * gi * gi;
+        v[i] = flush_subnormal(alpha * v[i] + (1.0 - alpha) * gi * gi);
         let var = if CENTERED {
-            ga[i] = alpha * ga[i] + (1.0 - alpha) * gi;
+            ga[i] = flush_subnormal(alpha * ga[i] + (1.0 - alpha) * gi);
             v[i] - ga[i] * ga[i]
         } else {
             v[i]
         };
         let d = denominator::<INSIDE>(var, eps);
         if MOMENTUM {
-            buf[i] = mu * buf[i] + gi / d;
+            buf[i] = flush_subnormal(mu * buf[i] + gi / d);
             p[i] -= lr * buf[i];
         } else {
             p[i] -= lr * gi / d;

@@ -2,8 +2,8 @@
 
 use super::StateError;
 use super::{
-    check_config, check_lr, export_state, import_state, par_update, update_param, Optimizer,
-    ParamState,
+    check_config, check_lr, export_state, flush_subnormal, import_state, par_update, update_param,
+    Optimizer, ParamState,
 };
 use crate::Named;
 
@@ -180,7 +180,7 @@ fn momentum_kernel(p: &mut [f32], g: &[f32], buf: &mut [f32], c: &SgdConfig, fir
     for ((p, &g), b) in p.iter_mut().zip(g).zip(buf) {
         let g = g + wd * *p;
         // PyTorch starts the buffer at the first gradient, undamped.
-        *b = if first { g } else { mu * *b + keep * g };
+        *b = flush_subnormal(if first { g } else { mu * *b + keep * g });
         let d = if c.nesterov { g + mu * *b } else { *b };
         *p -= lr * d;
     }
