@@ -49,7 +49,7 @@ const fn shape(name: &'static str, m: usize, k: usize, n: usize, a_t: bool, b_t:
     }
 }
 
-const SHAPES: [Shape; 9] = [
+const SHAPES: [Shape; 12] = [
     shape("256³", 256, 256, 256, false, false),
     shape("512³", 512, 512, 512, false, false),
     shape("2048³", 2048, 2048, 2048, false, false),
@@ -80,6 +80,30 @@ const SHAPES: [Shape; 9] = [
     ),
     shape("128×512×10 (logits)", 128, 512, 10, false, false),
     shape("64³", 64, 64, 64, false, false),
+    shape(
+        "64×288×576 (conv 32→64 3×3 fwd, an image)",
+        64,
+        288,
+        576,
+        false,
+        false,
+    ),
+    shape(
+        "64×576×288 Bᵀ (its weight gradient)",
+        64,
+        576,
+        288,
+        false,
+        true,
+    ),
+    shape(
+        "288×64×576 Aᵀ (its input gradient)",
+        288,
+        64,
+        576,
+        true,
+        false,
+    ),
 ];
 
 /// Column-major when `transposed`, so the view is a transposed one.

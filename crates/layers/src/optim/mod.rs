@@ -261,7 +261,7 @@ pub(crate) fn par_update<const S: usize>(
 /// where x86 CPUs take a microcode assist of about a hundred cycles for each
 /// instruction that reads or writes one: on real MNIST, Adam's update went
 /// from 3 % to 8 % of a convnet epoch. Stored as 0 from there, the moment
-/// costs one assist, once (both examples' epochs ran 5–8 % faster, with
+/// costs one assist, once (both examples' epochs ran 3–7 % faster, with
 /// the same trained bits). A subnormal momentum moves its weight by less
 /// than `lr · 2⁻¹²⁶` (Adam's first moment: `lr · 2⁻¹²⁶ / ε`), and a
 /// subnormal second moment shifts `√v` by less than 2⁻⁶³ beside `ε`:
