@@ -81,7 +81,7 @@ const SHAPES: [Shape; 12] = [
     shape("128×512×10 (logits)", 128, 512, 10, false, false),
     shape("64³", 64, 64, 64, false, false),
     shape(
-        "64×288×576 (conv 32→64 3×3 fwd, an image)",
+        "64×288×576 (conv 32→64 fwd, an image)",
         64,
         288,
         576,
@@ -89,7 +89,7 @@ const SHAPES: [Shape; 12] = [
         false,
     ),
     shape(
-        "64×576×288 Bᵀ (its weight gradient)",
+        "64×576×288 Bᵀ (conv weight gradient)",
         64,
         576,
         288,
@@ -97,7 +97,7 @@ const SHAPES: [Shape; 12] = [
         true,
     ),
     shape(
-        "288×64×576 Aᵀ (its input gradient)",
+        "288×64×576 Aᵀ (conv input gradient)",
         288,
         64,
         576,
