@@ -25,8 +25,8 @@
 //! - `var.rs`: [`Var`], leaves, gradients, `backward`.
 //! - `graph.rs`: recording, the backward pass, [`no_grad`].
 //! - `ops/`: each op's forward with its backward right under it
-//!   (elementwise and activations, matmul and linear, reductions, shape ops,
-//!   softmax, convolution and pooling).
+//!   (elementwise and activations, dropout, matmul and linear, reductions,
+//!   shape ops, softmax, convolution and pooling).
 //! - `fused_loss.rs`: the fused loss kernels (cross-entropy, NLL, MSE,
 //!   binary cross-entropy from logits) behind `ember_layers::loss`, which is
 //!   the public loss API; this module is public only for that crate.
@@ -46,4 +46,5 @@ pub mod gradcheck;
 pub mod fused_loss;
 
 pub use graph::{is_grad_enabled, no_grad, NoGradGuard};
+pub use ops::DropoutMask;
 pub use var::{live_vars, Var};

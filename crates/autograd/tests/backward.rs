@@ -2,7 +2,7 @@
 //! memory, and clear panics on misuse.
 
 use ember_autograd::fused_loss::{cross_entropy, Reduction};
-use ember_autograd::{no_grad, Var};
+use ember_autograd::{no_grad, DropoutMask, Var};
 use ember_tensor::Tensor;
 
 fn t(values: &[f32], shape: &[usize]) -> Tensor {
@@ -238,4 +238,42 @@ fn fused_linear_relu_matches_linear_then_relu_bit_for_bit() {
         assert!(y.iter().any(|&v| f32::from_bits(v) <= 0.0));
         assert_eq!(fused, apart, "bias {with_bias}");
     }
+}
+
+/// The byte-mask dropout gives the bits of the tensor-mask one, forward and
+/// backward, signed zeros and a NaN input included.
+#[test]
+fn dropout_byte_mask_matches_the_tensor_mask_bit_for_bit() {
+    let values = vec![1.5, -2.0, 0.0, -0.0, f32::NAN, 3.25, -7.5, 1e-3];
+    let keep: Vec<u8> = vec![1, 0, 1, 0, 0, 1, 1, 0];
+    let scale = 1.0 / 0.75;
+    let tensor_mask: Vec<f32> = keep
+        .iter()
+        .map(|&k| if k != 0 { scale } else { 0.0 })
+        .collect();
+    let run = |byte_mask: bool| {
+        let x = Var::parameter(Tensor::from_vec(values.clone(), &[2, 4]));
+        let y = if byte_mask {
+            x.dropout(DropoutMask::new(keep.clone(), scale))
+        } else {
+            x.dropout_with_mask(&Tensor::from_vec(tensor_mask.clone(), &[2, 4]))
+        };
+        let weights = Var::constant(Tensor::from_vec(
+            (1..=8).map(|i| i as f32 - 4.5).collect(),
+            &[2, 4],
+        ));
+        y.mul(&weights).sum().backward();
+        let bits = |t: Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        (bits(y.value()), bits(x.grad().unwrap()))
+    };
+    assert_eq!(run(true), run(false));
+}
+
+#[test]
+#[should_panic(
+    expected = "dropout: a mask of 3 elements for an input of shape [2, 2] (4 elements)"
+)]
+fn dropout_mask_of_the_wrong_length_names_both() {
+    let x = Var::parameter(Tensor::ones(&[2, 2]));
+    let _ = x.dropout(DropoutMask::new(vec![1; 3], 2.0));
 }

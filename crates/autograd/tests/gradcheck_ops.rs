@@ -5,7 +5,7 @@ use ember_autograd::fused_loss::{
     binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss, Reduction,
 };
 use ember_autograd::gradcheck::{gradcheck, Tolerance};
-use ember_autograd::Var;
+use ember_autograd::{DropoutMask, Var};
 use ember_tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -78,6 +78,11 @@ fn activations() {
     check(|v| v[0].gelu(), vec![x.mul_scalar(2.0)]);
     let mask = Tensor::from_vec(vec![0.0, 1.25, 1.25, 0.0], &[4]);
     check(move |v| v[0].dropout_with_mask(&mask), vec![x.clone()]);
+    let keep: Vec<u8> = (0..12).map(|i| u8::from(i % 3 != 0)).collect();
+    check(
+        move |v| v[0].dropout(DropoutMask::new(keep.clone(), 1.5)),
+        vec![x.clone()],
+    );
 }
 
 #[test]

@@ -2,8 +2,7 @@
 
 use std::cell::Cell;
 
-use ember_autograd::Var;
-use ember_tensor::Tensor;
+use ember_autograd::{DropoutMask, Var};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -27,7 +26,7 @@ const MASK_CHUNK: usize = 16 * 1024;
 /// layers of one model never share masks.
 ///
 /// ```
-/// use ember_autograd::Var;
+/// use ember_autograd::{DropoutMask, Var};
 /// use ember_layers::{Dropout, Module, Step};
 /// use ember_tensor::Tensor;
 ///
@@ -102,10 +101,11 @@ impl Module for Dropout {
         // Keep an element when a uniform u32 falls below (1 − p)·2³²: one
         // integer compare per element on bulk-generated random words.
         let threshold = ((1.0 - f64::from(self.p)) * 4_294_967_296.0) as u64;
-        // Recycled storage, every element written below (a fresh `vec!` of
-        // megabytes was mapped and faulted in each step).
-        let mut mask_tensor = Tensor::empty(&shape);
-        let mask = mask_tensor.data_mut();
+        // One byte per element, applied by the forward and backward loops
+        // (a tensor of scale and 0 was four times the memory to write and
+        // read back twice).
+        let mut keep = vec![0u8; shape.iter().product()];
+        let mask = keep.as_mut_slice();
         let rng = mask_stream(self.step.get());
         // One word per element; a share of a global batch starts at its
         // first row's words and the stream moves past the whole batch.
@@ -132,7 +132,7 @@ impl Module for Dropout {
         // Element i takes word `first_word + i` of the stream, whichever
         // thread generates it: chunks jump to their own position, so the
         // mask is the same as one sequential fill for any thread count.
-        let fill = |(chunk, out): (usize, &mut [f32])| {
+        let fill = |(chunk, out): (usize, &mut [u8])| {
             let mut stream = base.clone();
             stream.set_word_pos(first_word + (chunk * MASK_CHUNK) as u128);
             let mut words = [0u32; 1024];
@@ -140,7 +140,7 @@ impl Module for Dropout {
                 let words = &mut words[..part.len()];
                 stream.fill(words);
                 for (m, &w) in part.iter_mut().zip(words.iter()) {
-                    *m = if u64::from(w) < threshold { scale } else { 0.0 };
+                    *m = u8::from(u64::from(w) < threshold);
                 }
             }
         };
@@ -150,7 +150,7 @@ impl Module for Dropout {
             mask.chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
         }
         self.words_used.set(first_word - skip + words_used);
-        input.dropout_with_mask(&mask_tensor)
+        input.dropout(DropoutMask::new(keep, scale))
     }
 
     fn set_training(&self, training: bool) {
@@ -181,6 +181,8 @@ impl Module for Dropout {
 
 #[cfg(test)]
 mod tests {
+    use ember_tensor::Tensor;
+
     use super::*;
 
     /// The masks of `count` consecutive forwards over `n` ones in one step, as
