@@ -476,6 +476,13 @@ unsafe fn write_back<V: Simd, const MR: usize, const NV: usize>(t: &Tile, acc: &
 /// `acc` is never indexed at run time. α = 1 and β = 1 skip their
 /// multiplications (exact, so the bits are the same).
 ///
+/// Each step of `α·acc + β·C + bias`, then ReLU, is a pass of its own over
+/// the tile, with a one-operation body: with the whole epilogue in one body,
+/// LLVM stopped unrolling the loops for some edge tiles (4×64, 6×16 on
+/// AVX2), indexed `acc` at run time and so kept it in memory, storing every
+/// accumulator on every k step. Per element the operations and their order
+/// are the same either way.
+///
 /// # Safety
 /// As [`write_back`], with `t.m = MR`, `t.n = NR` and `t.c_cs = 1`.
 #[inline(always)]
@@ -487,28 +494,41 @@ unsafe fn write_full_tile<V: Simd, const MR: usize, const NV: usize>(
     // `t.c` (rows `c_rs` apart, columns contiguous) is valid, as is the
     // bias for it.
     unsafe {
-        let alpha = V::splat(t.alpha);
-        let beta = V::splat(t.beta);
-        for (i, row) in acc.iter().enumerate() {
-            for (v, &cell) in row.iter().enumerate() {
-                let p = t.c.add(i * t.c_rs + v * V::LANES);
-                let mut r = if t.alpha == 1.0 {
-                    cell
-                } else {
-                    cell.mul(alpha)
-                };
-                if t.beta == 1.0 {
-                    r = r.add(V::load(p));
-                } else if t.beta != 0.0 {
-                    r = r.add(V::load(p).mul(beta));
+        let mut r = *acc;
+        let at = |i: usize, v: usize| t.c.add(i * t.c_rs + v * V::LANES);
+        if t.alpha != 1.0 {
+            let alpha = V::splat(t.alpha);
+            r.iter_mut()
+                .flatten()
+                .for_each(|cell| *cell = cell.mul(alpha));
+        }
+        if t.beta == 1.0 {
+            for (i, row) in r.iter_mut().enumerate() {
+                for (v, cell) in row.iter_mut().enumerate() {
+                    *cell = cell.add(V::load(at(i, v)));
                 }
-                if !t.bias.is_null() {
-                    r = r.add(t.bias_vector::<V>(i, v * V::LANES, V::LANES));
+            }
+        } else if t.beta != 0.0 {
+            let beta = V::splat(t.beta);
+            for (i, row) in r.iter_mut().enumerate() {
+                for (v, cell) in row.iter_mut().enumerate() {
+                    *cell = cell.add(V::load(at(i, v)).mul(beta));
                 }
-                if t.relu {
-                    r = r.relu();
+            }
+        }
+        if !t.bias.is_null() {
+            for (i, row) in r.iter_mut().enumerate() {
+                for (v, cell) in row.iter_mut().enumerate() {
+                    *cell = cell.add(t.bias_vector::<V>(i, v * V::LANES, V::LANES));
                 }
-                r.store(p);
+            }
+        }
+        if t.relu {
+            r.iter_mut().flatten().for_each(|cell| *cell = cell.relu());
+        }
+        for (i, row) in r.iter().enumerate() {
+            for (v, cell) in row.iter().enumerate() {
+                cell.store(at(i, v));
             }
         }
     }
