@@ -161,7 +161,13 @@ fn function(disassembly: &str, symbol: &str) -> Result<Vec<Insn>, CheckError> {
             what: format!("{symbol} is not in the binary (renamed, or inlined away?)"),
         });
     }
-    Ok(lines
+    Ok(body(&mut lines))
+}
+
+/// The instructions of the function whose header line was just read: the
+/// lines up to the blank one that ends it.
+fn body<'a>(lines: &mut impl Iterator<Item = &'a str>) -> Vec<Insn> {
+    lines
         .take_while(|l| !l.trim().is_empty())
         .filter_map(|l| {
             let (addr, text) = l.split_once(":\t")?;
@@ -170,7 +176,7 @@ fn function(disassembly: &str, symbol: &str) -> Result<Vec<Insn>, CheckError> {
                 text: text.trim().to_string(),
             })
         })
-        .collect())
+        .collect()
 }
 
 /// The loop (a backward branch and what it jumps over) with the most FMAs:
@@ -395,18 +401,7 @@ fn kernel_instances(disassembly: &str) -> Vec<(String, u64, Vec<Insn>)> {
         if !is_kernel || !line.ends_with(">:") {
             continue;
         }
-        let insns = lines
-            .by_ref()
-            .take_while(|l| !l.trim().is_empty())
-            .filter_map(|l| {
-                let (a, text) = l.split_once(":\t")?;
-                Some(Insn {
-                    addr: u64::from_str_radix(a.trim(), 16).ok()?,
-                    text: text.trim().to_string(),
-                })
-            })
-            .collect();
-        found.push((name.to_string(), addr, insns));
+        found.push((name.to_string(), addr, body(&mut lines)));
     }
     found
 }
