@@ -152,18 +152,6 @@ impl Insn {
     }
 }
 
-/// The instructions of `symbol` in objdump's output of the whole binary.
-fn function(disassembly: &str, symbol: &str) -> Result<Vec<Insn>, CheckError> {
-    let header = format!("<{symbol}>:");
-    let mut lines = disassembly.lines().skip_while(|l| !l.ends_with(&header));
-    if lines.next().is_none() {
-        return Err(CheckError::Parse {
-            what: format!("{symbol} is not in the binary (renamed, or inlined away?)"),
-        });
-    }
-    Ok(body(&mut lines))
-}
-
 /// The instructions of the function whose header line was just read: the
 /// lines up to the blank one that ends it.
 fn body<'a>(lines: &mut impl Iterator<Item = &'a str>) -> Vec<Insn> {
@@ -335,14 +323,23 @@ fn check(markdown: bool) -> Result<bool, CheckError> {
     let dir = tempfile::tempdir().map_err(|e| CheckError::Parse {
         what: format!("a temporary folder: {e}"),
     })?;
+    let instances = kernel_instances(&disassembly);
     let here = model_here();
     // Asking every kernel whether it runs here also links all of them in.
     let runnable: Vec<&str> = Kernel::supported().iter().map(|k| k.name()).collect();
     println!("kernels this CPU runs: {}", runnable.join(", "));
     let mut rows = Vec::new();
     for kernel in &KERNELS {
-        let insns = function(&disassembly, kernel.symbol)?;
-        let body = k_loop(&insns).ok_or_else(|| CheckError::Parse {
+        let (_, _, insns) = instances
+            .iter()
+            .find(|(name, ..)| name == kernel.symbol)
+            .ok_or_else(|| CheckError::Parse {
+                what: format!(
+                    "{} is not in the binary (renamed, or inlined away?)",
+                    kernel.symbol
+                ),
+            })?;
+        let body = k_loop(insns).ok_or_else(|| CheckError::Parse {
             what: format!("no loop with FMAs in {}", kernel.symbol),
         })?;
         let fmas = body.iter().filter(|i| i.is_fma()).count();
@@ -379,7 +376,7 @@ fn check(markdown: bool) -> Result<bool, CheckError> {
         }
     }
     print_table(&rows, here, markdown);
-    let instances_clean = every_instance_keeps_its_accumulators(&disassembly)?;
+    let instances_clean = every_instance_keeps_its_accumulators(&instances)?;
     Ok(rows.iter().all(Row::passes) && instances_clean)
 }
 
@@ -410,15 +407,16 @@ fn kernel_instances(disassembly: &str) -> Vec<(String, u64, Vec<Insn>)> {
 /// simulates: no k loop stores. (An epilogue once made LLVM keep the
 /// accumulators of two edge tiles in memory while the packed entries stayed
 /// clean.)
-fn every_instance_keeps_its_accumulators(disassembly: &str) -> Result<bool, CheckError> {
-    let instances = kernel_instances(disassembly);
+fn every_instance_keeps_its_accumulators(
+    instances: &[(String, u64, Vec<Insn>)],
+) -> Result<bool, CheckError> {
     if instances.len() < KERNELS.len() {
         return Err(CheckError::Parse {
             what: format!("only {} kernel bodies found in the binary", instances.len()),
         });
     }
     let mut clean = true;
-    for (name, addr, insns) in &instances {
+    for (name, addr, insns) in instances {
         let Some(body) = k_loop(insns) else {
             continue; // the scalar kernel's bodies have no vector FMAs
         };
