@@ -234,6 +234,64 @@ fn fused_relu_matches_conv_then_relu_bit_for_bit() {
 }
 
 #[test]
+fn fused_relu_and_pool_match_the_three_ops_bit_for_bit() {
+    // 19 images of 9×9 outputs: a partial last backward task, a 2×2 pool
+    // that drops the last row and column, and an overlapping 3×3 one.
+    let x = rand(&[19, 3, 9, 9], 31);
+    let w = rand(&[5, 3, 3, 3], 32);
+    let b = rand(&[5], 33);
+    for (kernel, stride) in [(2, 2), (3, 2)] {
+        let side = (9 - kernel) / stride + 1;
+        let g = rand(&[19, 5, side, side], 34);
+        for threads in [1, 2] {
+            for with_bias in [true, false] {
+                let run = |fused: bool| {
+                    ember_tensor::on_threads(threads, || {
+                        let (xv, wv, bv) = (
+                            Var::parameter(x.clone()),
+                            Var::parameter(w.clone()),
+                            Var::parameter(b.clone()),
+                        );
+                        let bias = with_bias.then_some(&bv);
+                        let y = if fused {
+                            xv.conv2d_relu_max_pool2d(&wv, bias, 1, 1, kernel, stride)
+                        } else {
+                            xv.conv2d(&wv, bias, 1, 1).relu().max_pool2d(kernel, stride)
+                        };
+                        y.backward_with(g.clone());
+                        let mut out = vec![bits(&y.value()), bits(&xv.grad().unwrap())];
+                        out.push(bits(&wv.grad().unwrap()));
+                        if with_bias {
+                            out.push(bits(&bv.grad().unwrap()));
+                        }
+                        out
+                    })
+                };
+                let (fused, apart) = (run(true), run(false));
+                // Some windows are all rectified (their gradient masked) and
+                // some are not, or the test is idle.
+                let y = &apart[0];
+                assert!(y.iter().any(|&v| f32::from_bits(v) > 0.0));
+                assert!(y.iter().any(|&v| f32::from_bits(v) <= 0.0));
+                let case = format!("pool {kernel}/{stride}, {threads} threads, bias {with_bias}");
+                assert_eq!(fused, apart, "{case}");
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(
+    expected = "conv2d_relu_max_pool2d: cannot pool the convolution's output \
+                           [1, 3, 3, 3] with a 4×4 window"
+)]
+fn a_pool_larger_than_the_convolution_output_is_named() {
+    let x = Var::constant(Tensor::zeros(&[1, 2, 5, 5]));
+    let w = Var::parameter(Tensor::zeros(&[3, 2, 3, 3]));
+    x.conv2d_relu_max_pool2d(&w, None, 1, 0, 4, 4);
+}
+
+#[test]
 fn only_requested_gradients_are_computed() {
     // Data as a constant (the first layer of a CNN): weight and bias still
     // get their gradients, the input none.

@@ -106,6 +106,14 @@ impl Module for Conv2d {
         input.conv2d_relu(&self.weight, self.bias.as_ref(), self.stride, self.padding)
     }
 
+    fn forward_relu_max_pool2d(&self, input: &Var, kernel: usize, stride: usize) -> Var {
+        if crate::probe::is_recording() {
+            return self.forward_relu(input).max_pool2d(kernel, stride);
+        }
+        let (b, s, p) = (self.bias.as_ref(), self.stride, self.padding);
+        input.conv2d_relu_max_pool2d(&self.weight, b, s, p, kernel, stride)
+    }
+
     fn visit(&self, m: &mut Members) {
         m.weight_and_bias(&self.weight, self.bias.as_ref());
     }
@@ -152,7 +160,10 @@ impl Module for MaxPool2d {
         input.max_pool2d(self.kernel, self.stride)
     }
     fn kind(&self) -> LayerKind {
-        LayerKind::Pooling
+        LayerKind::MaxPool {
+            kernel: self.kernel,
+            stride: self.stride,
+        }
     }
     fn describe(&self) -> String {
         format!(

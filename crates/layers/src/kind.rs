@@ -57,8 +57,13 @@ pub enum LayerKind {
     Normalization,
     /// Dropout.
     Dropout,
-    /// Pooling.
-    Pooling,
+    /// Max pooling over `kernel × kernel` windows moved by `stride`.
+    MaxPool {
+        /// Window side.
+        kernel: usize,
+        /// Step between windows.
+        stride: usize,
+    },
     /// A reshape (`Flatten`).
     Reshape,
     /// Anything else: a container or a user's module.

@@ -264,6 +264,15 @@ pub trait Module {
         self.forward(input).relu()
     }
 
+    /// `forward`, a ReLU, then max pooling over `kernel × kernel` windows
+    /// moved by `stride`. A `Conv2d` does all three image by image while
+    /// each is in cache, never storing its full-size output; the result is
+    /// the same, bit for bit. [`crate::Sequential`] calls it for a layer
+    /// followed by a ReLU and a [`crate::MaxPool2d`].
+    fn forward_relu_max_pool2d(&self, input: &Var, kernel: usize, stride: usize) -> Var {
+        self.forward_relu(input).max_pool2d(kernel, stride)
+    }
+
     /// Reports this module's own parameters and buffers and its sub-modules,
     /// each under its name, in a stable order. The default holds nothing
     /// (activations, pooling).

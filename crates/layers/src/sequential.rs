@@ -84,20 +84,24 @@ impl Sequential {
 
 impl Module for Sequential {
     /// Runs the layers in order. A layer followed by a ReLU module runs
-    /// both through its [`Module::forward_relu`] (one pass for a `Conv2d`;
-    /// the same values as running them apart).
+    /// both through its [`Module::forward_relu`], and by a ReLU and a
+    /// [`crate::MaxPool2d`] all three through its
+    /// [`Module::forward_relu_max_pool2d`] (one pass for a `Conv2d`; the same
+    /// values as running them apart).
     fn forward(&self, input: &Var) -> Var {
         let mut x = input.clone();
-        let mut layers = self.layers.iter().peekable();
-        while let Some(layer) = layers.next() {
-            let relu_next = layers
-                .peek()
-                .is_some_and(|next| next.kind() == LayerKind::Activation(Activation::Relu));
-            x = if relu_next && !crate::probe::is_recording() {
-                layers.next();
-                layer.forward_relu(&x)
-            } else {
-                layer.forward(&x)
+        let kinds: Vec<LayerKind> = self.layers.iter().map(|l| l.kind()).collect();
+        let fuse = !crate::probe::is_recording();
+        let mut i = 0;
+        while i < self.layers.len() {
+            let layer = &self.layers[i];
+            let relu_next = kinds.get(i + 1) == Some(&LayerKind::Activation(Activation::Relu));
+            (x, i) = match kinds.get(i + 2) {
+                Some(&LayerKind::MaxPool { kernel, stride }) if fuse && relu_next => {
+                    (layer.forward_relu_max_pool2d(&x, kernel, stride), i + 3)
+                }
+                _ if fuse && relu_next => (layer.forward_relu(&x), i + 2),
+                _ => (layer.forward(&x), i + 1),
             };
         }
         x

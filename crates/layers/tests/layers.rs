@@ -6,8 +6,8 @@ use ember_autograd::Var;
 use ember_layers::init::Constant;
 use ember_layers::loss::{cross_entropy, Reduction};
 use ember_layers::{
-    Activation, BatchNorm1d, BatchNorm2d, Dropout, LayerInit, Linear, Module, Named, ReLU,
-    Sequential, Sigmoid, Step, Tanh,
+    Activation, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, LayerInit, Linear, MaxPool2d, Module,
+    Named, ReLU, Sequential, Sigmoid, Step, Tanh,
 };
 use ember_tensor::Tensor;
 use rand::SeedableRng;
@@ -81,6 +81,48 @@ fn a_layer_built_for_a_relu_gets_a_positive_bias_and_other_layers_zero() {
     // A ReLU module placed after a layer not built for it changes nothing.
     let plain = Sequential::new().add(Linear::new(4, 8, &mut r)).add(ReLU);
     assert!(all_equal(&plain.parameters()[1].var, 0.0));
+}
+
+#[test]
+fn sequential_runs_conv_relu_pool_as_one_op_with_the_bits_of_the_layers_apart() {
+    let conv = || {
+        Conv2d::with_options(
+            2,
+            4,
+            3,
+            1,
+            1,
+            &LayerInit::before(Activation::Relu),
+            &mut rng(7),
+        )
+    };
+    let x = Var::constant(Tensor::randn(&[5, 2, 7, 7], &mut rng(8)));
+    let model = Sequential::new()
+        .add(conv())
+        .add(ReLU)
+        .add(MaxPool2d::new(2));
+    let fused = model.forward(&x);
+    assert_eq!(fused.op_name(), "conv2d_relu_max_pool2d");
+    let layer = conv();
+    let apart = MaxPool2d::new(2).forward(&ReLU.forward(&layer.forward(&x)));
+    assert_eq!(apart.op_name(), "max_pool2d");
+    assert_eq!(bits(&fused.value()), bits(&apart.value()));
+    let g = Tensor::randn(&fused.shape(), &mut rng(9));
+    fused.backward_with(g.clone());
+    apart.backward_with(g);
+    let grads = |m: &dyn Module| -> Vec<Vec<u32>> {
+        let params = m.parameters();
+        params
+            .iter()
+            .map(|p| bits(&p.var.grad().unwrap()))
+            .collect()
+    };
+    assert_eq!(grads(&model), grads(&layer));
+}
+
+/// Bits of a tensor's values, so that signed zeros count.
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.to_vec().iter().map(|v| v.to_bits()).collect()
 }
 
 /// Whether every element of `v` is `value`.

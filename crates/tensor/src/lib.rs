@@ -51,7 +51,7 @@ mod view;
 pub mod gemm;
 
 pub use ops::conv::{col2im, im2col, Conv2dGeometry};
-pub use ops::pool::{max_pool2d, max_pool2d_backward, MaxPool2d};
+pub use ops::pool::{max_pool2d, max_pool2d_backward, MaxPool2d, PoolGeometry};
 pub use parallel::{
     on_threads, with_workers_awake, worth_splitting, AWAKE_THRESHOLD, PARALLEL_THRESHOLD,
 };

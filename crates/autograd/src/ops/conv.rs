@@ -18,7 +18,7 @@
 use ember_tensor::gemm::{
     gemm, gemm_fused, with_scratch, Bias, Epilogue, MatMut, MatRef, Parallelism,
 };
-use ember_tensor::{max_pool2d_backward, Conv2dGeometry, Tensor};
+use ember_tensor::{max_pool2d_backward, Conv2dGeometry, PoolGeometry, Tensor};
 use rayon::prelude::*;
 
 use super::elementwise::relu_grad;
@@ -54,6 +54,33 @@ impl ConvDims {
         let k = self.geom.patch_len();
         MatRef::new(w, self.out_channels, k, k, 1)
     }
+}
+
+/// What follows the convolution inside the op, and so what its backward
+/// keeps to turn the op's gradient into the convolution's own.
+enum Stage {
+    /// Nothing: the op's output is the convolution.
+    Linear,
+    /// A ReLU; its output `y` is the mask (`y > 0` exactly where the
+    /// convolution was positive).
+    Relu { y: Tensor },
+    /// A ReLU, then max pooling of each image's planes: the pooled output
+    /// and its winners are all the backward needs (a winner was positive
+    /// exactly where its pooled value is).
+    ReluMaxPool {
+        pool: PoolGeometry,
+        pooled: Tensor,
+        argmax: Vec<u32>,
+    },
+}
+
+/// What a caller asked to follow the convolution (the pooling window as
+/// `(kernel, stride)`, checked against the output once its size is known).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Then {
+    Linear,
+    Relu,
+    ReluMaxPool((usize, usize)),
 }
 
 /// The GEMM thread budget when `tasks` independent tasks already run in
@@ -122,7 +149,7 @@ impl Var {
     /// than the padded image; the message names the shapes.
     #[track_caller]
     pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, stride: usize, padding: usize) -> Var {
-        self.conv2d_then(weight, bias, stride, padding, false)
+        self.conv2d_then(weight, bias, stride, padding, Then::Linear)
     }
 
     /// [`conv2d`](Var::conv2d) followed by [`relu`](Var::relu), in one pass:
@@ -153,7 +180,46 @@ impl Var {
         stride: usize,
         padding: usize,
     ) -> Var {
-        self.conv2d_then(weight, bias, stride, padding, true)
+        self.conv2d_then(weight, bias, stride, padding, Then::Relu)
+    }
+
+    /// [`conv2d`](Var::conv2d), [`relu`](Var::relu), then
+    /// [`max_pool2d`](Var::max_pool2d) with a `pool_kernel × pool_kernel`
+    /// window moved by `pool_stride`, in one op: each image is convolved,
+    /// rectified and pooled while it is in cache, and the full-size
+    /// convolution output is never stored. The backward routes each image's
+    /// pooled gradient to its winners and masks it in that image's own
+    /// buffer, instead of a dense gradient of the whole batch written by the
+    /// pooling and read back, with the ReLU output, by the convolution.
+    /// Values and gradients are those of the three ops apart, bit for bit.
+    ///
+    /// ```
+    /// use ember_autograd::Var;
+    /// use ember_tensor::Tensor;
+    ///
+    /// let x = Var::parameter(Tensor::arange(32).reshape(&[1, 2, 4, 4]).add_scalar(-15.0));
+    /// let w = Var::parameter(Tensor::from_vec(vec![1.0, -1.0, 0.5, 2.0], &[2, 2, 1, 1]));
+    /// let fused = x.conv2d_relu_max_pool2d(&w, None, 1, 0, 2, 2);
+    /// let apart = x.conv2d(&w, None, 1, 0).relu().max_pool2d(2, 2);
+    /// assert_eq!(fused.shape(), [1, 2, 2, 2]);
+    /// assert_eq!(fused.value().to_vec(), apart.value().to_vec());
+    /// ```
+    ///
+    /// # Panics
+    /// As [`conv2d`](Var::conv2d), or if the pooling window does not fit
+    /// the convolution's output (the message names both).
+    #[track_caller]
+    pub fn conv2d_relu_max_pool2d(
+        &self,
+        weight: &Var,
+        bias: Option<&Var>,
+        stride: usize,
+        padding: usize,
+        pool_kernel: usize,
+        pool_stride: usize,
+    ) -> Var {
+        let pool = (pool_kernel, pool_stride);
+        self.conv2d_then(weight, bias, stride, padding, Then::ReluMaxPool(pool))
     }
 
     #[track_caller]
@@ -163,7 +229,7 @@ impl Var {
         bias: Option<&Var>,
         stride: usize,
         padding: usize,
-        relu: bool,
+        then: Then,
     ) -> Var {
         let (x, w) = (self.value().contiguous(), weight.value().contiguous());
         let dims = conv_dims(x.shape(), w.shape(), stride, padding);
@@ -176,16 +242,48 @@ impl Var {
                 w.shape()
             );
         }
-        let value = conv2d_forward(&x, &w, b.as_ref(), &dims, relu);
+        let pool = match then {
+            Then::ReluMaxPool((kernel, stride)) => {
+                let pool = PoolGeometry {
+                    height: dims.geom.out_h(),
+                    width: dims.geom.out_w(),
+                    kernel,
+                    stride,
+                };
+                assert!(
+                    pool.is_valid(),
+                    "conv2d_relu_max_pool2d: cannot pool the convolution's output {:?} with \
+                     a {kernel}×{kernel} window and stride {stride} (need a positive stride \
+                     and a window within the output)",
+                    [dims.batch, dims.out_channels, pool.height, pool.width]
+                );
+                Some(pool)
+            }
+            _ => None,
+        };
+        let relu = then != Then::Linear;
+        let (value, argmax) = conv2d_forward(&x, &w, b.as_ref(), &dims, relu, pool);
         let inputs: Vec<&Var> = match bias {
             Some(b) => vec![self, weight, b],
             None => vec![self, weight],
         };
-        // The rectified output is its own mask: y > 0 exactly where z > 0.
-        let mask = relu.then(|| value.clone());
-        let op = if relu { "conv2d_relu" } else { "conv2d" };
+        let stage = match pool {
+            Some(pool) => Stage::ReluMaxPool {
+                pool,
+                pooled: value.clone(),
+                argmax,
+            },
+            // The rectified output is its own mask: y > 0 exactly where z > 0.
+            None if relu => Stage::Relu { y: value.clone() },
+            None => Stage::Linear,
+        };
+        let op = match then {
+            Then::Linear => "conv2d",
+            Then::Relu => "conv2d_relu",
+            Then::ReluMaxPool(_) => "conv2d_relu_max_pool2d",
+        };
         record(op, value, &inputs, move |g, grads: &mut Grads<'_>| {
-            conv2d_backward(&x, &w, &dims, g, mask.as_ref(), grads)
+            conv2d_backward(&x, &w, &dims, g, &stage, grads)
         })
     }
 
@@ -229,14 +327,17 @@ impl Var {
     }
 }
 
-/// `Yₙ = W·im2col(xₙ) + b`, image by image, rectified if `relu`.
+/// `Yₙ = W·im2col(xₙ) + b`, image by image, rectified if `relu`, then
+/// max-pooled if `pool` is given: the output, and the pool's winners (empty
+/// without a pool).
 fn conv2d_forward(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     dims: &ConvDims,
     relu: bool,
-) -> Tensor {
+    pool: Option<PoolGeometry>,
+) -> (Tensor, Vec<u32>) {
     let (n, o) = (dims.batch, dims.out_channels);
     let (k, p, image) = (dims.geom.patch_len(), dims.positions(), dims.image());
     let (x, w) = (
@@ -244,9 +345,16 @@ fn conv2d_forward(
         w.as_slice().expect("contiguous"),
     );
     let b = b.map(|b| b.as_slice().expect("contiguous"));
+    let (out_h, out_w) = match pool {
+        Some(pool) => (pool.out_h(), pool.out_w()),
+        None => (dims.geom.out_h(), dims.geom.out_w()),
+    };
+    let per_image = o * out_h * out_w;
     // Recycled storage (a fresh multi-megabyte `vec!` every step was paid
-    // for in page faults), not zeroed: the product with β = 0 writes every value.
-    let mut output = Tensor::empty(&[n, o, dims.geom.out_h(), dims.geom.out_w()]);
+    // for in page faults), not zeroed: the product with β = 0, or the
+    // pooling, writes every value.
+    let mut output = Tensor::empty(&[n, o, out_h, out_w]);
+    let mut argmax = vec![0u32; if pool.is_some() { n * per_image } else { 0 }];
     let out = output.data_mut();
     // The bias (one per output channel: a row of Yₙ) and the ReLU are applied
     // by the GEMM as it writes each tile, not in passes over Yₙ of their own;
@@ -255,27 +363,52 @@ fn conv2d_forward(
         bias: b.map(Bias::Rows),
         relu,
     };
-    let one_image = |x_n: &[f32], y_n: &mut [f32], cols: &mut [f32], par| {
-        dims.geom.im2col_image(x_n, cols);
-        let cols = MatRef::new(cols, k, p, p, 1);
-        let y_n = MatMut::new(y_n, o, p, p, 1);
-        gemm_fused(1.0, dims.weight(w), cols, 0.0, y_n, epilogue, par);
-    };
+    // The scratch holds the columns and, when pooling, Yₙ itself: a few
+    // hundred KB that stay in cache between the GEMM and the pooling.
+    let scratch = k * p + if pool.is_some() { o * p } else { 0 };
+    let one_image =
+        |x_n: &[f32], out_n: &mut [f32], argmax_n: &mut [u32], scratch: &mut [f32], par| {
+            let (cols, y_scratch) = scratch.split_at_mut(k * p);
+            dims.geom.im2col_image(x_n, cols);
+            let cols = MatRef::new(cols, k, p, p, 1);
+            match pool {
+                Some(pool) => {
+                    let y_n = MatMut::new(y_scratch, o, p, p, 1);
+                    gemm_fused(1.0, dims.weight(w), cols, 0.0, y_n, epilogue, par);
+                    pool.pool_planes(y_scratch, out_n, argmax_n);
+                }
+                None => {
+                    let y_n = MatMut::new(out_n, o, p, p, 1);
+                    gemm_fused(1.0, dims.weight(w), cols, 0.0, y_n, epilogue, par);
+                }
+            }
+        };
     if !out.is_empty() {
+        // One winners' slice per image (empty ones without a pool), so every
+        // case walks the batch the same way.
+        let argmax_parts: Vec<&mut [u32]> = if pool.is_some() {
+            argmax.chunks_mut(per_image).collect()
+        } else {
+            (0..n).map(|_| <&mut [u32]>::default()).collect()
+        };
         let par = gemm_threads(n);
         if par == Parallelism::Sequential && n > 1 {
-            out.par_chunks_mut(o * p)
+            out.par_chunks_mut(per_image)
                 .zip(x.par_chunks(image))
-                .for_each(|(y_n, x_n)| with_scratch(k * p, |cols| one_image(x_n, y_n, cols, par)));
+                .zip(argmax_parts)
+                .for_each(|((out_n, x_n), argmax_n)| {
+                    with_scratch(scratch, |s| one_image(x_n, out_n, argmax_n, s, par))
+                });
         } else {
-            with_scratch(k * p, |cols| {
-                for (y_n, x_n) in out.chunks_mut(o * p).zip(x.chunks(image)) {
-                    one_image(x_n, y_n, cols, par);
+            with_scratch(scratch, |s| {
+                let images = out.chunks_mut(per_image).zip(x.chunks(image));
+                for ((out_n, x_n), argmax_n) in images.zip(argmax_parts) {
+                    one_image(x_n, out_n, argmax_n, s, par);
                 }
             });
         }
     }
-    output
+    (output, argmax)
 }
 
 // With Gₙ = ∂L/∂Yₙ (O, P) and Yₙ = W·X̂ₙ + b·1ᵀ:
@@ -287,14 +420,18 @@ fn conv2d_forward(
 // X̂ₙ is recomputed here rather than kept from the forward pass: unfolding is
 // cheap beside the GEMMs and keeping it would cost K·P floats per image.
 //
-// With a fused ReLU (`mask` is its output y), Gₙ is first masked to
-// Gₙ ⊙ [yₙ > 0], image by image, as ReLU's own backward would have.
+// With a fused ReLU (its output y kept), Gₙ is first masked to
+// Gₙ ⊙ [yₙ > 0], image by image, as ReLU's own backward would have. With a
+// fused ReLU and pool, the op's gradient is first routed to each window's
+// winner (as max_pool2d's backward would, into a zeroed buffer), then masked
+// at the winners whose pooled value is not positive (every other entry is
+// a routed 0, which the mask leaves 0).
 fn conv2d_backward(
     x: &Tensor,
     w: &Tensor,
     dims: &ConvDims,
     g: &Tensor,
-    mask: Option<&Tensor>,
+    stage: &Stage,
     grads: &mut Grads<'_>,
 ) {
     let (want_x, want_w, want_b) = (grads.wants(0), grads.wants(1), grads.wants(2));
@@ -304,8 +441,8 @@ fn conv2d_backward(
         return;
     }
     let g = g.contiguous();
-    let mask = mask.map(Tensor::contiguous);
-    let ys = mask.as_ref().map(|y| y.as_slice().expect("contiguous"));
+    // Values of the op's output per image (pooled, or O·P).
+    let per_image = g.numel() / n;
     let (gs, xs, ws) = (
         g.as_slice().expect("contiguous"),
         x.as_slice().expect("contiguous"),
@@ -334,19 +471,45 @@ fn conv2d_backward(
             with_scratch(if want_w || want_x { k * p } else { 0 }, |cols| {
                 let mut dw = vec![0.0; if want_w { o * k } else { 0 }];
                 let mut db = vec![0.0; if want_b { o } else { 0 }];
-                let mut masked = ys.map(|_| Tensor::empty(&[o * p]));
+                // Gₙ once masked (or routed); every value is written before
+                // it is read, so recycled storage does.
+                let mut masked = match stage {
+                    Stage::Linear => Tensor::empty(&[0]),
+                    _ => Tensor::empty(&[o * p]),
+                };
+                let buffer = masked.data_mut();
                 for (i, img) in (first..last).enumerate() {
-                    let this = img * o * p..(img + 1) * o * p;
-                    let g_img: &[f32] = match (&mut masked, ys) {
-                        (Some(buffer), Some(ys)) => {
-                            let buffer = buffer.data_mut();
-                            let (g_n, y_n) = (&gs[this.clone()], &ys[this.clone()]);
+                    let this = img * per_image..(img + 1) * per_image;
+                    let g_img: &[f32] = match stage {
+                        Stage::Linear => &gs[this],
+                        Stage::Relu { y } => {
+                            let ys = y.as_slice().expect("a fresh output is contiguous");
+                            let (g_n, y_n) = (&gs[this.clone()], &ys[this]);
                             for ((m, &g), &y) in buffer.iter_mut().zip(g_n).zip(y_n) {
                                 *m = relu_grad(g, y);
                             }
                             buffer
                         }
-                        _ => &gs[this],
+                        Stage::ReluMaxPool {
+                            pool,
+                            pooled,
+                            argmax,
+                        } => {
+                            let pooled = pooled.as_slice().expect("a fresh output is contiguous");
+                            let (g_n, argmax_n) = (&gs[this.clone()], &argmax[this.clone()]);
+                            pool.route_planes(g_n, argmax_n, buffer);
+                            let planes = buffer.chunks_exact_mut(p);
+                            let winners = pooled[this].chunks(pool.plane_out());
+                            for ((plane, pooled), argmax) in
+                                planes.zip(winners).zip(argmax_n.chunks(pool.plane_out()))
+                            {
+                                for (&y, &at) in pooled.iter().zip(argmax) {
+                                    let m = &mut plane[at as usize];
+                                    *m = relu_grad(*m, y);
+                                }
+                            }
+                            buffer
+                        }
                     };
                     let g_n = MatRef::new(g_img, o, p, p, 1);
                     if want_w {

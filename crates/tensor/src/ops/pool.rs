@@ -16,52 +16,147 @@ pub struct MaxPool2d {
     pub argmax: Vec<u32>,
 }
 
-/// Output size of a pooling window sliding along an axis of `len`.
-fn pooled(len: usize, kernel: usize, stride: usize) -> usize {
-    (len - kernel) / stride + 1
+/// The sizes of a max pooling over planes of `height × width` pixels, with
+/// `kernel × kernel` windows moved `stride` pixels at a time (no padding).
+///
+/// Its methods pool, and route gradients back through, one run of planes
+/// (for instance one image's channels) held one after another in a slice:
+/// the building blocks of [`max_pool2d`] and [`max_pool2d_backward`], for an
+/// op that pools each image while it is still in cache.
+///
+/// ```
+/// use ember_tensor::PoolGeometry;
+///
+/// let pool = PoolGeometry { height: 2, width: 4, kernel: 2, stride: 2 };
+/// let (mut out, mut argmax) = ([0.0; 2], [0; 2]);
+/// pool.pool_planes(&[1.0, 5.0, 2.0, 0.0, 3.0, 4.0, 8.0, 1.0], &mut out, &mut argmax);
+/// assert_eq!((out, argmax), ([5.0, 8.0], [1, 6]));
+/// let mut dx = [9.0; 8];
+/// pool.route_planes(&[0.5, -1.0], &argmax, &mut dx);
+/// assert_eq!(dx, [0.0, 0.5, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeometry {
+    /// Plane height.
+    pub height: usize,
+    /// Plane width.
+    pub width: usize,
+    /// Window side.
+    pub kernel: usize,
+    /// Step between neighbouring windows, in both directions.
+    pub stride: usize,
 }
 
-/// Max-pools NCHW `input` with a `kernel × kernel` window moved `stride`
-/// pixels at a time (no padding): `(N, C, H, W) → (N, C, OH, OW)` with
-/// `OH = (H − k) / s + 1`. Ties go to the first maximum in row-major order.
-///
-/// ```
-/// use ember_tensor::{max_pool2d, Tensor};
-///
-/// let x = Tensor::arange(16).reshape(&[1, 1, 4, 4]);
-/// let pooled = max_pool2d(&x, 2, 2);
-/// assert_eq!(pooled.output.to_vec(), vec![5.0, 7.0, 13.0, 15.0]);
-/// assert_eq!(pooled.argmax, vec![5, 7, 13, 15]);
-/// ```
-///
-/// # Panics
-/// If `input` is not 4-D, the kernel or stride is 0, or the window is larger
-/// than the image; the message names the op and the shapes.
-#[track_caller]
-pub fn max_pool2d(input: &Tensor, kernel: usize, stride: usize) -> MaxPool2d {
-    let shape = input.shape();
-    assert!(
-        shape.len() == 4
-            && kernel > 0
-            && stride > 0
-            && shape[2] >= kernel
-            && shape[3] >= kernel
-            && shape[2] * shape[3] <= u32::MAX as usize,
-        "max_pool2d: cannot pool input {shape:?} with a {kernel}×{kernel} window and stride \
-         {stride} (need (N, C, H, W) with H, W ≥ kernel and a positive stride)"
-    );
-    let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3]);
-    let (oh, ow) = (pooled(h, kernel, stride), pooled(w, kernel, stride));
-    let x = input.contiguous();
-    let x = x.as_slice().expect("contiguous");
-    // Every output is written: by its window's first tap, or the 2×2 max.
-    let mut out = crate::recycle::for_overwrite(planes * oh * ow);
-    let mut argmax = vec![0u32; planes * oh * ow];
-    // One output row at a time, tap by tap: each tap (ky, kx) is a strided
-    // sweep along one input row, compared against the running maxima. Taps go
-    // in row-major order and only a strictly larger value replaces the
-    // maximum, so ties keep the first.
-    let pool_plane = |((src, dst), idx): ((&[f32], &mut [f32]), &mut [u32])| {
+impl PoolGeometry {
+    /// Output height: `(H − k) / s + 1`.
+    pub fn out_h(&self) -> usize {
+        (self.height - self.kernel) / self.stride + 1
+    }
+
+    /// Output width: `(W − k) / s + 1`.
+    pub fn out_w(&self) -> usize {
+        (self.width - self.kernel) / self.stride + 1
+    }
+
+    /// Pixels per input plane, `H·W`.
+    pub fn plane_in(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// Values per output plane, `OH·OW`.
+    pub fn plane_out(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+
+    /// Whether the window fits in the plane and the sizes are usable
+    /// (positive kernel and stride, indices that fit a `u32`).
+    pub fn is_valid(&self) -> bool {
+        self.kernel > 0
+            && self.stride > 0
+            && self.height >= self.kernel
+            && self.width >= self.kernel
+            && self.height * self.width <= u32::MAX as usize
+    }
+
+    /// Max-pools the planes of `input` (`H·W` values each) into `output`
+    /// and records in `argmax` where each maximum came from (`y·W + x`
+    /// within its plane). Ties go to the first maximum in row-major order.
+    ///
+    /// # Panics
+    /// If the geometry is not [valid](PoolGeometry::is_valid), or the three
+    /// slices do not hold the same number of planes.
+    #[track_caller]
+    pub fn pool_planes(&self, input: &[f32], output: &mut [f32], argmax: &mut [u32]) {
+        let planes = self.planes("pool_planes", input.len(), output.len(), argmax.len());
+        let (plane_in, plane_out) = (self.plane_in(), self.plane_out());
+        for p in 0..planes {
+            let src = &input[p * plane_in..(p + 1) * plane_in];
+            let dst = &mut output[p * plane_out..(p + 1) * plane_out];
+            let at = &mut argmax[p * plane_out..(p + 1) * plane_out];
+            if self.kernel == 2 && self.stride == 2 {
+                self.pool_plane_2x2(src, dst, at);
+            } else {
+                self.pool_plane(src, dst, at);
+            }
+        }
+    }
+
+    /// The adjoint of [`pool_planes`](PoolGeometry::pool_planes): `dx`
+    /// (`H·W` values per plane) is overwritten with zeros, then each
+    /// gradient in `grad` is added to the pixel its maximum came from
+    /// (overlapping windows may send several into one pixel).
+    ///
+    /// # Panics
+    /// As [`pool_planes`](PoolGeometry::pool_planes), or if an `argmax`
+    /// entry lies outside its plane.
+    #[track_caller]
+    pub fn route_planes(&self, grad: &[f32], argmax: &[u32], dx: &mut [f32]) {
+        let planes = self.planes("route_planes", dx.len(), grad.len(), argmax.len());
+        let (plane_in, plane_out) = (self.plane_in(), self.plane_out());
+        for p in 0..planes {
+            let out = p * plane_out..(p + 1) * plane_out;
+            route_plane(
+                &grad[out.clone()],
+                &argmax[out],
+                &mut dx[p * plane_in..(p + 1) * plane_in],
+            );
+        }
+    }
+
+    /// The number of planes that `input_len` input values and
+    /// `output_len`, `argmax_len` pooled values hold, checked to agree.
+    #[track_caller]
+    fn planes(&self, op: &str, input_len: usize, output_len: usize, argmax_len: usize) -> usize {
+        assert!(
+            self.is_valid(),
+            "{op}: cannot pool {}×{} planes with a {}×{} window and stride {}",
+            self.height,
+            self.width,
+            self.kernel,
+            self.kernel,
+            self.stride
+        );
+        let planes = input_len / self.plane_in();
+        assert!(
+            input_len == planes * self.plane_in()
+                && output_len == planes * self.plane_out()
+                && argmax_len == output_len,
+            "{op}: {input_len} input values, {output_len} outputs and {argmax_len} winners are \
+             not whole {}×{} planes pooled to {}×{}",
+            self.height,
+            self.width,
+            self.out_h(),
+            self.out_w()
+        );
+        planes
+    }
+
+    /// One plane, one output row at a time, tap by tap: each tap (ky, kx)
+    /// is a strided sweep along one input row, compared against the running
+    /// maxima. Taps go in row-major order and only a strictly larger value
+    /// replaces the maximum, so ties keep the first.
+    fn pool_plane(&self, src: &[f32], dst: &mut [f32], idx: &mut [u32]) {
+        let (w, ow, kernel, stride) = (self.width, self.out_w(), self.kernel, self.stride);
         for ((best, at), oy) in dst
             .chunks_exact_mut(ow)
             .zip(idx.chunks_exact_mut(ow))
@@ -82,10 +177,12 @@ pub fn max_pool2d(input: &Tensor, kernel: usize, stride: usize) -> MaxPool2d {
                 }
             }
         }
-    };
-    // The common 2×2, stride 2 case: two input rows in pairs, compared in
-    // row-major order so ties keep the first.
-    let pool_plane_2x2 = |((src, dst), idx): ((&[f32], &mut [f32]), &mut [u32])| {
+    }
+
+    /// The common 2×2, stride 2 case: two input rows in pairs, compared in
+    /// row-major order so ties keep the first.
+    fn pool_plane_2x2(&self, src: &[f32], dst: &mut [f32], idx: &mut [u32]) {
+        let (w, ow) = (self.width, self.out_w());
         for ((best, at), oy) in dst
             .chunks_exact_mut(ow)
             .zip(idx.chunks_exact_mut(ow))
@@ -110,30 +207,64 @@ pub fn max_pool2d(input: &Tensor, kernel: usize, stride: usize) -> MaxPool2d {
                 (*b, *a) = (m, (top + 2 * ox + k) as u32);
             }
         }
+    }
+}
+
+/// Max-pools NCHW `input` with a `kernel × kernel` window moved `stride`
+/// pixels at a time (no padding): `(N, C, H, W) → (N, C, OH, OW)` with
+/// `OH = (H − k) / s + 1`. Ties go to the first maximum in row-major order.
+///
+/// ```
+/// use ember_tensor::{max_pool2d, Tensor};
+///
+/// let x = Tensor::arange(16).reshape(&[1, 1, 4, 4]);
+/// let pooled = max_pool2d(&x, 2, 2);
+/// assert_eq!(pooled.output.to_vec(), vec![5.0, 7.0, 13.0, 15.0]);
+/// assert_eq!(pooled.argmax, vec![5, 7, 13, 15]);
+/// ```
+///
+/// # Panics
+/// If `input` is not 4-D, the kernel or stride is 0, or the window is larger
+/// than the image; the message names the op and the shapes.
+#[track_caller]
+pub fn max_pool2d(input: &Tensor, kernel: usize, stride: usize) -> MaxPool2d {
+    let shape = input.shape();
+    let geometry = (shape.len() == 4).then(|| PoolGeometry {
+        height: shape[2],
+        width: shape[3],
+        kernel,
+        stride,
+    });
+    let Some(pool) = geometry.filter(PoolGeometry::is_valid) else {
+        panic!(
+            "max_pool2d: cannot pool input {shape:?} with a {kernel}×{kernel} window and stride \
+             {stride} (need (N, C, H, W) with H, W ≥ kernel and a positive stride)"
+        )
     };
-    let plane_pool = |job: ((&[f32], &mut [f32]), &mut [u32])| {
-        if kernel == 2 && stride == 2 {
-            pool_plane_2x2(job);
-        } else {
-            pool_plane(job);
-        }
-    };
-    let plane_out = (oh * ow).max(1);
-    if planes > 0 && h * w > 0 {
+    let planes = shape[0] * shape[1];
+    let (plane_in, plane_out) = (pool.plane_in(), pool.plane_out());
+    let x = input.contiguous();
+    let x = x.as_slice().expect("contiguous");
+    // Every output and winner is written: by its window's first tap.
+    let mut out = crate::recycle::for_overwrite(planes * plane_out);
+    let mut argmax = vec![0u32; planes * plane_out];
+    let pool_one =
+        |((src, dst), at): ((&[f32], &mut [f32]), &mut [u32])| pool.pool_planes(src, dst, at);
+    if planes > 0 && plane_in > 0 {
         if worth_splitting(x.len()) {
-            x.par_chunks(h * w)
+            x.par_chunks(plane_in)
                 .zip(out.par_chunks_mut(plane_out))
                 .zip(argmax.par_chunks_mut(plane_out))
-                .for_each(plane_pool);
+                .for_each(pool_one);
         } else {
-            x.chunks(h * w)
+            x.chunks(plane_in)
                 .zip(out.chunks_mut(plane_out))
                 .zip(argmax.chunks_mut(plane_out))
-                .for_each(plane_pool);
+                .for_each(pool_one);
         }
     }
     MaxPool2d {
-        output: Tensor::from_vec(out, &[shape[0], shape[1], oh, ow]),
+        output: Tensor::from_vec(out, &[shape[0], shape[1], pool.out_h(), pool.out_w()]),
         argmax,
     }
 }
@@ -163,12 +294,7 @@ pub fn max_pool2d_backward(grad: &Tensor, argmax: &[u32], input_shape: &[usize])
     // Each plane is zeroed just before its gradients are routed into it
     // (while it is in cache), not in a pass of its own over the batch.
     let mut dx = crate::recycle::for_overwrite(input_shape.iter().product());
-    let route = |((dst, src), idx): ((&mut [f32], &[f32]), &[u32])| {
-        dst.fill(0.0);
-        for (&v, &at) in src.iter().zip(idx) {
-            dst[at as usize] += v;
-        }
-    };
+    let route = |((dst, src), idx): ((&mut [f32], &[f32]), &[u32])| route_plane(src, idx, dst);
     if plane_in > 0 && plane_out > 0 {
         if worth_splitting(dx.len()) {
             dx.par_chunks_mut(plane_in)
@@ -185,6 +311,15 @@ pub fn max_pool2d_backward(grad: &Tensor, argmax: &[u32], input_shape: &[usize])
         dx.fill(0.0);
     }
     Tensor::from_vec(dx, input_shape)
+}
+
+/// Zeroes one input plane's gradient `dst`, then adds each pooled gradient
+/// to the pixel its maximum came from.
+fn route_plane(grad: &[f32], argmax: &[u32], dst: &mut [f32]) {
+    dst.fill(0.0);
+    for (&v, &at) in grad.iter().zip(argmax) {
+        dst[at as usize] += v;
+    }
 }
 
 #[cfg(test)]
