@@ -6,6 +6,7 @@ use super::{
     ParamState,
 };
 use crate::Named;
+use multiversion::multiversion;
 
 const SLOTS: &[&str] = &["sum"];
 
@@ -155,11 +156,39 @@ impl Optimizer for Adagrad {
 }
 
 /// One fused pass; slices and scalars are arguments (not closure captures)
-/// so the compiler vectorises it.
+/// so the compiler vectorises it. Compiled for AVX-512 and AVX2
+/// as well and picked at run time, with the bits of [`adagrad_body`].
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn adagrad_kernel(p: &mut [f32], g: &[f32], sum: &mut [f32], lr: f32, eps: f32, wd: f32) {
+    adagrad_body(p, g, sum, lr, eps, wd)
+}
+
+/// The loop of [`adagrad_kernel`], as written; inlined into each version.
+#[inline(always)]
+fn adagrad_body(p: &mut [f32], g: &[f32], sum: &mut [f32], lr: f32, eps: f32, wd: f32) {
     for ((p, &g), s) in p.iter_mut().zip(g).zip(sum) {
         let g = g + wd * *p;
         *s += g * g;
         *p -= lr * g / (s.sqrt() + eps);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::test_values;
+
+    #[test]
+    fn the_update_run_at_run_time_width_matches_the_plain_loop_bit_for_bit() {
+        type Kernel = fn(&mut [f32], &[f32], &mut [f32], f32, f32, f32);
+        let run = |f: Kernel| {
+            let [mut p, g, mut sum] = test_values::<3>(1_037);
+            sum.iter_mut().for_each(|s| *s = s.abs());
+            for _ in 0..3 {
+                f(&mut p, &g, &mut sum, 0.01, 1e-10, 1e-4);
+            }
+            [p, sum].map(|s| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+        };
+        assert_eq!(run(adagrad_kernel), run(adagrad_body));
     }
 }

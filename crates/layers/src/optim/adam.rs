@@ -5,6 +5,7 @@ use super::{
     par_update, update_param, Optimizer, ParamState, StateError,
 };
 use crate::Named;
+use multiversion::multiversion;
 
 const SLOTS: &[&str] = &["exp_avg", "exp_avg_sq"];
 
@@ -161,8 +162,17 @@ struct AdamStep {
 }
 
 /// One fused pass over value, gradient and both moments. Slices and scalars
-/// are arguments (not closure captures) so the compiler vectorises it.
+/// are arguments (not closure captures) so the compiler vectorises it;
+/// compiled for AVX-512 and AVX2 as well and picked at run time (see the
+/// module docs), with the bits of [`adam_body`] on any of them.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamStep) {
+    adam_body(p, g, m, v, k)
+}
+
+/// The loop of [`adam_kernel`], as written; inlined into each of its versions.
+#[inline(always)]
+fn adam_body(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamStep) {
     let (b1, b2) = k.betas;
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
         let g = g + k.l2 * *p;
@@ -268,3 +278,31 @@ macro_rules! delegate_to_core {
 
 delegate_to_core!(Adam);
 delegate_to_core!(AdamW);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::test_values;
+
+    #[test]
+    fn the_update_run_at_run_time_width_matches_the_plain_loop_bit_for_bit() {
+        let k = AdamStep {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            l2: 1e-4,
+            shrink: 0.999,
+            step_size: 1e-3 / bias_correction(0.9, 3),
+            root_bc2: bias_correction(0.999, 3).sqrt(),
+        };
+        type Kernel = fn(&mut [f32], &[f32], &mut [f32], &mut [f32], AdamStep);
+        let run = |f: Kernel| {
+            let [mut p, g, mut m, mut v] = test_values::<4>(1_037);
+            v.iter_mut().for_each(|v| *v = v.abs());
+            for _ in 0..3 {
+                f(&mut p, &g, &mut m, &mut v, k);
+            }
+            [p, m, v].map(|s| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+        };
+        assert_eq!(run(adam_kernel), run(adam_body));
+    }
+}

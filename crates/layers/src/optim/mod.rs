@@ -30,6 +30,14 @@
 //! Parameters without a gradient (not reached by the last backward) are
 //! skipped, state and step count included, as in PyTorch.
 //!
+//! The loops with square roots and divisions (RMSprop, Adam, Adagrad) are
+//! also compiled for AVX-512 and AVX2 and picked at run time
+//! (`multiversion`): at the baseline's four lanes those instructions, not
+//! memory, were their bound. IEEE rounds `sqrt` and `/` exactly at every
+//! width and Rust never fuses a multiply and an add on its own, so every
+//! version gives the same bits; each kernel's test checks it against its
+//! plain loop.
+//!
 //! ## State
 //! [`Optimizer::state`] exports everything a step depends on as named
 //! [`StateValue`]s, so a checkpoint can resume a run exactly: `"lr"` (a
@@ -249,6 +257,27 @@ pub(crate) fn par_update<const S: usize>(
         })
         .collect();
     work.into_par_iter().for_each(|(v, g, s)| kernel(v, g, s));
+}
+
+/// `S` slices of `len` values for a kernel test: signs and magnitudes
+/// from 1e-30 to 10 (so some moments decay into the flushed range), a
+/// length that leaves a remainder after any vector width.
+#[cfg(test)]
+pub(crate) fn test_values<const S: usize>(len: usize) -> [Vec<f32>; S] {
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(len as u64);
+    std::array::from_fn(|_| {
+        (0..len)
+            .map(|_| {
+                let magnitude = 10f32.powf(rng.random_range(-30.0..1.0));
+                if rng.random::<bool>() {
+                    magnitude
+                } else {
+                    -magnitude
+                }
+            })
+            .collect()
+    })
 }
 
 /// `x`, or 0 where it is subnormal (`|x| <` [`f32::MIN_POSITIVE`]), for

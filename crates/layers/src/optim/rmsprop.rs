@@ -6,6 +6,7 @@ use super::{
     Optimizer, ParamState,
 };
 use crate::Named;
+use multiversion::multiversion;
 
 /// Where RMSprop adds ε: the one real difference between the PyTorch and
 /// Keras/TensorFlow rules.
@@ -231,8 +232,24 @@ fn denominator<const INSIDE: bool>(v: f32, eps: f32) -> f32 {
 }
 
 /// One fused pass over value, gradient and state. `ga` (centred) and `buf`
-/// (momentum) are empty when their variant is off.
+/// (momentum) are empty when their variant is off. Compiled for AVX-512
+/// and AVX2 as well and picked at run time (see the module docs); the bits
+/// are those of [`kernel_body`] on any of them.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn kernel<const CENTERED: bool, const MOMENTUM: bool, const INSIDE: bool>(
+    p: &mut [f32],
+    g: &[f32],
+    v: &mut [f32],
+    ga: &mut [f32],
+    buf: &mut [f32],
+    c: &RmsPropConfig,
+) {
+    kernel_body::<CENTERED, MOMENTUM, INSIDE>(p, g, v, ga, buf, c)
+}
+
+/// The loop of [`kernel`], as written; inlined into each of its versions.
+#[inline(always)]
+fn kernel_body<const CENTERED: bool, const MOMENTUM: bool, const INSIDE: bool>(
     p: &mut [f32],
     g: &[f32],
     v: &mut [f32],
@@ -261,6 +278,49 @@ fn kernel<const CENTERED: bool, const MOMENTUM: bool, const INSIDE: bool>(
             p[i] -= lr * buf[i];
         } else {
             p[i] -= lr * gi / d;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::test_values;
+
+    #[test]
+    fn every_variant_run_at_run_time_width_matches_the_plain_loop_bit_for_bit() {
+        let c = RmsPropConfig {
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            ..RmsPropConfig::default()
+        };
+        type Kernel = fn(&mut [f32], &[f32], &mut [f32], &mut [f32], &mut [f32], &RmsPropConfig);
+        let variants: [(Kernel, Kernel); 4] = [
+            (
+                kernel::<false, false, false>,
+                kernel_body::<false, false, false>,
+            ),
+            (
+                kernel::<false, true, true>,
+                kernel_body::<false, true, true>,
+            ),
+            (
+                kernel::<true, false, false>,
+                kernel_body::<true, false, false>,
+            ),
+            (kernel::<true, true, true>, kernel_body::<true, true, true>),
+        ];
+        for (dispatched, plain) in variants {
+            let run = |f: Kernel| {
+                let [mut p, g, mut v, mut ga, mut buf] = test_values::<5>(1_037);
+                v.iter_mut().for_each(|v| *v = v.abs());
+                for _ in 0..3 {
+                    f(&mut p, &g, &mut v, &mut ga, &mut buf, &c);
+                }
+                [p, v, ga, buf].map(|s| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+            };
+            assert_eq!(run(dispatched), run(plain));
         }
     }
 }
