@@ -99,8 +99,11 @@ impl Module for Dropout {
         let shape = input.shape();
         let scale = 1.0 / (1.0 - self.p);
         // Keep an element when a uniform u32 falls below (1 − p)·2³²: one
-        // integer compare per element on bulk-generated random words.
+        // integer compare per element on bulk-generated random words. With
+        // 0 < p < 1 the threshold is below 2³², so it fits a u32 and the
+        // compare stays in 32 bits (16 lanes a vector, not 8 as in u64).
         let threshold = ((1.0 - f64::from(self.p)) * 4_294_967_296.0) as u64;
+        let threshold = u32::try_from(threshold).expect("0 < p < 1 puts it below 2³²");
         // One byte per element, applied by the forward and backward loops
         // (a tensor of scale and 0 was four times the memory to write and
         // read back twice).
@@ -140,7 +143,7 @@ impl Module for Dropout {
                 let words = &mut words[..part.len()];
                 stream.fill(words);
                 for (m, &w) in part.iter_mut().zip(words.iter()) {
-                    *m = u8::from(u64::from(w) < threshold);
+                    *m = u8::from(w < threshold);
                 }
             }
         };
