@@ -192,91 +192,98 @@ fn bits(t: &Tensor) -> Vec<u32> {
     t.to_vec().iter().map(|v| v.to_bits()).collect()
 }
 
-#[test]
-fn fused_relu_matches_conv_then_relu_bit_for_bit() {
-    // 19 images: more than one backward task, and a partial last one.
-    let x = rand(&[19, 3, 9, 9], 21);
-    let w = rand(&[5, 3, 3, 3], 22);
-    let b = rand(&[5], 23);
-    let g = rand(&[19, 5, 9, 9], 24);
-    for threads in [1, 2] {
-        for with_bias in [true, false] {
-            let run = |fused: bool| {
-                ember_tensor::on_threads(threads, || {
-                    let (xv, wv, bv) = (
-                        Var::parameter(x.clone()),
-                        Var::parameter(w.clone()),
-                        Var::parameter(b.clone()),
-                    );
-                    let bias = with_bias.then_some(&bv);
-                    let y = if fused {
-                        xv.conv2d_relu(&wv, bias, 1, 1)
-                    } else {
-                        xv.conv2d(&wv, bias, 1, 1).relu()
-                    };
-                    y.backward_with(g.clone());
-                    let mut out = vec![bits(&y.value()), bits(&xv.grad().unwrap())];
-                    out.push(bits(&wv.grad().unwrap()));
-                    if with_bias {
-                        out.push(bits(&bv.grad().unwrap()));
-                    }
-                    out
-                })
-            };
-            let (fused, apart) = (run(true), run(false));
-            // Some outputs are rectified and some are not, or the test is idle.
-            let y = &apart[0];
-            assert!(y.iter().any(|&v| f32::from_bits(v) > 0.0));
-            assert!(y.iter().any(|&v| f32::from_bits(v) <= 0.0));
-            assert_eq!(fused, apart, "{threads} threads, bias {with_bias}");
+/// The input, weight and bias of a fused-op test, and the gradient fed back.
+struct Case {
+    x: Tensor,
+    w: Tensor,
+    b: Tensor,
+    g: Tensor,
+}
+
+impl Case {
+    /// The bits of `op`'s output and of the input's, weight's and (when
+    /// used) bias's gradients, computed on `threads` threads.
+    fn run(
+        &self,
+        threads: usize,
+        with_bias: bool,
+        op: impl Fn(&Var, &Var, Option<&Var>) -> Var + Sync,
+    ) -> Vec<Vec<u32>> {
+        ember_tensor::on_threads(threads, || {
+            let (xv, wv, bv) = (
+                Var::parameter(self.x.clone()),
+                Var::parameter(self.w.clone()),
+                Var::parameter(self.b.clone()),
+            );
+            let y = op(&xv, &wv, with_bias.then_some(&bv));
+            y.backward_with(self.g.clone());
+            let mut out = vec![bits(&y.value()), bits(&xv.grad().unwrap())];
+            out.push(bits(&wv.grad().unwrap()));
+            if with_bias {
+                out.push(bits(&bv.grad().unwrap()));
+            }
+            out
+        })
+    }
+
+    /// Checks that `fused` and `apart` agree bit for bit on 1 and 2
+    /// threads, with and without a bias, and that some outputs of `apart`
+    /// are positive and some not (else the ReLU would be idle).
+    fn check(
+        &self,
+        name: &str,
+        fused: impl Fn(&Var, &Var, Option<&Var>) -> Var + Sync,
+        apart: impl Fn(&Var, &Var, Option<&Var>) -> Var + Sync,
+    ) {
+        for threads in [1, 2] {
+            for with_bias in [true, false] {
+                let (fused, apart) = (
+                    self.run(threads, with_bias, &fused),
+                    self.run(threads, with_bias, &apart),
+                );
+                let y = &apart[0];
+                assert!(y.iter().any(|&v| f32::from_bits(v) > 0.0), "{name}");
+                assert!(y.iter().any(|&v| f32::from_bits(v) <= 0.0), "{name}");
+                assert_eq!(fused, apart, "{name}, {threads} threads, bias {with_bias}");
+            }
         }
     }
 }
 
 #[test]
+fn fused_relu_matches_conv_then_relu_bit_for_bit() {
+    // 19 images: more than one backward task, and a partial last one.
+    let case = Case {
+        x: rand(&[19, 3, 9, 9], 21),
+        w: rand(&[5, 3, 3, 3], 22),
+        b: rand(&[5], 23),
+        g: rand(&[19, 5, 9, 9], 24),
+    };
+    case.check(
+        "conv2d_relu",
+        |x, w, b| x.conv2d_relu(w, b, 1, 1),
+        |x, w, b| x.conv2d(w, b, 1, 1).relu(),
+    );
+}
+
+#[test]
 fn fused_relu_and_pool_match_the_three_ops_bit_for_bit() {
     // 19 images of 9×9 outputs: a partial last backward task, a 2×2 pool
-    // that drops the last row and column, and an overlapping 3×3 one.
-    let x = rand(&[19, 3, 9, 9], 31);
-    let w = rand(&[5, 3, 3, 3], 32);
-    let b = rand(&[5], 33);
+    // that drops the last row and column, and an overlapping 3×3 one (some
+    // windows all rectified, their gradient masked, and some not).
     for (kernel, stride) in [(2, 2), (3, 2)] {
         let side = (9 - kernel) / stride + 1;
-        let g = rand(&[19, 5, side, side], 34);
-        for threads in [1, 2] {
-            for with_bias in [true, false] {
-                let run = |fused: bool| {
-                    ember_tensor::on_threads(threads, || {
-                        let (xv, wv, bv) = (
-                            Var::parameter(x.clone()),
-                            Var::parameter(w.clone()),
-                            Var::parameter(b.clone()),
-                        );
-                        let bias = with_bias.then_some(&bv);
-                        let y = if fused {
-                            xv.conv2d_relu_max_pool2d(&wv, bias, 1, 1, kernel, stride)
-                        } else {
-                            xv.conv2d(&wv, bias, 1, 1).relu().max_pool2d(kernel, stride)
-                        };
-                        y.backward_with(g.clone());
-                        let mut out = vec![bits(&y.value()), bits(&xv.grad().unwrap())];
-                        out.push(bits(&wv.grad().unwrap()));
-                        if with_bias {
-                            out.push(bits(&bv.grad().unwrap()));
-                        }
-                        out
-                    })
-                };
-                let (fused, apart) = (run(true), run(false));
-                // Some windows are all rectified (their gradient masked) and
-                // some are not, or the test is idle.
-                let y = &apart[0];
-                assert!(y.iter().any(|&v| f32::from_bits(v) > 0.0));
-                assert!(y.iter().any(|&v| f32::from_bits(v) <= 0.0));
-                let case = format!("pool {kernel}/{stride}, {threads} threads, bias {with_bias}");
-                assert_eq!(fused, apart, "{case}");
-            }
-        }
+        let case = Case {
+            x: rand(&[19, 3, 9, 9], 31),
+            w: rand(&[5, 3, 3, 3], 32),
+            b: rand(&[5], 33),
+            g: rand(&[19, 5, side, side], 34),
+        };
+        case.check(
+            &format!("pool {kernel}/{stride}"),
+            |x, w, b| x.conv2d_relu_max_pool2d(w, b, 1, 1, kernel, stride),
+            |x, w, b| x.conv2d(w, b, 1, 1).relu().max_pool2d(kernel, stride),
+        );
     }
 }
 
