@@ -98,16 +98,35 @@ pub(crate) fn threads_for(m: usize, n: usize, k: usize, budget: usize) -> usize 
     budget.clamp(1, (flops / per_thread).max(1))
 }
 
-/// How `threads` tasks tile a block of `m` rows by `n` columns: `(tm, tn)`
-/// with `tm · tn = threads`, tm row bands (IC loop) times tn column bands (JR
-/// loop). Chooses the split that wastes the fewest micro-tiles, favouring
-/// column bands: with IR outside JR every A micro-panel sweeps all the B
-/// panels of its task, so a task should own its B panels (each column band
-/// packs its own, in its core's L2), while row bands would all stream the
-/// same B block, half of it from the other core's cache. (128×784×512 on 2
-/// threads: 163 GFLOP/s with row bands, the same as 1 thread.)
-pub(crate) fn grid(kern: &MicroKernel, m: usize, n: usize, threads: usize) -> (usize, usize) {
+/// How `threads` tasks tile a block of `m` rows by `n` columns, `kc` deep:
+/// `(tm, tn)` with `tm · tn = threads`, tm row bands (IC loop) times tn
+/// column bands (JR loop). Chooses the split that wastes the fewest
+/// micro-tiles, favouring column bands: with IR outside JR every A
+/// micro-panel sweeps all the B panels of its task, so a task should own
+/// its B panels (each column band packs its own, in its core's L2), while
+/// row bands would all stream the same B block, half of it from the other
+/// core's cache. (128×784×512 on 2 threads: 163 GFLOP/s with row bands, the
+/// same as 1 thread.)
+///
+/// Except when A is taller than one A block and the B block is small (at
+/// most a quarter of L2, half of what NC allows): each column band then
+/// packs every A block itself, all of A once per band, while a B block that
+/// small is cheap to share. Row bands pack each A row once. (The MLP's
+/// weight gradient, 784×128×512 with both threads awake: 242–253 GFLOP/s
+/// with column bands, 302–307 with row bands; 2048³, whose B block is
+/// the full L2 half, lost 10 % with row bands.)
+pub(crate) fn grid(
+    kern: &MicroKernel,
+    m: usize,
+    n: usize,
+    kc: usize,
+    threads: usize,
+) -> (usize, usize) {
     let (mp, np) = (m.div_ceil(kern.mr), n.div_ceil(kern.nr));
+    let small_b = kc * n * 2 <= kern.kc * kern.nc;
+    if threads > 1 && mc(kern, m) < m && small_b && mp >= threads {
+        return (threads, 1);
+    }
     let used =
         |parts: usize, panels: usize| panels as f64 / (parts * panels.div_ceil(parts)) as f64;
     let mut best = (threads, 1);
@@ -132,4 +151,28 @@ pub(crate) fn grid(kern: &MicroKernel, m: usize, n: usize, threads: usize) -> (u
 /// near-equal ranges.
 pub(crate) fn band(panels: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
     (panels * i / parts)..(panels * (i + 1) / parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tall_a_with_a_small_b_block_splits_rows_and_the_rest_splits_columns() {
+        let kern = crate::gemm::kernel::selected();
+        // (An A block holds at least two micro-panels, a B block four.)
+        let (tall, short) = (3 * kern.mc, 2 * kern.mr);
+        let n = 8 * kern.nr;
+        let wide = kern.nc / kern.nr / 2 * 2 * kern.nr;
+        // A taller than one A block, B block a quarter of L2 or less: each
+        // column band would pack all of A itself.
+        let shallow = kern.kc * kern.nc / (2 * n);
+        assert_eq!(grid(kern, tall, n, shallow, 2), (2, 1));
+        // A B block of more than a quarter of L2 is not shared between cores.
+        assert_eq!(grid(kern, tall, wide, kern.kc, 2), (1, 2));
+        // A in one block is packed once whatever the split.
+        assert_eq!(grid(kern, short, n, shallow, 2), (1, 2));
+        // One thread never splits.
+        assert_eq!(grid(kern, tall, n, shallow, 1), (1, 1));
+    }
 }

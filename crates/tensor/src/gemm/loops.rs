@@ -62,7 +62,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
     for jc in (0..n).step_by(nc) {
         let ncb = nc.min(n - jc);
         let panels = ncb.div_ceil(nr);
-        let (tm, tn) = blocking::grid(kern, m, ncb, threads);
+        let (tm, tn) = blocking::grid(kern, m, ncb, kc, threads);
         // PC: slices of KC along K; only the first applies the caller's β
         // (and the bias), only the last the ReLU.
         for pc in (0..k).step_by(kc) {
