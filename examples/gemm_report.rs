@@ -6,6 +6,7 @@
 //! cargo run --release --example gemm_report            # a table
 //! cargo run --release --example gemm_report -- --json  # one JSON object a line
 //! cargo run --release --example gemm_report -- --quick # fewer rounds
+//! cargo run --release --example gemm_report -- --awake # 2 threads as in training
 //! ```
 //!
 //! It first prints the caches found and the blocks chosen, measures this
@@ -17,6 +18,15 @@
 //! when other processes share the cores. `matrixmultiply` reads its thread count
 //! (`MATMUL_NUM_THREADS`) once per process, so each thread count runs in a
 //! child process of this one.
+//!
+//! By default each call comes from outside the thread pool, cold: the call
+//! hands its work to rayon's workers, which wake for it, and waits. A
+//! training loop runs otherwise: on a pool that includes the calling thread,
+//! with the other workers kept spinning (`with_workers_awake`). `--awake`
+//! times the 2-thread rows that way: Ember and the `gemm` crate (which also
+//! runs on rayon's global pool) each inside `with_workers_awake`, on a
+//! global pool built with the calling thread; `matrixmultiply`, on threads
+//! of its own, as before, with no spinner running beside it.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -269,7 +279,14 @@ const LIBS: usize = 3;
 
 /// Times one shape: `rounds` rounds, each timing Ember, matrixmultiply and
 /// gemm back to back (who goes first rotates); returns the three medians.
-fn measure(s: &Shape, threads: usize, rounds: usize, rng: &mut ChaCha8Rng) -> [Medians; LIBS] {
+/// With `awake`, Ember's and gemm's batches run inside `with_workers_awake`.
+fn measure(
+    s: &Shape,
+    threads: usize,
+    rounds: usize,
+    awake: bool,
+    rng: &mut ChaCha8Rng,
+) -> [Medians; LIBS] {
     let mut ops = Operands::new(s, rng);
     let flops = 2.0 * (s.m * s.k * s.n) as f64;
     // Warm up all three (buffers, thread pools, caches) and size the batches:
@@ -281,13 +298,21 @@ fn measure(s: &Shape, threads: usize, rounds: usize, rng: &mut ChaCha8Rng) -> [M
     let one = start.elapsed().max(Duration::from_nanos(100)) / LIBS as u32;
     let calls = (Duration::from_millis(100).as_secs_f64() / one.as_secs_f64()).ceil() as usize;
     let mut samples: [Vec<Sample>; LIBS] = Default::default();
+    // Spinning workers for the libraries on rayon, when asked (`--awake`).
+    let on_rayon = |f: &mut dyn FnMut() -> Sample| {
+        if awake {
+            ember::tensor::with_workers_awake(f)
+        } else {
+            f()
+        }
+    };
     for round in 0..rounds {
         for turn in 0..LIBS {
             let lib = (round + turn) % LIBS;
             let sample = match lib {
-                0 => rate(flops, calls, threads, || ops.ember(s, threads)),
+                0 => on_rayon(&mut || rate(flops, calls, threads, || ops.ember(s, threads))),
                 1 => rate(flops, calls, threads, || ops.matrixmultiply(s)),
-                _ => rate(flops, calls, threads, || ops.gemm_crate(s, threads)),
+                _ => on_rayon(&mut || rate(flops, calls, threads, || ops.gemm_crate(s, threads))),
             };
             samples[lib].push(sample);
         }
@@ -304,6 +329,7 @@ fn arg_value(args: &[String], name: &str) -> Option<String> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let json = args.iter().any(|a| a == "--json");
+    let awake = args.iter().any(|a| a == "--awake");
     let rounds = if args.iter().any(|a| a == "--quick") {
         5
     } else {
@@ -314,7 +340,7 @@ fn main() {
         let peak: f64 = arg_value(&args, "--peak")
             .and_then(|p| p.parse().ok())
             .unwrap_or(f64::NAN);
-        child(threads, peak, rounds, json);
+        child(threads, peak, rounds, json, awake);
         return;
     }
 
@@ -334,7 +360,7 @@ fn main() {
     if json {
         let c = blocks.caches;
         println!(
-            "{{\"kernel\":\"{}\",\"peak_gflops_1t\":{:.1},\"peak_gflops_2t\":{:.1},\"l1d\":{},\"l2\":{},\"l3\":{},\"mr\":{},\"nr\":{},\"kc\":{},\"mc\":{},\"nc\":{}}}",
+            "{{\"kernel\":\"{}\",\"awake\":{awake},\"peak_gflops_1t\":{:.1},\"peak_gflops_2t\":{:.1},\"l1d\":{},\"l2\":{},\"l3\":{},\"mr\":{},\"nr\":{},\"kc\":{},\"mc\":{},\"nc\":{}}}",
             kernel_name(),
             peaks[0],
             peaks[1],
@@ -363,6 +389,11 @@ fn main() {
         println!(
             "GFLOP/s medians: by the wall clock | work / (CPU seconds / threads): the rate with a core per thread (robust to a shared machine)"
         );
+        if awake {
+            println!(
+                "2-thread rows --awake: Ember and gemm called from a pool that includes the caller, workers kept spinning (as in training)"
+            );
+        }
         println!(
             "{:<38} {:>3} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} | {:>7} {:>6} {:>6}",
             "shape M×K×N",
@@ -385,7 +416,7 @@ fn main() {
         cmd.args(
             args.iter()
                 .skip(1)
-                .filter(|a| *a == "--json" || *a == "--quick"),
+                .filter(|a| ["--json", "--quick", "--awake"].contains(&a.as_str())),
         );
         cmd.env("MATMUL_NUM_THREADS", threads.to_string());
         let status = cmd.status().expect("run the measuring child");
@@ -394,7 +425,17 @@ fn main() {
 }
 
 /// Measures every shape at `threads` threads and prints one line each.
-fn child(threads: usize, peak: f64, rounds: usize, json: bool) {
+fn child(threads: usize, peak: f64, rounds: usize, json: bool, awake: bool) {
+    let awake = awake && threads > 1;
+    if awake {
+        // The calling thread joins rayon's global pool, as an example's
+        // training loop joins its own (`use_current_thread`).
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .use_current_thread()
+            .build_global()
+            .expect("the global pool is built once, before any parallel work");
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for s in &SHAPES {
         let rounds = if s.m * s.k * s.n >= 1 << 30 {
@@ -402,7 +443,7 @@ fn child(threads: usize, peak: f64, rounds: usize, json: bool) {
         } else {
             rounds
         };
-        let [ember, mm, gm] = measure(s, threads, rounds, &mut rng);
+        let [ember, mm, gm] = measure(s, threads, rounds, awake, &mut rng);
         let pct = 100.0 * ember.wall / peak;
         if json {
             println!(
