@@ -90,14 +90,14 @@ impl Module for Sequential {
     /// values as running them apart).
     fn forward(&self, input: &Var) -> Var {
         let mut x = input.clone();
-        let kinds: Vec<LayerKind> = self.layers.iter().map(|l| l.kind()).collect();
+        let kind_at = |j: usize| self.layers.get(j).map(|layer| layer.kind());
         let fuse = !crate::probe::is_recording();
         let mut i = 0;
         while i < self.layers.len() {
             let layer = &self.layers[i];
-            let relu_next = kinds.get(i + 1) == Some(&LayerKind::Activation(Activation::Relu));
-            (x, i) = match kinds.get(i + 2) {
-                Some(&LayerKind::MaxPool { kernel, stride }) if fuse && relu_next => {
+            let relu_next = kind_at(i + 1) == Some(LayerKind::Activation(Activation::Relu));
+            (x, i) = match kind_at(i + 2) {
+                Some(LayerKind::MaxPool { kernel, stride }) if fuse && relu_next => {
                     (layer.forward_relu_max_pool2d(&x, kernel, stride), i + 3)
                 }
                 _ if fuse && relu_next => (layer.forward_relu(&x), i + 2),
