@@ -248,20 +248,13 @@ pub fn max_pool2d(input: &Tensor, kernel: usize, stride: usize) -> MaxPool2d {
     // Every output and winner is written: by its window's first tap.
     let mut out = crate::recycle::for_overwrite(planes * plane_out);
     let mut argmax = vec![0u32; planes * plane_out];
-    let pool_one =
-        |((src, dst), at): ((&[f32], &mut [f32]), &mut [u32])| pool.pool_planes(src, dst, at);
-    if planes > 0 && plane_in > 0 {
-        if worth_splitting(x.len()) {
-            x.par_chunks(plane_in)
-                .zip(out.par_chunks_mut(plane_out))
-                .zip(argmax.par_chunks_mut(plane_out))
-                .for_each(pool_one);
-        } else {
-            x.chunks(plane_in)
-                .zip(out.chunks_mut(plane_out))
-                .zip(argmax.chunks_mut(plane_out))
-                .for_each(pool_one);
-        }
+    if worth_splitting(x.len()) {
+        x.par_chunks(plane_in)
+            .zip(out.par_chunks_mut(plane_out))
+            .zip(argmax.par_chunks_mut(plane_out))
+            .for_each(|((src, dst), at)| pool.pool_planes(src, dst, at));
+    } else {
+        pool.pool_planes(x, &mut out, &mut argmax);
     }
     MaxPool2d {
         output: Tensor::from_vec(out, &[shape[0], shape[1], pool.out_h(), pool.out_w()]),
