@@ -176,7 +176,7 @@ fn adagrad_body(p: &mut [f32], g: &[f32], sum: &mut [f32], lr: f32, eps: f32, wd
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optim::test_values;
+    use crate::optim::{test_bits, test_values};
 
     #[test]
     fn the_update_run_at_run_time_width_matches_the_plain_loop_bit_for_bit() {
@@ -187,7 +187,7 @@ mod tests {
             for _ in 0..3 {
                 f(&mut p, &g, &mut sum, 0.01, 1e-10, 1e-4);
             }
-            [p, sum].map(|s| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+            test_bits([p, sum])
         };
         assert_eq!(run(adagrad_kernel), run(adagrad_body));
     }

@@ -282,7 +282,7 @@ delegate_to_core!(AdamW);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optim::test_values;
+    use crate::optim::{test_bits, test_values};
 
     #[test]
     fn the_update_run_at_run_time_width_matches_the_plain_loop_bit_for_bit() {
@@ -301,7 +301,7 @@ mod tests {
             for _ in 0..3 {
                 f(&mut p, &g, &mut m, &mut v, k);
             }
-            [p, m, v].map(|s| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+            test_bits([p, m, v])
         };
         assert_eq!(run(adam_kernel), run(adam_body));
     }

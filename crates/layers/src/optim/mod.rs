@@ -259,6 +259,13 @@ pub(crate) fn par_update<const S: usize>(
     work.into_par_iter().for_each(|(v, g, s)| kernel(v, g, s));
 }
 
+/// The bits of each slice, so that a kernel test compares signed zeros
+/// and NaNs exactly.
+#[cfg(test)]
+pub(crate) fn test_bits<const S: usize>(slices: [Vec<f32>; S]) -> [Vec<u32>; S] {
+    slices.map(|s| s.iter().map(|x| x.to_bits()).collect())
+}
+
 /// `S` slices of `len` values for a kernel test: signs and magnitudes
 /// from 1e-30 to 10 (so some moments decay into the flushed range), a
 /// length that leaves a remainder after any vector width.

@@ -285,7 +285,7 @@ fn kernel_body<const CENTERED: bool, const MOMENTUM: bool, const INSIDE: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optim::test_values;
+    use crate::optim::{test_bits, test_values};
 
     #[test]
     fn every_variant_run_at_run_time_width_matches_the_plain_loop_bit_for_bit() {
@@ -318,7 +318,7 @@ mod tests {
                 for _ in 0..3 {
                     f(&mut p, &g, &mut v, &mut ga, &mut buf, &c);
                 }
-                [p, v, ga, buf].map(|s| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+                test_bits([p, v, ga, buf])
             };
             assert_eq!(run(dispatched), run(plain));
         }
