@@ -203,13 +203,15 @@ unsafe fn pack_contiguous_lines(
         }
     }
     // SAFETY: forwarded (caller).
-    unsafe { copy_lines::<4>(out, src, lines, depth, ds, w) }
+    unsafe { copy_lines::<4>(out, src, lines, depth, ds, w, copy_tail) }
 }
 
 /// `#[target_feature]` shells of [`copy_lines`], so its copies of `CH`
 /// floats become single vector moves.
 #[cfg(target_arch = "x86_64")]
 mod wide {
+    use std::arch::x86_64::{_mm512_mask_storeu_ps, _mm512_maskz_loadu_ps};
+
     /// # Safety
     /// As [`super::copy_lines`], and the CPU has AVX-512F.
     #[target_feature(enable = "avx512f")]
@@ -222,7 +224,21 @@ mod wide {
         w: usize,
     ) {
         // SAFETY: forwarded (caller).
-        unsafe { super::copy_lines::<16>(out, src, lines, depth, ds, w) }
+        unsafe { super::copy_lines::<16>(out, src, lines, depth, ds, w, masked_tail) }
+    }
+
+    /// Copies `n < 16` floats as one masked move: the 6-float rows of the
+    /// A panels, which took a 4-float move and two scalar ones each.
+    ///
+    /// # Safety
+    /// AVX-512F is available (only [`copy_lines_avx512`] passes it);
+    /// `src` has `n` readable floats, `dst` `n` writable ones. Masked-off
+    /// lanes are neither read nor written and cannot fault.
+    #[inline(always)]
+    unsafe fn masked_tail(src: *const f32, dst: *mut f32, n: usize) {
+        let lanes = ((1u32 << n) - 1) as u16;
+        // SAFETY: as above.
+        unsafe { _mm512_mask_storeu_ps(dst, lanes, _mm512_maskz_loadu_ps(lanes, src)) }
     }
 
     /// # Safety
@@ -237,14 +253,16 @@ mod wide {
         w: usize,
     ) {
         // SAFETY: forwarded (caller).
-        unsafe { super::copy_lines::<8>(out, src, lines, depth, ds, w) }
+        unsafe { super::copy_lines::<8>(out, src, lines, depth, ds, w, super::copy_tail) }
     }
 }
 
-/// The body of [`pack_contiguous_lines`], copying `CH` floats at a time.
+/// The body of [`pack_contiguous_lines`], copying `CH` floats at a time
+/// and what is left of a panel row (fewer than `CH`) with `tail`.
 ///
 /// # Safety
-/// As [`pack_contiguous_lines`].
+/// As [`pack_contiguous_lines`]; `tail` copies `n < CH` floats under the
+/// same contract as [`copy_tail`].
 #[inline(always)]
 unsafe fn copy_lines<const CH: usize>(
     out: *mut f32,
@@ -253,44 +271,65 @@ unsafe fn copy_lines<const CH: usize>(
     depth: usize,
     ds: usize,
     w: usize,
+    tail: unsafe fn(*const f32, *mut f32, usize),
 ) {
     let panels = lines.div_ceil(w);
     let panel_len = w * depth;
-    let tail = lines - (panels - 1) * w;
+    let live = lines - (panels - 1) * w;
     for p in 0..depth {
         // SAFETY: step p < depth of src and of every panel (caller).
         unsafe {
             let row = src.add(p * ds);
             for r in 0..panels - 1 {
-                copy_short::<CH>(row.add(r * w), out.add(r * panel_len + p * w), w);
+                copy_short::<CH>(row.add(r * w), out.add(r * panel_len + p * w), w, tail);
             }
             let last = out.add((panels - 1) * panel_len + p * w);
-            copy_short::<CH>(row.add((panels - 1) * w), last, tail);
-            ptr::write_bytes(last.add(tail), 0, w - tail);
+            copy_short::<CH>(row.add((panels - 1) * w), last, live, tail);
+            ptr::write_bytes(last.add(live), 0, w - live);
         }
     }
 }
 
-/// Copies `w` floats, `CH` at a time while they last; a panel row is at
-/// most a few hundred bytes, too short to be worth a call to `memcpy`.
+/// Copies `w` floats, `CH` at a time while they last and the rest with
+/// `tail`; a panel row is at most a few hundred bytes, too short to be worth
+/// a call to `memcpy`.
 ///
 /// # Safety
-/// `src` has `w` readable floats, `dst` `w` writable ones, not overlapping.
+/// `src` has `w` readable floats, `dst` `w` writable ones, not overlapping;
+/// `tail` as in [`copy_lines`].
 #[inline(always)]
-unsafe fn copy_short<const CH: usize>(src: *const f32, dst: *mut f32, w: usize) {
+unsafe fn copy_short<const CH: usize>(
+    src: *const f32,
+    dst: *mut f32,
+    w: usize,
+    tail: unsafe fn(*const f32, *mut f32, usize),
+) {
     let mut x = 0;
     while x + CH <= w {
         // SAFETY: x + CH ≤ w floats on both sides (caller): one vector move.
         unsafe { ptr::copy_nonoverlapping(src.add(x), dst.add(x), CH) };
         x += CH;
     }
-    while x + 4 <= w {
-        // SAFETY: x + 4 ≤ w floats on both sides (caller).
+    if x < w {
+        // SAFETY: w − x floats left on both sides (caller).
+        unsafe { tail(src.add(x), dst.add(x), w - x) };
+    }
+}
+
+/// The portable tail of [`copy_short`]: 4 floats at a time, then one by one.
+///
+/// # Safety
+/// `src` has `n` readable floats, `dst` `n` writable ones, not overlapping.
+#[inline(always)]
+unsafe fn copy_tail(src: *const f32, dst: *mut f32, n: usize) {
+    let mut x = 0;
+    while x + 4 <= n {
+        // SAFETY: x + 4 ≤ n floats on both sides (caller).
         unsafe { ptr::copy_nonoverlapping(src.add(x), dst.add(x), 4) };
         x += 4;
     }
-    while x < w {
-        // SAFETY: x < w (caller).
+    while x < n {
+        // SAFETY: x < n (caller).
         unsafe { *dst.add(x) = *src.add(x) };
         x += 1;
     }

@@ -121,7 +121,10 @@ fn every_simd_path_matches_the_plain_one() {
             unsafe { f(got.as_mut_ptr(), csrc.as_ptr(), lines, depth, cds, w) };
             got
         };
-        let plain: Copy = copy_lines::<4>;
+        // SAFETY: the caller of `plain` upholds `copy_lines`' contract (as `copy` does).
+        let plain: Copy = |out, src, lines, depth, ds, w| unsafe {
+            copy_lines::<4>(out, src, lines, depth, ds, w, copy_tail)
+        };
         assert_eq!(copy(plain), cwant, "copy 4: {lines}×{depth}, w {w}");
         #[cfg(target_arch = "x86_64")]
         {
