@@ -3,7 +3,7 @@
 use std::cell::Cell;
 
 use ember_autograd::{DropoutMask, Var};
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -131,21 +131,12 @@ impl Module for Dropout {
             )
         };
         let first_word = self.words_used.get() + skip;
-        let base = rng.clone();
         // Element i takes word `first_word + i` of the stream, whichever
-        // thread generates it: chunks jump to their own position, so the
+        // thread generates it: each chunk starts at its own position, so the
         // mask is the same as one sequential fill for any thread count.
         let fill = |(chunk, out): (usize, &mut [u8])| {
-            let mut stream = base.clone();
-            stream.set_word_pos(first_word + (chunk * MASK_CHUNK) as u128);
-            let mut words = [0u32; 1024];
-            for part in out.chunks_mut(words.len()) {
-                let words = &mut words[..part.len()];
-                stream.fill(words);
-                for (m, &w) in part.iter_mut().zip(words.iter()) {
-                    *m = u8::from(w < threshold);
-                }
-            }
+            let first = first_word + (chunk * MASK_CHUNK) as u128;
+            ember_tensor::keep_mask(&rng, first, threshold, out);
         };
         if ember_tensor::worth_splitting(mask.len()) {
             mask.par_chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
@@ -185,6 +176,7 @@ impl Module for Dropout {
 #[cfg(test)]
 mod tests {
     use ember_tensor::Tensor;
+    use rand::RngExt;
 
     use super::*;
 

@@ -35,10 +35,13 @@
 //!   a user's share them).
 //! - [`Tensor::index_select`] (`ops/gather.rs`): the rows of a batch.
 //! - [`gemm`]: the f32 matrix multiplication every matmul goes through.
+//! - [`keep_mask`] (`keep_mask.rs`): dropout's Bernoulli masks from a
+//!   ChaCha8 keystream (AVX-512 where the CPU has it).
 //! - `parallel.rs`: when work is large enough to be split across threads.
 //! - `recycle.rs`: storage of dropped large tensors, reused by new ones of
 //!   the same length instead of going back to the allocator.
 
+mod keep_mask;
 mod ops;
 mod parallel;
 mod random;
@@ -50,6 +53,7 @@ mod view;
 
 pub mod gemm;
 
+pub use keep_mask::keep_mask;
 pub use ops::conv::{col2im, im2col, Conv2dGeometry};
 pub use ops::pool::{max_pool2d, max_pool2d_backward, MaxPool2d, PoolGeometry};
 pub use parallel::{
