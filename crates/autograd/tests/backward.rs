@@ -240,6 +240,78 @@ fn fused_linear_relu_matches_linear_then_relu_bit_for_bit() {
     }
 }
 
+/// Linear → ReLU → dropout as one op: the bits of the three apart, values
+/// and every gradient, with and without a bias, on one thread and two
+/// (the batch is large enough to split the mask loops).
+#[test]
+fn fused_linear_relu_dropout_matches_the_ops_apart_bit_for_bit() {
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+    let (batch, inputs, outputs) = (130, 19, 257);
+    let x = Tensor::uniform(&[batch, inputs], -1.0, 1.0, &mut rng);
+    let w = Tensor::uniform(&[outputs, inputs], -1.0, 1.0, &mut rng);
+    let b = Tensor::uniform(&[outputs], -1.0, 1.0, &mut rng);
+    // Some gradients so large that `g·scale` overflows: only an exact
+    // dropped-element path (g·0, not 0·(g·scale)) keeps their zeros.
+    let g = Tensor::uniform(&[batch, outputs], -1.0, 1.0, &mut rng).map(|v| {
+        if v.abs() > 0.9 {
+            v.signum() * f32::MAX
+        } else {
+            v
+        }
+    });
+    let keep: Vec<u8> = (0..batch * outputs)
+        .map(|_| u8::from(rng.random::<f32>() < 0.7))
+        .collect();
+    let scale = 1.0 / 0.7;
+    let bits = |t: &Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for threads in [1, 2] {
+        for with_bias in [true, false] {
+            let run = |fused: bool| {
+                let (xv, wv, bv) = (
+                    Var::parameter(x.clone()),
+                    Var::parameter(w.clone()),
+                    Var::parameter(b.clone()),
+                );
+                let bias = with_bias.then_some(&bv);
+                let mask = DropoutMask::new(keep.clone(), scale);
+                let y = if fused {
+                    xv.linear_relu_dropout(&wv, bias, mask)
+                } else {
+                    xv.linear_relu(&wv, bias).dropout(mask)
+                };
+                y.backward_with(g.clone());
+                let mut out = vec![bits(&y.value()), bits(&xv.grad().unwrap())];
+                out.push(bits(&wv.grad().unwrap()));
+                if with_bias {
+                    out.push(bits(&bv.grad().unwrap()));
+                }
+                (y.op_name(), out)
+            };
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let ((fused_op, fused), (_, apart)) = pool.install(|| (run(true), run(false)));
+            assert_eq!(fused_op, "linear_relu_dropout");
+            let z = &apart[0];
+            assert!(z.iter().any(|&v| f32::from_bits(v) > 0.0));
+            assert!(z.iter().any(|&v| f32::from_bits(v) == 0.0));
+            assert_eq!(fused, apart, "bias {with_bias}, {threads} threads");
+        }
+    }
+}
+
+#[test]
+#[should_panic(
+    expected = "linear_relu_dropout: a mask of 5 elements for an output of shape [2, 3]"
+)]
+fn a_fused_dropout_mask_of_the_wrong_size_panics_naming_both() {
+    let x = Var::constant(Tensor::ones(&[2, 4]));
+    let w = Var::parameter(Tensor::ones(&[3, 4]));
+    x.linear_relu_dropout(&w, None, DropoutMask::new(vec![1; 5], 2.0));
+}
+
 /// The byte-mask dropout gives the bits of the tensor-mask one, forward and
 /// backward, signed zeros and a NaN input included.
 #[test]

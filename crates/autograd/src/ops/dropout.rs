@@ -66,6 +66,50 @@ impl DropoutMask {
         }
     }
 
+    /// `t ← mask · t` in place, the same bits as [`Self::applied_to`]: for
+    /// an output that only the mask's op will ever see.
+    pub(crate) fn apply_in_place(&self, t: &mut Tensor) {
+        let scale = self.scale;
+        let data = t.data_mut();
+        let run = move |(out, keep): (&mut [f32], &[u8])| scale_kept_in_place(out, keep, scale);
+        if worth_splitting(data.len()) {
+            data.par_chunks_mut(CHUNK)
+                .zip(self.keep.par_chunks(CHUNK))
+                .for_each(run);
+        } else {
+            run((data, &self.keep));
+        }
+    }
+
+    /// The gradient through a ReLU and then this mask, from the upstream
+    /// `g` and the masked output `z`, in one pass: `g·s` where `z > 0`,
+    /// `0·(g·s)` elsewhere (`s` the element's factor, `scale` or 0). That is
+    /// the ReLU's backward of the dropout's, bit for bit: `z > 0` exactly
+    /// where the element is kept and the ReLU's output was positive, and a
+    /// dropped element's `g·0` is unchanged by the extra `0·`.
+    pub(crate) fn relu_backward(&self, g: &Tensor, z: &Tensor) -> Tensor {
+        let (g, z) = (g.contiguous(), z.contiguous());
+        let mut out = Tensor::empty(g.shape());
+        let scale = self.scale;
+        let (g, z) = (
+            g.as_slice().expect("contiguous"),
+            z.as_slice().expect("contiguous"),
+        );
+        let keep = &self.keep;
+        // Chunk `c` of the output and the same elements of the inputs.
+        let run = move |(c, out): (usize, &mut [f32])| {
+            let at = c * CHUNK..c * CHUNK + out.len();
+            relu_dropout_grad(out, &g[at.clone()], &z[at.clone()], &keep[at], scale);
+        };
+        let data = out.data_mut();
+        if worth_splitting(data.len()) {
+            data.par_chunks_mut(CHUNK).enumerate().for_each(run);
+        } else {
+            run((0, data));
+        }
+        out
+    }
+
     /// `mask · t`, elementwise, into fresh storage.
     fn applied_to(&self, t: &Tensor) -> Tensor {
         let t = t.contiguous();
@@ -81,6 +125,26 @@ impl DropoutMask {
 fn scale_kept(out: &mut [f32], x: &[f32], keep: &[u8], scale: f32) {
     for ((o, &x), &k) in out.iter_mut().zip(x).zip(keep) {
         *o = x * if k != 0 { scale } else { 0.0 };
+    }
+}
+
+/// [`scale_kept`] with the output as its own input.
+fn scale_kept_in_place(out: &mut [f32], keep: &[u8], scale: f32) {
+    for (o, &k) in out.iter_mut().zip(keep) {
+        *o *= if k != 0 { scale } else { 0.0 };
+    }
+}
+
+/// [`DropoutMask::relu_backward`]'s loop (arguments, not captures, so it
+/// vectorises).
+fn relu_dropout_grad(out: &mut [f32], g: &[f32], z: &[f32], keep: &[u8], scale: f32) {
+    for (((o, &g), &z), &k) in out.iter_mut().zip(g).zip(z).zip(keep) {
+        let through_dropout = g * if k != 0 { scale } else { 0.0 };
+        *o = if z > 0.0 {
+            through_dropout
+        } else {
+            0.0 * through_dropout
+        };
     }
 }
 

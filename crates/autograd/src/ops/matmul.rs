@@ -11,7 +11,7 @@ use ember_tensor::Tensor;
 
 use super::elementwise::relu_grad;
 use crate::graph::{record, Grads};
-use crate::Var;
+use crate::{DropoutMask, Var};
 
 impl Var {
     /// The matrix product `(m, k)·(k, n) → (m, n)`, or batched
@@ -53,7 +53,7 @@ impl Var {
     /// If the shapes do not fit; the message names them.
     #[track_caller]
     pub fn linear(&self, weight: &Var, bias: Option<&Var>) -> Var {
-        self.linear_then(weight, bias, false)
+        self.linear_then(weight, bias, Then::Nothing)
     }
 
     /// [`linear`](Var::linear) followed by [`relu`](Var::relu): the output
@@ -75,11 +75,37 @@ impl Var {
     /// As [`linear`](Var::linear).
     #[track_caller]
     pub fn linear_relu(&self, weight: &Var, bias: Option<&Var>) -> Var {
-        self.linear_then(weight, bias, true)
+        self.linear_then(weight, bias, Then::Relu)
+    }
+
+    /// [`linear_relu`](Var::linear_relu) followed by
+    /// [`dropout`](Var::dropout) with `mask`: the mask is applied in place
+    /// to the rectified output, and the backward makes one pass (the
+    /// gradient, the output and the mask in; the ReLU's and the dropout's
+    /// gradient out) where apart they make two and keep the ReLU's output
+    /// alive. The values and gradients are those of
+    /// `.linear_relu(..).dropout(mask)`, bit for bit.
+    ///
+    /// ```
+    /// use ember_autograd::{DropoutMask, Var};
+    /// use ember_tensor::Tensor;
+    ///
+    /// let x = Var::constant(Tensor::from_vec(vec![1.0, 2.0], &[1, 2]));
+    /// let w = Var::parameter(Tensor::from_vec(vec![1.0, 1.0, 1.0, 0.0, -1.0, 0.0], &[3, 2]));
+    /// let y = x.linear_relu_dropout(&w, None, DropoutMask::new(vec![1, 0, 1], 2.0));
+    /// assert_eq!(y.value().to_vec(), vec![6.0, 0.0, 0.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// As [`linear`](Var::linear), and if the mask does not have one byte
+    /// per output element (the message names both sizes).
+    #[track_caller]
+    pub fn linear_relu_dropout(&self, weight: &Var, bias: Option<&Var>, mask: DropoutMask) -> Var {
+        self.linear_then(weight, bias, Then::ReluDropout(mask))
     }
 
     #[track_caller]
-    fn linear_then(&self, weight: &Var, bias: Option<&Var>, relu: bool) -> Var {
+    fn linear_then(&self, weight: &Var, bias: Option<&Var>, then: Then) -> Var {
         let (x, w) = (self.value(), weight.value());
         assert!(
             x.ndim() == 2 && w.ndim() == 2 && x.shape()[1] == w.shape()[1],
@@ -100,25 +126,44 @@ impl Var {
         // One pass over the output: the GEMM adds the bias (one per output
         // feature: a column) and rectifies as it writes each tile, with the
         // bits of a bias fill, β = 1 and `Var::relu` after. β = 0: only written.
+        if let Then::ReluDropout(mask) = &then {
+            assert!(
+                mask.len() == batch * out,
+                "linear_relu_dropout: a mask of {} elements for an output of shape {:?} ({} elements)",
+                mask.len(),
+                [batch, out],
+                batch * out
+            );
+        }
         let epilogue = Epilogue {
             bias: b
                 .as_ref()
                 .map(|b| Bias::Columns(b.as_slice().expect("contiguous"))),
-            relu,
+            relu: !matches!(then, Then::Nothing),
         };
         let mut value = Tensor::empty(&[batch, out]);
         value.gemm_assign_fused(1.0, &x, &w.t(), 0.0, epilogue);
+        if let Then::ReluDropout(mask) = &then {
+            mask.apply_in_place(&mut value);
+        }
         let inputs: Vec<&Var> = match bias {
             Some(b) => vec![self, weight, b],
             None => vec![self, weight],
         };
-        // The rectified output is its own mask: y > 0 exactly where z > 0.
-        let mask = relu.then(|| value.clone());
-        let op = if relu { "linear_relu" } else { "linear" };
+        let op = match then {
+            Then::Nothing => "linear",
+            Then::Relu => "linear_relu",
+            Then::ReluDropout(_) => "linear_relu_dropout",
+        };
+        // What the backward masks the gradient with: the rectified output
+        // is its own mask (y > 0 exactly where the pre-activation is).
+        let output = (!matches!(then, Then::Nothing)).then(|| value.clone());
         record(op, value, &inputs, move |g, grads: &mut Grads<'_>| {
-            let masked = mask
-                .as_ref()
-                .map(|y| g.zip_map(y, "relu_backward", relu_grad));
+            let masked = match (&then, &output) {
+                (Then::ReluDropout(mask), Some(z)) => Some(mask.relu_backward(g, z)),
+                (_, Some(y)) => Some(g.zip_map(y, "relu_backward", relu_grad)),
+                _ => None,
+            };
             let g = masked.as_ref().unwrap_or(g);
             // y = x·wᵀ: ∂x = g·w, ∂w = gᵀ·x, ∂bias = Σ_batch g.
             grads.add_matmul(0, 1.0, g, &w);
@@ -128,6 +173,13 @@ impl Var {
             }
         })
     }
+}
+
+/// What a fused Linear applies to its output after the bias.
+enum Then {
+    Nothing,
+    Relu,
+    ReluDropout(DropoutMask),
 }
 
 fn matmul_backward(a: &Tensor, b: &Tensor, g: &Tensor, grads: &mut Grads<'_>) {
