@@ -91,12 +91,31 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-impl Module for Dropout {
-    fn forward(&self, input: &Var) -> Var {
+impl Dropout {
+    /// Draws the mask this layer's next forward would apply to an input of
+    /// `shape` and moves past its words, as that forward does (a forward
+    /// after it draws the next mask); `None` where the forward is the
+    /// identity (evaluation, or `p = 0`). This is how the layer before a
+    /// dropout applies the mask itself ([`Module::forward_relu_dropout`]).
+    ///
+    /// ```
+    /// use ember_layers::{Dropout, Module, Step};
+    ///
+    /// let drop = Dropout::new(0.25);
+    /// drop.set_step(Step::new(1, 0));
+    /// let mask = drop.mask(&[4, 100]).expect("training, p > 0");
+    /// assert_eq!(mask.len(), 400);
+    /// drop.set_training(false);
+    /// assert!(drop.mask(&[4, 100]).is_none());
+    /// ```
+    ///
+    /// # Panics
+    /// If a batch share was set ([`Module::set_batch_share`]) that `shape`'s
+    /// rows do not fit; the message names the rows and the global batch.
+    pub fn mask(&self, shape: &[usize]) -> Option<DropoutMask> {
         if !self.training.get() || self.p == 0.0 {
-            return input.clone();
+            return None;
         }
-        let shape = input.shape();
         let scale = 1.0 / (1.0 - self.p);
         // Keep an element when a uniform u32 falls below (1 − p)·2³²: one
         // integer compare per element on bulk-generated random words. With
@@ -144,7 +163,20 @@ impl Module for Dropout {
             mask.chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
         }
         self.words_used.set(first_word - skip + words_used);
-        input.dropout(DropoutMask::new(keep, scale))
+        Some(DropoutMask::new(keep, scale))
+    }
+}
+
+impl Module for Dropout {
+    fn forward(&self, input: &Var) -> Var {
+        match self.mask(&input.shape()) {
+            Some(mask) => input.dropout(mask),
+            None => input.clone(),
+        }
+    }
+
+    fn as_dropout(&self) -> Option<&Dropout> {
+        Some(self)
     }
 
     fn set_training(&self, training: bool) {

@@ -4,7 +4,7 @@ use ember_autograd::Var;
 use rand::Rng;
 
 use crate::init::Fans;
-use crate::{LayerInit, LayerKind, Members, Module};
+use crate::{Dropout, LayerInit, LayerKind, Members, Module};
 
 /// A fully connected layer: `y = x·Wᵀ + b`, `(batch, in) → (batch, out)`.
 ///
@@ -96,6 +96,17 @@ impl Module for Linear {
             return crate::ReLU.forward(&self.forward(input));
         }
         input.linear_relu(&self.weight, self.bias.as_ref())
+    }
+
+    fn forward_relu_dropout(&self, input: &Var, dropout: &Dropout) -> Var {
+        if crate::probe::is_recording() || input.shape().len() != 2 {
+            // A report needs the pre-activation; a wrong rank gets linear's panic.
+            return dropout.forward(&self.forward_relu(input));
+        }
+        match dropout.mask(&[input.shape()[0], self.out_features]) {
+            Some(mask) => input.linear_relu_dropout(&self.weight, self.bias.as_ref(), mask),
+            None => self.forward_relu(input),
+        }
     }
 
     fn visit(&self, m: &mut Members) {

@@ -9,6 +9,7 @@
 use ember_autograd::Var;
 
 use crate::kind::LayerKind;
+use crate::Dropout;
 
 /// A named variable of a module's state, as PyTorch's `state_dict` names it
 /// (`"0.weight"`, `"blocks.1.bn2.running_mean"`).
@@ -271,6 +272,21 @@ pub trait Module {
     /// followed by a ReLU and a [`crate::MaxPool2d`].
     fn forward_relu_max_pool2d(&self, input: &Var, kernel: usize, stride: usize) -> Var {
         self.forward_relu(input).max_pool2d(kernel, stride)
+    }
+
+    /// `forward`, a ReLU, then `dropout`. A `Linear` applies the dropout's
+    /// mask in place to its rectified output and makes one backward pass
+    /// for both; the result is the same, bit for bit (and the dropout
+    /// draws the same mask). [`crate::Sequential`] calls it for a layer
+    /// followed by a ReLU and a [`Dropout`].
+    fn forward_relu_dropout(&self, input: &Var, dropout: &Dropout) -> Var {
+        dropout.forward(&self.forward_relu(input))
+    }
+
+    /// This module as a [`Dropout`], if it is one: how [`crate::Sequential`]
+    /// finds the dropout to hand to [`Module::forward_relu_dropout`].
+    fn as_dropout(&self) -> Option<&Dropout> {
+        None
     }
 
     /// Reports this module's own parameters and buffers and its sub-modules,

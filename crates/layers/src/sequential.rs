@@ -84,10 +84,12 @@ impl Sequential {
 
 impl Module for Sequential {
     /// Runs the layers in order. A layer followed by a ReLU module runs
-    /// both through its [`Module::forward_relu`], and by a ReLU and a
+    /// both through its [`Module::forward_relu`], by a ReLU and a
     /// [`crate::MaxPool2d`] all three through its
-    /// [`Module::forward_relu_max_pool2d`] (one pass for a `Conv2d`; the same
-    /// values as running them apart).
+    /// [`Module::forward_relu_max_pool2d`] (one pass for a `Conv2d`), and by
+    /// a ReLU and a [`crate::Dropout`] through its
+    /// [`Module::forward_relu_dropout`] (a `Linear`'s one op); the same
+    /// values and gradients as running them apart.
     fn forward(&self, input: &Var) -> Var {
         let mut x = input.clone();
         let kind_at = |j: usize| self.layers.get(j).map(|layer| layer.kind());
@@ -100,7 +102,12 @@ impl Module for Sequential {
                 Some(LayerKind::MaxPool { kernel, stride }) if fuse && relu_next => {
                     (layer.forward_relu_max_pool2d(&x, kernel, stride), i + 3)
                 }
-                _ if fuse && relu_next => (layer.forward_relu(&x), i + 2),
+                _ if fuse && relu_next => {
+                    match self.layers.get(i + 2).and_then(|next| next.as_dropout()) {
+                        Some(dropout) => (layer.forward_relu_dropout(&x, dropout), i + 3),
+                        None => (layer.forward_relu(&x), i + 2),
+                    }
+                }
                 _ => (layer.forward(&x), i + 1),
             };
         }

@@ -120,6 +120,48 @@ fn sequential_runs_conv_relu_pool_as_one_op_with_the_bits_of_the_layers_apart() 
     assert_eq!(grads(&model), grads(&layer));
 }
 
+#[test]
+fn sequential_runs_linear_relu_dropout_as_one_op_with_the_bits_of_the_layers_apart() {
+    let linear = || Linear::with_init(24, 300, &LayerInit::before(Activation::Relu), &mut rng(4));
+    let step = Step::new(11, 3);
+    let x = Var::constant(Tensor::randn(&[70, 24], &mut rng(5)));
+    let model = Sequential::new()
+        .add(linear())
+        .add(ReLU)
+        .add(Dropout::new(0.3));
+    model.set_step(step);
+    let fused = model.forward(&x);
+    assert_eq!(fused.op_name(), "linear_relu_dropout");
+    // The model's dropout is its child "2": the same stream for this one.
+    let (layer, dropout) = (linear(), Dropout::new(0.3));
+    dropout.set_step(step.child("2"));
+    let apart = dropout.forward(&ReLU.forward(&layer.forward(&x)));
+    assert_eq!(apart.op_name(), "dropout");
+    let z = bits(&fused.value());
+    assert_eq!(z, bits(&apart.value()));
+    assert!(
+        z.iter().any(|&v| f32::from_bits(v) == 0.0) && z.iter().any(|&v| f32::from_bits(v) > 0.0)
+    );
+    let g = Tensor::randn(&fused.shape(), &mut rng(6));
+    fused.backward_with(g.clone());
+    apart.backward_with(g);
+    let grads = |m: &dyn Module| -> Vec<Vec<u32>> {
+        m.parameters()
+            .iter()
+            .map(|p| bits(&p.var.grad().unwrap()))
+            .collect()
+    };
+    assert_eq!(grads(&model), grads(&layer));
+    // The next forward draws the next mask, in both.
+    assert_eq!(
+        bits(&model.forward(&x).value()),
+        bits(&dropout.forward(&ReLU.forward(&layer.forward(&x))).value())
+    );
+    // In evaluation the dropout is the identity and the op is a Linear's ReLU.
+    model.set_training(false);
+    assert_eq!(model.forward(&x).op_name(), "linear_relu");
+}
+
 /// Bits of a tensor's values, so that signed zeros count.
 fn bits(t: &Tensor) -> Vec<u32> {
     t.to_vec().iter().map(|v| v.to_bits()).collect()
