@@ -3,7 +3,7 @@
 //! ```text
 //! JC: for each NC-wide block of B's columns          (B block lives in L3)
 //!   PC: for each KC-deep slice of K                  (pack B block: KC × NC, in L2)
-//!     IC: for each MC-tall block of A's rows         (pack A block: MC × KC)
+//!     IC: for each MC-tall block of A's rows         (pack A block: MC × KC, unless row-major)
 //!       IR: for each MR-tall micro-panel of A        (A micro-panel stays in L1)
 //!         JR: for each NR-wide micro-panel of B      (micro-kernel: MR × NR of C)
 //! ```
@@ -144,7 +144,8 @@ fn few_rows(kern: &MicroKernel, p: &Product<'_>, blk: &Block, panels: usize) -> 
             let j1 = (j0 + nr).min(blk.ncb);
             with_buf(&B_BUF, nr * kcb, |bbuf| {
                 pack_b(bbuf, p.b.block(blk.pc, blk.jc + j0, kcb, j1 - j0), nr);
-                let done = micro_loops(kern, p, abuf, 0, m, bbuf, panel, blk, panel..panel + 1);
+                let a = APanels::Packed(abuf);
+                let done = micro_loops(kern, p, a, 0, m, bbuf, panel, blk, panel..panel + 1);
                 tiles.fetch_add(done, Ordering::Relaxed);
             });
         };
@@ -245,24 +246,56 @@ fn ic_loop(
     }
     let mc = blocking::mc(kern, rows.len());
     let mut tiles = 0;
+    // A whose rows run along K (row-major) is read where it lies when each
+    // micro-panel meets several B panels and the kernel's strided body is
+    // as fast as its packed one (`MicroKernel::a_in_place`): the kernel's
+    // broadcasts take any strides, and a full micro-panel is as compact
+    // there as packed, so
+    // packing only copied A once more per NC block and per column band
+    // (gemm_report, alternated: 2048³ 0.96 → 1.00× the gemm crate on one
+    // thread, 256³ 0.78 → 0.93× on two). Against a single B panel (the
+    // logits, N = 10) the packed panel measured 4 % faster.
+    let in_place = kern.a_in_place && p.a.col_stride == 1 && cols.len() > 1;
     with_buf(&A_BUF, mc.div_ceil(mr) * mr * kcb, |abuf| {
-        // IC: blocks of MC rows, packed into this thread's buffer.
+        // IC: blocks of MC rows, packed into this thread's buffer (in
+        // place: only a last panel of fewer than MR rows, which the edge
+        // tiles read zero-padded).
         for ic in rows.clone().step_by(mc) {
             let mcb = mc.min(rows.end - ic);
-            pack_a(abuf, p.a.block(ic, blk.pc, mcb, kcb), mr);
-            tiles += micro_loops(kern, p, abuf, ic, mcb, bbuf, b_first, blk, cols.clone());
+            let panels = if in_place {
+                let full = mcb / mr * mr;
+                if full < mcb {
+                    pack_a(abuf, p.a.block(ic + full, blk.pc, mcb - full, kcb), mr);
+                }
+                APanels::InPlace { tail: abuf }
+            } else {
+                pack_a(abuf, p.a.block(ic, blk.pc, mcb, kcb), mr);
+                APanels::Packed(abuf)
+            };
+            tiles += micro_loops(kern, p, panels, ic, mcb, bbuf, b_first, blk, cols.clone());
         }
     });
     tiles
 }
 
-/// IR → JR for the packed A block of rows `ic .. ic + mcb` (in `abuf`)
-/// against B's micro-panels `cols` (panel `b_first` at the start of `bbuf`).
-#[allow(clippy::too_many_arguments)] // both packed blocks and where they sit
+/// Where the IR loop finds the micro-panels of an A block.
+#[derive(Clone, Copy)]
+enum APanels<'a> {
+    /// All of them packed, one after another.
+    Packed(&'a [f32]),
+    /// The full ones in A itself (row-major); a last panel of fewer than
+    /// MR rows packed at the start of `tail`.
+    InPlace { tail: &'a [f32] },
+}
+
+/// IR → JR for the A block of rows `ic .. ic + mcb` (its panels as `a`
+/// says) against B's micro-panels `cols` (panel `b_first` at the start of
+/// `bbuf`).
+#[allow(clippy::too_many_arguments)] // both blocks and where they sit
 fn micro_loops(
     kern: &MicroKernel,
     p: &Product<'_>,
-    abuf: &[f32],
+    a_panels: APanels<'_>,
     ic: usize,
     mcb: usize,
     bbuf: &[f32],
@@ -275,7 +308,20 @@ fn micro_loops(
     // IR: micro-panels of MR rows (each stays in L1 across JR).
     for ir in 0..mcb.div_ceil(mr) {
         let i = ic + ir * mr;
-        let a = abuf[ir * mr * kcb..].as_ptr();
+        // (pointer, row stride, column stride) of the panel, and whether
+        // it is packed (the strides the packed kernel has built in).
+        let (a, a_rs, a_cs, packed) = match a_panels {
+            APanels::Packed(abuf) => (abuf[ir * mr * kcb..].as_ptr(), 1, mr, true),
+            APanels::InPlace { tail } if i + mr > ic + mcb => (tail.as_ptr(), 1, mr, true),
+            APanels::InPlace { .. } => (
+                // SAFETY: rows i .. i + MR (all < m) at columns pc .. pc +
+                // kcb are inside A's view, which was checked against its slice.
+                unsafe { p.a.data.as_ptr().add(i * p.a.row_stride + blk.pc) },
+                p.a.row_stride,
+                1,
+                false,
+            ),
+        };
         // JR: micro-panels of NR columns, streamed from L2.
         for jr in cols.clone() {
             let j = blk.jc + jr * nr;
@@ -285,8 +331,8 @@ fn micro_loops(
             let tile = Tile {
                 k: kcb,
                 a,
-                a_rs: 1,
-                a_cs: mr,
+                a_rs,
+                a_cs,
                 b,
                 b_rs: nr,
                 // SAFETY: (i, j) is inside C (i < m, j < n), and the
@@ -302,14 +348,19 @@ fn micro_loops(
                 bias_rows,
                 relu: blk.epilogue.relu,
             };
-            // SAFETY: the A and B panels are packed and zero-padded to
-            // full MR × kcb and kcb × NR, the live corner is inside C,
-            // and this task alone writes these rows × columns.
+            // SAFETY: the B panel is packed and zero-padded to kcb × NR;
+            // the A panel is packed and zero-padded to MR × kcb, or has MR
+            // real rows of kcb values at its strides; the live corner is
+            // inside C, and this task alone writes these rows × columns.
             unsafe {
-                if !kern.is_edge(&tile) {
+                if kern.is_edge(&tile) {
+                    kern.edge(&tile);
+                } else if packed {
                     kern.packed(&tile);
                 } else {
-                    kern.edge(&tile);
+                    // The full tile's body with the tile's strides (as the
+                    // small path runs it); kernel_check checks its k loop.
+                    kern.strided(&tile);
                 }
             }
             tiles += 1;

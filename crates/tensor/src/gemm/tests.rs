@@ -510,6 +510,59 @@ fn kernel_choice_from_the_environment_value() {
 }
 
 /// `(m, k, n)` with A and B possibly transposed.
+/// A row-major A is read in place by the packed route (its full
+/// micro-panels; a last partial one is packed): the bits must be those of
+/// the same values packed from a column-major A, on every kernel, with
+/// partial panels, several K slices and MC blocks, on 1 and 2 threads.
+#[test]
+fn row_major_a_read_in_place_gives_the_bits_of_packed_a() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for kernel in kernels() {
+        let kern = MicroKernel::new(kernel).unwrap();
+        let shapes = [
+            (kern.mr * 3, 2 * kern.nr + 5, 33),
+            (kern.mr * 5 + 1, kern.nr, kern.kc + 9),
+            (kern.mc + kern.mr + 3, 3 * kern.nr - 1, 2 * kern.kc + 1),
+        ];
+        for (m, n, k) in shapes {
+            let rows = Mat::random(m, k, Layout::RowMajor, &mut rng);
+            let mut cols = Mat::new(m, k, Layout::ColMajor, 0.0);
+            for i in 0..m {
+                for p in 0..k {
+                    cols.data[i * cols.rs + p * cols.cs] = rows.at(i, p);
+                }
+            }
+            let b = Mat::random(k, n, Layout::RowMajor, &mut rng);
+            for threads in [1, 2] {
+                let c_of = |a: &Mat| {
+                    let mut c = Mat::new(m, n, Layout::RowMajor, f32::NAN);
+                    let report = run(
+                        &kern,
+                        1.0,
+                        a.view(),
+                        b.view(),
+                        0.0,
+                        c.view_mut(),
+                        Epilogue::default(),
+                        Parallelism::Threads(threads),
+                        Plan {
+                            route: Some(Route::Packed),
+                            threads: Some(threads),
+                        },
+                    );
+                    assert!(!report.transposed, "{kernel:?} {m}×{k}×{n}");
+                    c.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    c_of(&rows),
+                    c_of(&cols),
+                    "{kernel:?} {m}×{k}×{n}, {threads} threads"
+                );
+            }
+        }
+    }
+}
+
 fn big_case(m: usize, k: usize, n: usize, ta: bool, tb: bool, seed: u64) -> (Mat, Mat) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let la = if ta {

@@ -144,6 +144,7 @@ pub(super) fn kernel() -> Option<MicroKernel> {
         nc: 4080, // B block 256×4080×4 ≈ 4 MiB: half the 8 MiB L3
         packed,
         strided: strided::<MR, NV>,
+        a_in_place: false,
         edges: EDGES,
         fma_loop,
         fma_flops: FMA_CHAINS * 8 * 2, // 8 lanes, 2 flops per FMA

@@ -169,6 +169,7 @@ pub(super) mod intel {
             nc: 4096, // B block 128×4096×4 = 2 MiB: L3
             packed,
             strided: strided::<MR, NV>,
+            a_in_place: true,
             // Smallest first: narrow column panels, then short row panels.
             edges: EDGES,
             fma_loop,
@@ -216,6 +217,7 @@ pub(super) mod zen {
             nc: 816, // B block 160×816×4 = 510 KiB: half a 1 MiB L2
             packed,
             strided: strided::<MR, NV>,
+            a_in_place: true,
             edges: EDGES,
             fma_loop,
             fma_flops: FMA_CHAINS * 16 * 2, // 16 lanes, 2 flops per FMA

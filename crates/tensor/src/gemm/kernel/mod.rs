@@ -157,6 +157,13 @@ pub(crate) struct MicroKernel {
     packed: TileFn,
     /// Reads A/B with the strides in the [`Tile`] (the small-problem path).
     strided: TileFn,
+    /// Whether the packed route reads a row-major A where it lies, through
+    /// [`MicroKernel::strided`], instead of packing it: only where that
+    /// body is as fast as the packed one. `llvm-mca-19`, cycles per four k
+    /// steps against the FMAs' bound: the AVX-512 6×64 body 48.08 on
+    /// skylake-avx512 (bound 48), the 24×16 one 96.06 on znver4 (96); the
+    /// AVX2 6×16 body 27.07 on haswell (24), so AVX2 keeps packing.
+    pub a_in_place: bool,
     /// Smaller tiles for the ragged last row or column panel: the smallest
     /// that covers the live corner runs, so few FMAs go to padding.
     edges: &'static [Edge],

@@ -82,6 +82,7 @@ pub(super) fn kernel() -> MicroKernel {
         nc: 4096,
         packed,
         strided,
+        a_in_place: false,
         edges: &[Edge {
             rows: 2,
             cols: NV,
