@@ -202,6 +202,31 @@ fn observed_backward_reports_each_leaf_once_with_its_final_gradient() {
     assert_eq!(seen[1], (w1.id(), vec![30.0, 48.0])); // 2·w2·x = 2·(15, 24)
 }
 
+/// Runs `op` on parameters `x`, `w` and (when `with_bias`) `b`, back from
+/// the upstream gradient `g`: the op's name, and the bits of its value and
+/// of each parameter's gradient (so signed zeros and NaNs count).
+fn linear_run(
+    (x, w, b): (&Tensor, &Tensor, &Tensor),
+    with_bias: bool,
+    g: &Tensor,
+    op: impl Fn(&Var, &Var, Option<&Var>) -> Var,
+) -> (&'static str, Vec<Vec<u32>>) {
+    let bits = |t: &Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let (xv, wv, bv) = (
+        Var::parameter(x.clone()),
+        Var::parameter(w.clone()),
+        Var::parameter(b.clone()),
+    );
+    let y = op(&xv, &wv, with_bias.then_some(&bv));
+    y.backward_with(g.clone());
+    let mut out = vec![bits(&y.value()), bits(&xv.grad().unwrap())];
+    out.push(bits(&wv.grad().unwrap()));
+    if with_bias {
+        out.push(bits(&bv.grad().unwrap()));
+    }
+    (y.op_name(), out)
+}
+
 #[test]
 fn fused_linear_relu_matches_linear_then_relu_bit_for_bit() {
     use rand::SeedableRng;
@@ -210,29 +235,10 @@ fn fused_linear_relu_matches_linear_then_relu_bit_for_bit() {
     let w = Tensor::uniform(&[23, 19], -1.0, 1.0, &mut rng);
     let b = Tensor::uniform(&[23], -1.0, 1.0, &mut rng);
     let g = Tensor::uniform(&[37, 23], -1.0, 1.0, &mut rng);
-    let bits = |t: &Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     for with_bias in [true, false] {
-        let run = |fused: bool| {
-            let (xv, wv, bv) = (
-                Var::parameter(x.clone()),
-                Var::parameter(w.clone()),
-                Var::parameter(b.clone()),
-            );
-            let bias = with_bias.then_some(&bv);
-            let y = if fused {
-                xv.linear_relu(&wv, bias)
-            } else {
-                xv.linear(&wv, bias).relu()
-            };
-            y.backward_with(g.clone());
-            let mut out = vec![bits(&y.value()), bits(&xv.grad().unwrap())];
-            out.push(bits(&wv.grad().unwrap()));
-            if with_bias {
-                out.push(bits(&bv.grad().unwrap()));
-            }
-            out
-        };
-        let (fused, apart) = (run(true), run(false));
+        let params = (&x, &w, &b);
+        let (_, fused) = linear_run(params, with_bias, &g, |x, w, b| x.linear_relu(w, b));
+        let (_, apart) = linear_run(params, with_bias, &g, |x, w, b| x.linear(w, b).relu());
         let y = &apart[0];
         assert!(y.iter().any(|&v| f32::from_bits(v) > 0.0));
         assert!(y.iter().any(|&v| f32::from_bits(v) <= 0.0));
@@ -263,37 +269,25 @@ fn fused_linear_relu_dropout_matches_the_ops_apart_bit_for_bit() {
     let keep: Vec<u8> = (0..batch * outputs)
         .map(|_| u8::from(rng.random::<f32>() < 0.7))
         .collect();
-    let scale = 1.0 / 0.7;
-    let bits = |t: &Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let mask = || DropoutMask::new(keep.clone(), 1.0 / 0.7);
     for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         for with_bias in [true, false] {
-            let run = |fused: bool| {
-                let (xv, wv, bv) = (
-                    Var::parameter(x.clone()),
-                    Var::parameter(w.clone()),
-                    Var::parameter(b.clone()),
-                );
-                let bias = with_bias.then_some(&bv);
-                let mask = DropoutMask::new(keep.clone(), scale);
-                let y = if fused {
-                    xv.linear_relu_dropout(&wv, bias, mask)
-                } else {
-                    xv.linear_relu(&wv, bias).dropout(mask)
-                };
-                y.backward_with(g.clone());
-                let mut out = vec![bits(&y.value()), bits(&xv.grad().unwrap())];
-                out.push(bits(&wv.grad().unwrap()));
-                if with_bias {
-                    out.push(bits(&bv.grad().unwrap()));
-                }
-                (y.op_name(), out)
-            };
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let ((fused_op, fused), (_, apart)) = pool.install(|| (run(true), run(false)));
-            assert_eq!(fused_op, "linear_relu_dropout");
+            let params = (&x, &w, &b);
+            let ((op, fused), (_, apart)) = pool.install(|| {
+                (
+                    linear_run(params, with_bias, &g, |x, w, b| {
+                        x.linear_relu_dropout(w, b, mask())
+                    }),
+                    linear_run(params, with_bias, &g, |x, w, b| {
+                        x.linear_relu(w, b).dropout(mask())
+                    }),
+                )
+            });
+            assert_eq!(op, "linear_relu_dropout");
             let z = &apart[0];
             assert!(z.iter().any(|&v| f32::from_bits(v) > 0.0));
             assert!(z.iter().any(|&v| f32::from_bits(v) == 0.0));
