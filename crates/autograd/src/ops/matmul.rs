@@ -123,9 +123,6 @@ impl Var {
                 w.shape()
             );
         }
-        // One pass over the output: the GEMM adds the bias (one per output
-        // feature: a column) and rectifies as it writes each tile, with the
-        // bits of a bias fill, β = 1 and `Var::relu` after. β = 0: only written.
         if let Then::ReluDropout(mask) = &then {
             assert!(
                 mask.len() == batch * out,
@@ -135,6 +132,9 @@ impl Var {
                 batch * out
             );
         }
+        // One pass over the output: the GEMM adds the bias (one per output
+        // feature: a column) and rectifies as it writes each tile, with the
+        // bits of a bias fill, β = 1 and `Var::relu` after. β = 0: only written.
         let epilogue = Epilogue {
             bias: b
                 .as_ref()
@@ -156,7 +156,8 @@ impl Var {
             Then::ReluDropout(_) => "linear_relu_dropout",
         };
         // What the backward masks the gradient with: the rectified output
-        // is its own mask (y > 0 exactly where the pre-activation is).
+        // is its own mask (positive exactly where the pre-activation is,
+        // and after the dropout where the element was also kept).
         let output = (!matches!(then, Then::Nothing)).then(|| value.clone());
         record(op, value, &inputs, move |g, grads: &mut Grads<'_>| {
             let masked = match (&then, &output) {
