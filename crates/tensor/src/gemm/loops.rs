@@ -248,13 +248,12 @@ fn ic_loop(
     let mut tiles = 0;
     // A whose rows run along K (row-major) is read where it lies when each
     // micro-panel meets several B panels and the kernel's strided body is
-    // as fast as its packed one (`MicroKernel::a_in_place`): the kernel's
-    // broadcasts take any strides, and a full micro-panel is as compact
-    // there as packed, so
-    // packing only copied A once more per NC block and per column band
-    // (gemm_report, alternated: 2048³ 0.96 → 1.00× the gemm crate on one
-    // thread, 256³ 0.78 → 0.93× on two). Against a single B panel (the
-    // logits, N = 10) the packed panel measured 4 % faster.
+    // as fast as its packed one (`MicroKernel::a_in_place`): the kernel only
+    // broadcasts A, through any strides, and a full micro-panel is as
+    // compact in A as packed, so packing only copied A once more per NC
+    // block and per column band (`gemm_report`, alternated: 2048³ 0.96 →
+    // 0.99–1.04× the gemm crate on one thread). Against a single B panel
+    // (the logits, N = 10) the packed panel measured 4 % faster.
     let in_place = kern.a_in_place && p.a.col_stride == 1 && cols.len() > 1;
     with_buf(&A_BUF, mc.div_ceil(mr) * mr * kcb, |abuf| {
         // IC: blocks of MC rows, packed into this thread's buffer (in
@@ -288,8 +287,8 @@ enum APanels<'a> {
     InPlace { tail: &'a [f32] },
 }
 
-/// IR → JR for the A block of rows `ic .. ic + mcb` (its panels as `a`
-/// says) against B's micro-panels `cols` (panel `b_first` at the start of
+/// IR → JR for the A block of rows `ic .. ic + mcb` (its panels where
+/// `a_panels` says) against B's micro-panels `cols` (panel `b_first` at the start of
 /// `bbuf`).
 #[allow(clippy::too_many_arguments)] // both blocks and where they sit
 fn micro_loops(
