@@ -288,8 +288,8 @@ enum APanels<'a> {
 }
 
 /// IR → JR for the A block of rows `ic .. ic + mcb` (its panels where
-/// `a_panels` says) against B's micro-panels `cols` (panel `b_first` at the start of
-/// `bbuf`).
+/// `a_panels` says) against B's micro-panels `cols` (panel `b_first` at
+/// the start of `bbuf`).
 #[allow(clippy::too_many_arguments)] // both blocks and where they sit
 fn micro_loops(
     kern: &MicroKernel,
