@@ -1,5 +1,6 @@
 //! Proves each GEMM micro-kernel's k loop on CPUs this machine may not be:
-//! disassembles the packed k loop of every kernel from this very binary
+//! disassembles the packed k loop of every kernel (and the AVX-512 strided
+//! full tiles, which read a row-major A in place) from this very binary
 //! (`objdump`), then simulates it with LLVM's scheduling models (`llvm-mca`)
 //! for the microarchitectures the kernel is chosen on.
 //!
@@ -22,10 +23,14 @@ use std::process::{Command, ExitCode};
 
 use ember::tensor::gemm::Kernel;
 
-/// A kernel's packed entry point and the CPU models it is selected on.
+/// A kernel's packed entry point (or the full tile of its strided body)
+/// and the CPU models it is selected on.
 struct KernelLoop {
     name: &'static str,
     symbol: &'static str,
+    /// Which instance of `symbol`: the function itself, or (for the generic
+    /// `strided` shell, one symbol for every tile size) its full tile.
+    pick: Pick,
     /// Vector register class of its FMAs (`zmm` or `ymm`).
     register: &'static str,
     /// Models of the CPUs that run this kernel.
@@ -34,10 +39,11 @@ struct KernelLoop {
     shown: &'static [&'static str],
 }
 
-const KERNELS: [KernelLoop; 3] = [
+const KERNELS: [KernelLoop; 5] = [
     KernelLoop {
         name: "avx512",
         symbol: "ember_tensor::gemm::kernel::avx512::intel::packed",
+        pick: Pick::Named,
         register: "zmm",
         // Skylake-X is LLVM's model with two 512-bit FMA units, as Sapphire
         // Rapids Xeons have; its own `sapphirerapids` and `icelake-server`
@@ -48,6 +54,7 @@ const KERNELS: [KernelLoop; 3] = [
     KernelLoop {
         name: "avx512-zen",
         symbol: "ember_tensor::gemm::kernel::avx512::zen::packed",
+        pick: Pick::Named,
         register: "zmm",
         models: &["znver4", "znver5"],
         shown: &["skylake-avx512", "icelake-server", "sapphirerapids"],
@@ -55,11 +62,46 @@ const KERNELS: [KernelLoop; 3] = [
     KernelLoop {
         name: "avx2",
         symbol: "ember_tensor::gemm::kernel::avx2::packed",
+        pick: Pick::Named,
         register: "ymm",
         models: &["haswell", "skylake", "znver2", "znver3"],
         shown: &[],
     },
+    // The AVX-512 kernels read a row-major A in place through their strided
+    // body's full tile (`MicroKernel::a_in_place`): that loop is judged too.
+    KernelLoop {
+        name: "avx512 strided",
+        symbol: "ember_tensor::gemm::kernel::avx512::strided",
+        pick: Pick::FullTile {
+            embedded_broadcast: false,
+        },
+        register: "zmm",
+        models: &["skylake-avx512", "icelake-server", "sapphirerapids"],
+        shown: &["znver4", "znver5"],
+    },
+    KernelLoop {
+        name: "avx512-zen strided",
+        symbol: "ember_tensor::gemm::kernel::avx512::strided",
+        pick: Pick::FullTile {
+            embedded_broadcast: true,
+        },
+        register: "zmm",
+        models: &["znver4", "znver5"],
+        shown: &["skylake-avx512", "icelake-server", "sapphirerapids"],
+    },
 ];
+
+/// How a [`KernelLoop`] finds its function among those named `symbol`.
+#[derive(Clone, Copy)]
+enum Pick {
+    /// The one function of that name (a named shell).
+    Named,
+    /// The instance whose k loop has the most FMAs (the full tile; the
+    /// edge tiles are smaller instances of the same generic shell), with or
+    /// without `{1to16}` broadcasts folded into its FMAs (Zen's flavour
+    /// folds them, Intel's does not: both full tiles have 24 accumulators).
+    FullTile { embedded_broadcast: bool },
+}
 
 /// The bar on every model a kernel is selected on, and the tighter one on
 /// the model closest to this CPU.
@@ -330,18 +372,7 @@ fn check(markdown: bool) -> Result<bool, CheckError> {
     println!("kernels this CPU runs: {}", runnable.join(", "));
     let mut rows = Vec::new();
     for kernel in &KERNELS {
-        let (_, _, insns) = instances
-            .iter()
-            .find(|(name, ..)| name == kernel.symbol)
-            .ok_or_else(|| CheckError::Parse {
-                what: format!(
-                    "{} is not in the binary (renamed, or inlined away?)",
-                    kernel.symbol
-                ),
-            })?;
-        let body = k_loop(insns).ok_or_else(|| CheckError::Parse {
-            what: format!("no loop with FMAs in {}", kernel.symbol),
-        })?;
+        let body = find_loop(&instances, kernel)?;
         let fmas = body.iter().filter(|i| i.is_fma()).count();
         let stores = body.iter().filter(|i| i.is_store()).count();
         let loads = body
@@ -378,6 +409,49 @@ fn check(markdown: bool) -> Result<bool, CheckError> {
     print_table(&rows, here, markdown);
     let instances_clean = every_instance_keeps_its_accumulators(&instances)?;
     Ok(rows.iter().all(Row::passes) && instances_clean)
+}
+
+/// The k loop `kernel` names, from the disassembled `instances`.
+fn find_loop<'a>(
+    instances: &'a [(String, u64, Vec<Insn>)],
+    kernel: &KernelLoop,
+) -> Result<&'a [Insn], CheckError> {
+    let missing = || CheckError::Parse {
+        what: format!(
+            "{} is not in the binary (renamed, or inlined away?)",
+            kernel.symbol
+        ),
+    };
+    let no_loop = || CheckError::Parse {
+        what: format!("no loop with FMAs in {}", kernel.symbol),
+    };
+    let mut loops = instances
+        .iter()
+        .filter(|(name, ..)| name == kernel.symbol)
+        .map(|(.., insns)| k_loop(insns).ok_or_else(no_loop));
+    match kernel.pick {
+        Pick::Named => loops.next().ok_or_else(missing)?,
+        Pick::FullTile { embedded_broadcast } => {
+            let loops = loops.collect::<Result<Vec<_>, _>>()?;
+            let fmas = |body: &[Insn]| body.iter().filter(|i| i.is_fma()).count();
+            let most = loops.iter().map(|b| fmas(b)).max().ok_or_else(missing)?;
+            loops
+                .into_iter()
+                .filter(|b| fmas(b) == most)
+                .find(|b| b.iter().any(|i| i.text.contains("{1to")) == embedded_broadcast)
+                .ok_or_else(|| CheckError::Parse {
+                    what: format!(
+                        "no full tile {} embedded broadcasts among the {} instances",
+                        if embedded_broadcast {
+                            "with"
+                        } else {
+                            "without"
+                        },
+                        kernel.symbol
+                    ),
+                })
+        }
+    }
 }
 
 /// Every instance of a kernel body in the binary: the packed entries and each
@@ -439,11 +513,11 @@ fn every_instance_keeps_its_accumulators(
 
 fn print_table(rows: &[Row], here: Option<&str>, markdown: bool) {
     println!(
-        "k loop of each kernel's packed entry, simulated by llvm-mca (closest model to this CPU: {})",
+        "k loop of each kernel's packed entry (and of the strided full tiles that read a row-major A in place), simulated by llvm-mca (closest model to this CPU: {})",
         here.unwrap_or("none")
     );
     // Column widths of the plain table; a negative width aligns left.
-    const WIDTHS: [i32; 9] = [-11, -15, 5, 5, 6, 13, 9, 6, 5];
+    const WIDTHS: [i32; 9] = [-18, -15, 5, 5, 6, 13, 9, 6, 5];
     let print_line = |cells: [String; 9], last: &str| {
         if markdown {
             println!("| {} {last} |", cells.join(" | "));
