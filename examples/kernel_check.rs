@@ -39,25 +39,29 @@ struct KernelLoop {
     shown: &'static [&'static str],
 }
 
+/// LLVM's models of the CPUs that pick each AVX-512 flavour. Skylake-X is
+/// its model with two 512-bit FMA units, as Sapphire Rapids Xeons have; its
+/// own `sapphirerapids` and `icelake-server` models give one, so their FMA
+/// bound is twice as long.
+const INTEL_AVX512: &[&str] = &["skylake-avx512", "icelake-server", "sapphirerapids"];
+const ZEN_AVX512: &[&str] = &["znver4", "znver5"];
+
 const KERNELS: [KernelLoop; 5] = [
     KernelLoop {
         name: "avx512",
         symbol: "ember_tensor::gemm::kernel::avx512::intel::packed",
         pick: Pick::Named,
         register: "zmm",
-        // Skylake-X is LLVM's model with two 512-bit FMA units, as Sapphire
-        // Rapids Xeons have; its own `sapphirerapids` and `icelake-server`
-        // models give one, so their FMA bound is twice as long.
-        models: &["skylake-avx512", "icelake-server", "sapphirerapids"],
-        shown: &["znver4", "znver5"],
+        models: INTEL_AVX512,
+        shown: ZEN_AVX512,
     },
     KernelLoop {
         name: "avx512-zen",
         symbol: "ember_tensor::gemm::kernel::avx512::zen::packed",
         pick: Pick::Named,
         register: "zmm",
-        models: &["znver4", "znver5"],
-        shown: &["skylake-avx512", "icelake-server", "sapphirerapids"],
+        models: ZEN_AVX512,
+        shown: INTEL_AVX512,
     },
     KernelLoop {
         name: "avx2",
@@ -76,8 +80,8 @@ const KERNELS: [KernelLoop; 5] = [
             embedded_broadcast: false,
         },
         register: "zmm",
-        models: &["skylake-avx512", "icelake-server", "sapphirerapids"],
-        shown: &["znver4", "znver5"],
+        models: INTEL_AVX512,
+        shown: ZEN_AVX512,
     },
     KernelLoop {
         name: "avx512-zen strided",
@@ -86,8 +90,8 @@ const KERNELS: [KernelLoop; 5] = [
             embedded_broadcast: true,
         },
         register: "zmm",
-        models: &["znver4", "znver5"],
-        shown: &["skylake-avx512", "icelake-server", "sapphirerapids"],
+        models: ZEN_AVX512,
+        shown: INTEL_AVX512,
     },
 ];
 
