@@ -139,7 +139,7 @@ impl Var {
             bias: b
                 .as_ref()
                 .map(|b| Bias::Columns(b.as_slice().expect("contiguous"))),
-            relu: !matches!(then, Then::Nothing),
+            relu: then.rectifies(),
         };
         let mut value = Tensor::empty(&[batch, out]);
         value.gemm_assign_fused(1.0, &x, &w.t(), 0.0, epilogue);
@@ -158,13 +158,12 @@ impl Var {
         // What the backward masks the gradient with: the rectified output
         // is its own mask (positive exactly where the pre-activation is,
         // and after the dropout where the element was also kept).
-        let output = (!matches!(then, Then::Nothing)).then(|| value.clone());
+        let output = then.rectifies().then(|| value.clone());
         record(op, value, &inputs, move |g, grads: &mut Grads<'_>| {
-            let masked = match (&then, &output) {
-                (Then::ReluDropout(mask), Some(z)) => Some(mask.relu_backward(g, z)),
-                (_, Some(y)) => Some(g.zip_map(y, "relu_backward", relu_grad)),
-                _ => None,
-            };
+            let masked = output.as_ref().map(|y| match &then {
+                Then::ReluDropout(mask) => mask.relu_backward(g, y),
+                _ => g.zip_map(y, "relu_backward", relu_grad),
+            });
             let g = masked.as_ref().unwrap_or(g);
             // y = x·wᵀ: ∂x = g·w, ∂w = gᵀ·x, ∂bias = Σ_batch g.
             grads.add_matmul(0, 1.0, g, &w);
@@ -181,6 +180,14 @@ enum Then {
     Nothing,
     Relu,
     ReluDropout(DropoutMask),
+}
+
+impl Then {
+    /// Whether the output is rectified (by the GEMM's epilogue), so that the
+    /// backward masks the gradient with it.
+    fn rectifies(&self) -> bool {
+        !matches!(self, Then::Nothing)
+    }
 }
 
 fn matmul_backward(a: &Tensor, b: &Tensor, g: &Tensor, grads: &mut Grads<'_>) {
