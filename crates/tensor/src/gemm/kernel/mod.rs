@@ -353,33 +353,50 @@ pub(crate) unsafe fn tile_body<V: Simd, const MR: usize, const NV: usize>(
         // Each row of A from its own base with one shared offset along k, so
         // a strided A costs one add per k step, not one per row.
         let rows: [*const f32; MR] = std::array::from_fn(|i| t.a.add(i * a_rs));
-        // One rank-1 update of the accumulators: NV loads of B, MR broadcasts of A.
-        let step = |acc: &mut [[V; NV]; MR], at: usize, b: *const f32| {
-            let mut bv = [V::zero(); NV];
-            for (v, slot) in bv.iter_mut().enumerate() {
-                *slot = V::load(b.add(v * V::LANES));
-            }
-            for (row, a) in acc.iter_mut().zip(rows) {
-                let ai = V::splat(*a.add(at));
-                for (cell, bv) in row.iter_mut().zip(bv) {
-                    *cell = ai.mul_add(bv, *cell);
-                }
-            }
-        };
         let (mut at, mut b) = (0, t.b);
         for _ in 0..t.k / UNROLL {
             for u in 0..UNROLL {
-                step(&mut acc, at + u * a_cs, b.add(u * b_rs));
+                rank1_update(&mut acc, &rows, at + u * a_cs, b.add(u * b_rs));
             }
             at += UNROLL * a_cs;
             b = b.add(UNROLL * b_rs);
         }
         for _ in 0..t.k % UNROLL {
-            step(&mut acc, at, b);
+            rank1_update(&mut acc, &rows, at, b);
             at += a_cs;
             b = b.add(b_rs);
         }
         write_back::<V, MR, NV>(t, &acc);
+    }
+}
+
+/// One k step of [`tile_body`], a rank-1 update of the accumulators: NV
+/// loads of B, MR broadcasts of A (`rows[i]` at offset `at`). A function
+/// that is always inlined, not a closure: LLVM once left a closure as a call
+/// in the remainder loop, taking the accumulators through memory.
+///
+/// # Safety
+/// As [`tile_body`]: the ISA of `V` is available, `rows[i] + at` is a valid
+/// A value and `b` has `NV · LANES` valid floats.
+#[inline(always)]
+unsafe fn rank1_update<V: Simd, const MR: usize, const NV: usize>(
+    acc: &mut [[V; NV]; MR],
+    rows: &[*const f32; MR],
+    at: usize,
+    b: *const f32,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut bv = [V::zero(); NV];
+        for (v, slot) in bv.iter_mut().enumerate() {
+            *slot = V::load(b.add(v * V::LANES));
+        }
+        for (row, a) in acc.iter_mut().zip(rows) {
+            let ai = V::splat(*a.add(at));
+            for (cell, bv) in row.iter_mut().zip(bv) {
+                *cell = ai.mul_add(bv, *cell);
+            }
+        }
     }
 }
 
@@ -505,9 +522,11 @@ unsafe fn write_full_tile<V: Simd, const MR: usize, const NV: usize>(
         let at = |i: usize, v: usize| t.c.add(i * t.c_rs + v * V::LANES);
         if t.alpha != 1.0 {
             let alpha = V::splat(t.alpha);
-            r.iter_mut()
-                .flatten()
-                .for_each(|cell| *cell = cell.mul(alpha));
+            for row in r.iter_mut() {
+                for cell in row.iter_mut() {
+                    *cell = cell.mul(alpha);
+                }
+            }
         }
         if t.beta == 1.0 {
             for (i, row) in r.iter_mut().enumerate() {
@@ -531,7 +550,11 @@ unsafe fn write_full_tile<V: Simd, const MR: usize, const NV: usize>(
             }
         }
         if t.relu {
-            r.iter_mut().flatten().for_each(|cell| *cell = cell.relu());
+            for row in r.iter_mut() {
+                for cell in row.iter_mut() {
+                    *cell = cell.relu();
+                }
+            }
         }
         for (i, row) in r.iter().enumerate() {
             for (v, cell) in row.iter().enumerate() {
