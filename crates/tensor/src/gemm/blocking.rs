@@ -19,7 +19,15 @@ use super::kernel::MicroKernel;
 ///   the FMAs; on a Xeon with AVX-512 (6×64 tile) KC from 192 to 384
 ///   measured the same within noise and 512 lost about 3 %.
 /// - **NC**: the packed B block (`KC × NC`) takes half of L2, so B micro-panels
-///   come from L2 while A panels and C pass through the other half.
+///   come from L2 while A panels and C pass through the other half; unless
+///   that leaves fewer than [`MIN_L2_NC`] columns. Every B block packs all of
+///   A again (the IC loop is inside JC), so a narrow block repacks A many
+///   times: with a 512 KiB L2 and KC 384 (NC 160) a 2048³ product packed A
+///   13 times and ran at 51 GFLOP/s against 74–78 with NC 1024–4080 (Zen 3,
+///   1 thread, AVX2). The B block then takes half of this core's L3 share
+///   instead, at most [`MAX_NC`] columns: its micro-panels stream from L3 to
+///   the A micro-panel in L1, `4·NR` bytes per k step of `MR·NR` FMAs
+///   (11 bytes a cycle for the AVX2 6×16 tile), which L3 sustains.
 /// - **MC**: the packed A block (`MC × KC`) takes a quarter of L2, so it is
 ///   still there when its panels are used, right after packing.
 ///
@@ -31,11 +39,23 @@ pub(crate) fn fit_to_caches(mut kern: MicroKernel, caches: Option<CacheSizes>) -
     };
     let f32s = |bytes: usize| bytes / 4;
     let kc = (f32s(c.l1d / 2) / kern.mr).clamp(128, 384) / 8 * 8;
-    let nc = (f32s(c.l2 / 2) / kc / kern.nr).max(4) * kern.nr;
+    let cols_in = |bytes: usize| f32s(bytes) / kc / kern.nr * kern.nr;
+    let mut nc = cols_in(c.l2 / 2).max(4 * kern.nr);
+    if nc < MIN_L2_NC {
+        nc = nc.max(cols_in(c.l3 / 2).min(MAX_NC / kern.nr * kern.nr));
+    }
     let mc = (f32s(c.l2 / 4) / kc / kern.mr).max(2) * kern.mr;
     (kern.kc, kern.mc, kern.nc) = (kc, mc, nc);
     kern
 }
+
+/// The narrowest B block kept in L2 (see [`fit_to_caches`]): at 512
+/// columns a re-pack of A costs one element per 64 AVX2 FMAs.
+const MIN_L2_NC: usize = 512;
+
+/// The widest B block, BLIS's NC for AVX2 and AVX-512 (its pack buffer is
+/// `KC × 4080` floats, 6 MiB at KC 384).
+const MAX_NC: usize = 4080;
 
 /// The step that splits `len` into the fewest parts of at most `max`, all
 /// about equal, rounded up to a multiple of `unit`.
@@ -156,6 +176,28 @@ pub(crate) fn band(panels: usize, parts: usize, i: usize) -> std::ops::Range<usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_b_block_too_narrow_for_l2_moves_to_l3_and_a_wide_one_stays() {
+        let kern = *crate::gemm::kernel::selected();
+        let (kib, mib) = (1 << 10, 1 << 20);
+        let fit = |l1d, l2, l3| fit_to_caches(kern, Some(CacheSizes { l1d, l2, l3 }));
+        // A B block that fills the L2 half with at least MIN_L2_NC columns
+        // stays there, whatever L3 holds.
+        let big_l2 = fit(32 * kib, 64 * mib, 256 * mib);
+        assert_eq!(big_l2.nc, 32 * mib / 4 / big_l2.kc / kern.nr * kern.nr);
+        // A small L2 would leave a narrow block: it takes half of L3 instead,
+        // capped at MAX_NC.
+        let small_l2 = fit(32 * kib, 64 * kib, 16 * mib);
+        assert!(small_l2.nc >= MIN_L2_NC, "nc {}", small_l2.nc);
+        assert!(small_l2.nc <= MAX_NC && small_l2.nc % kern.nr == 0);
+        // Without an L3 it keeps what L2 gives (at least four micro-panels).
+        let no_l3 = fit(32 * kib, 64 * kib, 0);
+        assert!(no_l3.nc < MIN_L2_NC && no_l3.nc >= 4 * kern.nr);
+        // KC comes from L1d alone.
+        assert_eq!(small_l2.kc, no_l3.kc);
+        assert_eq!(small_l2.kc, big_l2.kc);
+    }
 
     #[test]
     fn tall_a_with_a_small_b_block_splits_rows_and_the_rest_splits_columns() {
