@@ -23,6 +23,37 @@ pub struct Conv2dGeometry {
     pub padding: usize,
 }
 
+/// Copies the first `dst.len()` floats of `src` into `dst`, in blocks of 8
+/// whose last one may overlap the one before: the rows im2col copies are a
+/// few dozen floats (24 in the convnet's second layer), where
+/// `copy_from_slice`, a call into libc's `memmove`, cost more than the
+/// copy itself (5 % of a convnet step on Zen 3). Blocks of constant size
+/// compile to plain vector moves.
+#[inline]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    const BLOCK: usize = 8;
+    let n = dst.len();
+    let src = &src[..n];
+    if n < BLOCK {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = v;
+        }
+        return;
+    }
+    // Two blocks a trip, so no store advances by its own size: LLVM would
+    // turn a loop of such stores back into a `memcpy` call.
+    let mut at = 0;
+    while at + 2 * BLOCK <= n {
+        dst[at + BLOCK..at + 2 * BLOCK].copy_from_slice(&src[at + BLOCK..at + 2 * BLOCK]);
+        dst[at..at + BLOCK].copy_from_slice(&src[at..at + BLOCK]);
+        at += 2 * BLOCK;
+    }
+    if at + BLOCK <= n {
+        dst[at..at + BLOCK].copy_from_slice(&src[at..at + BLOCK]);
+    }
+    dst[n - BLOCK..].copy_from_slice(&src[n - BLOCK..]);
+}
+
 impl Conv2dGeometry {
     /// Output height: `(H + 2p − kh) / s + 1`.
     pub fn out_h(&self) -> usize {
@@ -74,7 +105,7 @@ impl Conv2dGeometry {
                 let y = oy * s + ky - self.padding;
                 let src = &plane[y * self.width + x0 * s + kx - self.padding..];
                 if s == 1 {
-                    dst[x0..x1].copy_from_slice(&src[..x1 - x0]);
+                    copy_row(&mut dst[x0..x1], src);
                 } else {
                     for (d, &v) in dst[x0..x1].iter_mut().zip(src.iter().step_by(s)) {
                         *d = v;
@@ -248,6 +279,20 @@ pub fn col2im(columns: &Tensor, g: &Conv2dGeometry) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_row_copies_every_length_exactly() {
+        let src: Vec<f32> = (0..40).map(|i| i as f32 + 0.5).collect();
+        for n in 0..=33 {
+            let mut dst = vec![-1.0; n + 3];
+            copy_row(&mut dst[..n], &src);
+            assert_eq!(&dst[..n], &src[..n], "length {n}");
+            assert!(
+                dst[n..].iter().all(|&v| v == -1.0),
+                "length {n} wrote past its end"
+            );
+        }
+    }
 
     #[test]
     fn im2col_of_a_3x3_image_with_padding() {
