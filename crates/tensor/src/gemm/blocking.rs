@@ -92,10 +92,16 @@ pub(crate) fn mc(kern: &MicroKernel, rows: usize) -> usize {
 /// virtual machine, a halted vCPU) costs tens of microseconds: with 4
 /// Mflop, the small MLP (two 12.8 Mflop products a step) trained at
 /// 178,000 samples/s on 2 threads against 300,000 on one; with 24, 265,000.
-pub(crate) const PARALLEL_MIN_FLOPS: usize = 24 << 20;
+/// 16 keeps those products on one thread and gives a convolution's
+/// per-image products (64×288×576 and its gradients, 21 Mflop) a second
+/// one, which 24 and 12 (below) did not: called cold on 2 threads (Zen 3,
+/// `gemm_report`, 4 alternations) they ran at 83–88 GFLOP/s, 0.78–0.79× the
+/// peers that use both cores, and now at 135–142 (training steps run with
+/// the workers awake and use the thresholds further down).
+pub(crate) const PARALLEL_MIN_FLOPS: usize = 16 << 20;
 
 /// Each extra thread must get at least this much work.
-const FLOPS_PER_THREAD: usize = 12 << 20;
+const FLOPS_PER_THREAD: usize = 8 << 20;
 
 /// The same two while [`crate::with_workers_awake`] keeps the workers
 /// polling, when a split costs only microseconds (small MLP, 2 threads:
