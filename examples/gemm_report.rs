@@ -28,7 +28,9 @@
 //! global pool built with the calling thread; `matrixmultiply`, on threads
 //! of its own, as before, with no spinner running beside it.
 
-use std::process::Command;
+use std::process::{Command, ExitCode};
+
+use clap::Parser;
 use std::time::{Duration, Instant};
 
 use ember::tensor::gemm::{
@@ -320,28 +322,52 @@ fn measure(
     samples.map(|lib| medians(&lib))
 }
 
-fn arg_value(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+/// Ember's GEMM against matrixmultiply and the gemm crate, interleaved, on
+/// the shapes that matter for training.
+#[derive(Parser, Debug)]
+#[command(long_about = None)]
+struct Cli {
+    /// One JSON object a line instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Fewer rounds per shape (5 instead of 15).
+    #[arg(long)]
+    quick: bool,
+    /// Time the 2-thread rows as a training loop runs them: from a pool that
+    /// includes the caller, its workers kept awake.
+    #[arg(long)]
+    awake: bool,
+    /// Measure on this many threads only, in this process, without the
+    /// header (the report runs itself once per thread count so that
+    /// matrixmultiply reads its thread count afresh).
+    #[arg(long, value_name = "THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    child: Option<u16>,
+    /// With --child: the FMA peak (GFLOP/s) that the %peak column divides by.
+    #[arg(long, value_name = "GFLOPS", requires = "child", value_parser = positive)]
+    peak: Option<f64>,
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let json = args.iter().any(|a| a == "--json");
-    let awake = args.iter().any(|a| a == "--awake");
-    let rounds = if args.iter().any(|a| a == "--quick") {
-        5
-    } else {
-        15
-    };
-    if let Some(threads) = arg_value(&args, "--child") {
-        let threads: usize = threads.parse().expect("--child takes a thread count");
-        let peak: f64 = arg_value(&args, "--peak")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(f64::NAN);
-        child(threads, peak, rounds, json, awake);
-        return;
+/// A finite, positive number.
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err("expected a positive number of GFLOP/s".to_string()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rounds = if cli.quick { 5 } else { 15 };
+    let (json, awake) = (cli.json, cli.awake);
+    if let Some(threads) = cli.child {
+        child(
+            usize::from(threads),
+            cli.peak.unwrap_or(f64::NAN),
+            rounds,
+            json,
+            awake,
+        );
+        return ExitCode::SUCCESS;
     }
 
     let kernel = Kernel::selected();
@@ -409,19 +435,35 @@ fn main() {
             "÷gemm"
         );
     }
-    let exe = std::env::current_exe().expect("path of this example");
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("error: cannot find this program to run its measuring children: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     for (threads, peak) in [(1usize, peaks[0]), (2, peaks[1])] {
         let mut cmd = Command::new(&exe);
         cmd.args(["--child", &threads.to_string(), "--peak", &peak.to_string()]);
-        cmd.args(
-            args.iter()
-                .skip(1)
-                .filter(|a| ["--json", "--quick", "--awake"].contains(&a.as_str())),
-        );
+        for (on, flag) in [(json, "--json"), (cli.quick, "--quick"), (awake, "--awake")] {
+            if on {
+                cmd.arg(flag);
+            }
+        }
         cmd.env("MATMUL_NUM_THREADS", threads.to_string());
-        let status = cmd.status().expect("run the measuring child");
-        assert!(status.success(), "the {threads}-thread child failed");
+        match cmd.status() {
+            Ok(status) if status.success() => {}
+            Ok(status) => {
+                eprintln!("error: the {threads}-thread measurement failed ({status})");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the {threads}-thread measurement: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
+    ExitCode::SUCCESS
 }
 
 /// Measures every shape at `threads` threads and prints one line each.

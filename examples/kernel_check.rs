@@ -21,6 +21,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use clap::Parser;
 use ember::tensor::gemm::Kernel;
 
 /// A kernel's packed entry point (or the full tile of its strided body)
@@ -577,9 +578,20 @@ fn print_table(rows: &[Row], here: Option<&str>, markdown: bool) {
     }
 }
 
+/// Disassembles each micro-kernel's k loop from this build and simulates it
+/// with llvm-mca for the CPU models that matter; fails when a loop stores,
+/// calls out, or runs over its FMA bound.
+#[derive(Parser, Debug)]
+#[command(long_about = None)]
+struct Cli {
+    /// Print the table as Markdown (as in docs/gemm.md).
+    #[arg(long)]
+    markdown: bool,
+}
+
 fn main() -> ExitCode {
-    let markdown = std::env::args().any(|a| a == "--markdown");
-    match check(markdown) {
+    let cli = Cli::parse();
+    match check(cli.markdown) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
             eprintln!(

@@ -107,7 +107,7 @@ fn measure(build: Build, batch: usize, input: &[usize], steps: usize) -> (f64, P
 
 /// Measure training throughput of the MNIST models.
 #[derive(Parser, Debug)]
-#[command(about, long_about = None)]
+#[command(long_about = None)]
 struct Cli {
     /// Models (classic, small, cnn: a prefix of a name) and thread counts
     /// (`1t`, `2t`, … up to 1024t) to measure; default: every model on 1

@@ -193,3 +193,26 @@ fn train_throughput_refuses_unknown_words() {
         );
     }
 }
+
+#[test]
+fn gemm_report_and_kernel_check_refuse_bad_options() {
+    let tmp = TempDir::new("cli-reports");
+    let nothing = tmp.path().join("nothing");
+    for (args, name) in [
+        (&["--bogus"][..], "--bogus"),
+        (&["--child", "0"], "0"),
+        (&["--child", "two"], "two"),
+        (&["--child", "1", "--peak=-1"], "-1"),
+        (&["--child", "1", "--peak", "NaN"], "NaN"),
+        (&["1t"], "1t"),
+    ] {
+        refused("gemm_report", args, &[name], tmp.path(), &nothing);
+    }
+    refused(
+        "kernel_check",
+        &["--bogus"],
+        &["--bogus"],
+        tmp.path(),
+        &nothing,
+    );
+}
