@@ -63,47 +63,46 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
         let ncb = nc.min(n - jc);
         let panels = ncb.div_ceil(nr);
         let (tm, tn) = blocking::grid(kern, m, ncb, kc, threads);
+        // Enough panels to share out one at a time; with fewer (256³:
+        // 4 panels), packing A alone before the split cost more (237 →
+        // 220 GFLOP/s on 2 threads) than late workers did.
+        let shared_a = tm == 1 && tn > 1 && blocking::mc(kern, m) >= m && panels >= 4 * threads;
+        if tm == 1 && tn > 1 && !shared_a {
+            // Column bands: each task owns its columns of C through every
+            // K slice, so the threads split once per B block, not once per
+            // K slice (each split waits for the slowest band), and each
+            // packs the B panels that it alone reads into its own buffer,
+            // in the L2 of the core that streams them.
+            let task = |t: usize| {
+                let cols = blocking::band(panels, tn, t);
+                if cols.is_empty() {
+                    return; // more threads than panels
+                }
+                let (j0, j1) = (cols.start * nr, (cols.end * nr).min(ncb));
+                with_buf(&B_BUF, cols.len() * nr * kc, |band_buf| {
+                    for pc in (0..k).step_by(kc) {
+                        let block = Block::slice(p, jc, ncb, pc, kc.min(k - pc));
+                        pack_b(band_buf, p.b.block(pc, jc + j0, block.kcb, j1 - j0), nr);
+                        let done =
+                            ic_loop(kern, p, band_buf, cols.start, &block, 0..m, cols.clone());
+                        tiles.fetch_add(done, Ordering::Relaxed);
+                    }
+                });
+            };
+            run_tasks(0..tn, &task);
+            continue;
+        }
         // PC: slices of KC along K; only the first applies the caller's β
         // (and the bias), only the last the ReLU.
         for pc in (0..k).step_by(kc) {
-            let kcb = kc.min(k - pc);
-            let beta = if pc == 0 { p.beta } else { 1.0 };
-            let block = Block {
-                jc,
-                pc,
-                kcb,
-                ncb,
-                beta,
-                epilogue: p.epilogue.for_slice(pc == 0, pc + kcb == k),
-            };
-            // Enough panels to share out one at a time; with fewer (256³:
-            // 4 panels), packing A alone before the split cost more (237 →
-            // 220 GFLOP/s on 2 threads) than late workers did.
-            if tm == 1 && tn > 1 && blocking::mc(kern, m) >= m && panels >= 4 * threads {
+            let block = Block::slice(p, jc, ncb, pc, kc.min(k - pc));
+            if shared_a {
                 let done = few_rows(kern, p, &block, panels);
                 tiles.fetch_add(done, Ordering::Relaxed);
                 continue;
             }
-            with_buf(&B_BUF, panels * nr * kcb, |bbuf| {
-                if tm == 1 && tn > 1 {
-                    // Column bands: each task packs the B panels that it alone
-                    // reads, so they sit in the L2 of the core that streams
-                    // them once per A micro-panel.
-                    let band_start = |t: usize| blocking::band(panels, tn, t).start;
-                    let task = |t: usize, band_buf: &mut [f32]| {
-                        let cols = blocking::band(panels, tn, t);
-                        if cols.is_empty() {
-                            return; // more threads than panels
-                        }
-                        let (j0, j1) = (cols.start * nr, (cols.end * nr).min(ncb));
-                        pack_b(band_buf, p.b.block(pc, jc + j0, kcb, j1 - j0), nr);
-                        let done = ic_loop(kern, p, band_buf, cols.start, &block, 0..m, cols);
-                        tiles.fetch_add(done, Ordering::Relaxed);
-                    };
-                    run_bands(bbuf, 0, 0..tn, &band_start, nr * kcb, &task);
-                    return;
-                }
-                pack_b_parallel(bbuf, p.b.block(pc, jc, kcb, ncb), nr, threads);
+            with_buf(&B_BUF, panels * nr * block.kcb, |bbuf| {
+                pack_b_parallel(bbuf, p.b.block(pc, jc, block.kcb, ncb), nr, threads);
                 let bbuf = &*bbuf;
                 // Task t covers row band t / tn and column band t % tn.
                 let task = |t: usize| {
@@ -170,33 +169,6 @@ fn run_tasks(range: Range<usize>, task: &(impl Fn(usize) + Sync)) {
     }
 }
 
-/// Runs `task(t, buffer of band t)` for every band `t` in `bands`, in
-/// parallel through nested joins, splitting `buf` (which starts at panel
-/// `first`) at each band's first panel (`band_start`), `panel_len` floats a
-/// panel.
-fn run_bands(
-    buf: &mut [f32],
-    first: usize,
-    bands: Range<usize>,
-    band_start: &(impl Fn(usize) -> usize + Sync),
-    panel_len: usize,
-    task: &(impl Fn(usize, &mut [f32]) + Sync),
-) {
-    match bands.len() {
-        0 => {}
-        1 => task(bands.start, buf),
-        len => {
-            let mid = bands.start + len / 2;
-            let split = band_start(mid);
-            let (left, right) = buf.split_at_mut((split - first) * panel_len);
-            rayon::join(
-                || run_bands(left, first, bands.start..mid, band_start, panel_len, task),
-                || run_bands(right, split, mid..bands.end, band_start, panel_len, task),
-            );
-        }
-    }
-}
-
 /// Packs a B block, its panels shared out between `parts` threads by
 /// splitting the block (and the buffer) in two recursively.
 fn pack_b_parallel(dst: &mut [f32], b: MatRef<'_>, nr: usize, parts: usize) {
@@ -226,6 +198,23 @@ struct Block<'a> {
     beta: f32,
     /// The part of the epilogue this K slice applies.
     epilogue: Epilogue<'a>,
+}
+
+impl<'a> Block<'a> {
+    /// The block of `ncb` columns from `jc` and `kcb` rows of K from `pc`:
+    /// only the first K slice applies the caller's β (and the bias), only
+    /// the last the ReLU.
+    fn slice(p: &Product<'a>, jc: usize, ncb: usize, pc: usize, kcb: usize) -> Block<'a> {
+        let k = p.a.cols;
+        Block {
+            jc,
+            pc,
+            kcb,
+            ncb,
+            beta: if pc == 0 { p.beta } else { 1.0 },
+            epilogue: p.epilogue.for_slice(pc == 0, pc + kcb == k),
+        }
+    }
 }
 
 /// IC → IR → JR over C's `rows` and B's micro-panels `cols` for one packed
