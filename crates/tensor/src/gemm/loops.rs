@@ -241,9 +241,14 @@ fn ic_loop(
     // broadcasts A, through any strides, and a full micro-panel is as
     // compact in A as packed, so packing only copied A once more per NC
     // block and per column band (`gemm_report`, alternated: 2048³ 0.96 →
-    // 0.99–1.04× the gemm crate on one thread). Against a single B panel
-    // (the logits, N = 10) the packed panel measured 4 % faster.
-    let in_place = kern.a_in_place && p.a.col_stride == 1 && cols.len() > 1;
+    // 0.99–1.04× the gemm crate on one thread). Against a single narrow B
+    // panel (the logits, N = 10: an edge tile, one B vector to six strided
+    // broadcasts) the packed panel measured 4 % faster; against a single
+    // full one, in place is (the convnet's weight gradient as dWᵀ = X̂·Gᵀ,
+    // 288×576×64: 131 → 161 GFLOP/s on this Xeon, packing a 6-row
+    // transposition of all of X̂ before).
+    let full_panels = cols.end * kern.nr <= blk.ncb;
+    let in_place = kern.a_in_place && p.a.col_stride == 1 && (cols.len() > 1 || full_panels);
     with_buf(&A_BUF, mc.div_ceil(mr) * mr * kcb, |abuf| {
         // IC: blocks of MC rows, packed into this thread's buffer (in
         // place: only a last panel of fewer than MR rows, which the edge
