@@ -469,7 +469,8 @@ fn conv2d_backward(
             let first = t * IMAGES_PER_TASK;
             let last = (first + IMAGES_PER_TASK).min(n);
             with_scratch(if want_w || want_x { k * p } else { 0 }, |cols| {
-                let mut dw = vec![0.0; if want_w { o * k } else { 0 }];
+                // ∂Wᵀ (K×O), accumulated over this task's images.
+                let mut dw_t = vec![0.0; if want_w { o * k } else { 0 }];
                 let mut db = vec![0.0; if want_b { o } else { 0 }];
                 // Gₙ once masked (or routed); every value is written before
                 // it is read, so recycled storage does.
@@ -513,17 +514,21 @@ fn conv2d_backward(
                     };
                     let g_n = MatRef::new(g_img, o, p, p, 1);
                     if want_w {
-                        // dW (+)= Gₙ·X̂ₙᵀ: X̂ₙᵀ is a transposed view, not a copy.
+                        // dWᵀ (+)= X̂ₙ·Gₙᵀ, the transpose of dW (+)= Gₙ·X̂ₙᵀ:
+                        // X̂ₙ (K×P, row-major) is then read where it lies, and
+                        // only Gₙ (O×P, a ninth of its size here) is packed
+                        // transposed, rather than all of X̂ₙ. Each element is
+                        // the same chain of multiply-adds either way (a
+                        // product's operands commute), so the same bits.
                         dims.geom
                             .im2col_image(&xs[img * image..(img + 1) * image], cols);
                         let beta = if i == 0 { 0.0 } else { 1.0 };
-                        let cols_t = MatRef::new(cols, p, k, 1, p);
                         gemm(
                             1.0,
-                            g_n,
-                            cols_t,
+                            MatRef::new(cols, k, p, p, 1),
+                            g_n.t(),
                             beta,
-                            MatMut::new(&mut dw, o, k, k, 1),
+                            MatMut::new(&mut dw_t, k, o, o, 1),
                             par,
                         );
                     }
@@ -540,6 +545,12 @@ fn conv2d_backward(
                         for (acc, row) in db.iter_mut().zip(rows) {
                             *acc += row_sum(row);
                         }
+                    }
+                }
+                let mut dw = vec![0.0; dw_t.len()];
+                for (r, row) in dw_t.chunks_exact(o.max(1)).enumerate() {
+                    for (c, &v) in row.iter().enumerate() {
+                        dw[c * k + r] = v;
                     }
                 }
                 (dw, db)
