@@ -11,9 +11,12 @@
 //!
 //! It first prints the caches found and the blocks chosen, measures this
 //! machine's FMA peak with the selected instruction set, then, for 1 and 2
-//! threads, times Ember, `matrixmultiply` and `gemm` interleaved round by
-//! round (the order rotating) and reports medians, Ember's ratio to each and
-//! its share of the peak. Beside the wall-clock rates it prints rates per
+//! threads, times Ember, `matrixmultiply`, `gemm` and that same FMA probe
+//! interleaved round by round (the order rotating) and reports medians,
+//! Ember's ratio to each library and its share of the probe's median from
+//! the same rounds (`%peak`; `%start` divides by the peak measured first
+//! instead: on a shared virtual machine a core's speed drifts by tens of
+//! percent for seconds at a time, which only the former sees). Beside the wall-clock rates it prints rates per
 //! CPU-second of each thread (from Linux `schedstat`), which stay meaningful
 //! when other processes share the cores. `matrixmultiply` reads its thread count
 //! (`MATMUL_NUM_THREADS`) once per process, so each thread count runs in a
@@ -34,7 +37,7 @@ use clap::Parser;
 use std::time::{Duration, Instant};
 
 use ember::tensor::gemm::{
-    fma_peak_gflops, gemm, kernel_name, Kernel, MatMut, MatRef, Parallelism,
+    fma_peak_gflops, gemm, kernel_name, FmaProbe, Kernel, MatMut, MatRef, Parallelism,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -101,10 +104,10 @@ const SHAPES: [Shape; 12] = [
         false,
     ),
     shape(
-        "64×576×288 Bᵀ (conv weight gradient)",
-        64,
-        576,
+        "288×576×64 Bᵀ (conv weight gradient, dWᵀ)",
         288,
+        576,
+        64,
         false,
         true,
     ),
@@ -276,11 +279,16 @@ fn medians(samples: &[Sample]) -> Medians {
     }
 }
 
-/// The libraries compared, in the order of `measure`'s result.
-const LIBS: usize = 3;
+/// What each round times, in the order of `measure`'s result: the three
+/// libraries, then the FMA probe.
+const LIBS: usize = 4;
 
-/// Times one shape: `rounds` rounds, each timing Ember, matrixmultiply and
-/// gemm back to back (who goes first rotates); returns the three medians.
+/// Times one shape: `rounds` rounds, each timing Ember, matrixmultiply, gemm
+/// and the FMA probe back to back (who goes first rotates); returns the four
+/// medians. The probe runs in the same rounds so that the share of the peak
+/// compares rates measured under the same conditions: this machine's cores
+/// may run tens of percent slower for seconds at a time (another guest on
+/// the host), which a peak taken once, at the start, would not see.
 /// With `awake`, Ember's and gemm's batches run inside `with_workers_awake`.
 fn measure(
     s: &Shape,
@@ -297,8 +305,9 @@ fn measure(
     ops.ember(s, threads);
     ops.matrixmultiply(s);
     ops.gemm_crate(s, threads);
-    let one = start.elapsed().max(Duration::from_nanos(100)) / LIBS as u32;
+    let one = start.elapsed().max(Duration::from_nanos(100)) / 3;
     let calls = (Duration::from_millis(100).as_secs_f64() / one.as_secs_f64()).ceil() as usize;
+    let probe = FmaProbe::new(Kernel::selected(), threads, Duration::from_millis(100));
     let mut samples: [Vec<Sample>; LIBS] = Default::default();
     // Spinning workers for the libraries on rayon, when asked (`--awake`).
     let on_rayon = |f: &mut dyn FnMut() -> Sample| {
@@ -314,7 +323,11 @@ fn measure(
             let sample = match lib {
                 0 => on_rayon(&mut || rate(flops, calls, threads, || ops.ember(s, threads))),
                 1 => rate(flops, calls, threads, || ops.matrixmultiply(s)),
-                _ => on_rayon(&mut || rate(flops, calls, threads, || ops.gemm_crate(s, threads))),
+                2 => on_rayon(&mut || rate(flops, calls, threads, || ops.gemm_crate(s, threads))),
+                _ => Sample {
+                    wall: probe.gflops(),
+                    cpu: f64::NAN,
+                },
             };
             samples[lib].push(sample);
         }
@@ -342,7 +355,7 @@ struct Cli {
     /// matrixmultiply reads its thread count afresh).
     #[arg(long, value_name = "THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     child: Option<u16>,
-    /// With --child: the FMA peak (GFLOP/s) that the %peak column divides by.
+    /// With --child: the FMA peak (GFLOP/s) measured at the start, which the %start column divides by.
     #[arg(long, value_name = "GFLOPS", requires = "child", value_parser = positive)]
     peak: Option<f64>,
 }
@@ -421,7 +434,10 @@ fn main() -> ExitCode {
             );
         }
         println!(
-            "{:<38} {:>3} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} | {:>7} {:>6} {:>6}",
+            "peak: the FMA probe's median, timed in the same rounds; %peak: Ember's share of it; %start: of the peak measured above"
+        );
+        println!(
+            "{:<38} {:>3} {:>7} {:>7} {:>7} {:>6} {:>6} {:>7} {:>6} {:>6} | {:>7} {:>6} {:>6}",
             "shape M×K×N",
             "thr",
             "ember",
@@ -429,7 +445,9 @@ fn main() -> ExitCode {
             "gemm",
             "÷mm",
             "÷gemm",
+            "peak",
             "%peak",
+            "%start",
             "ember",
             "÷mm",
             "÷gemm"
@@ -485,24 +503,26 @@ fn child(threads: usize, peak: f64, rounds: usize, json: bool, awake: bool) {
         } else {
             rounds
         };
-        let [ember, mm, gm] = measure(s, threads, rounds, awake, &mut rng);
-        let pct = 100.0 * ember.wall / peak;
+        let [ember, mm, gm, probe] = measure(s, threads, rounds, awake, &mut rng);
+        let pct = 100.0 * ember.wall / probe.wall;
+        let pct_start = 100.0 * ember.wall / peak;
         if json {
             println!(
-                "{{\"shape\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"a_transposed\":{},\"b_transposed\":{},\"threads\":{threads},\"ember_gflops\":{:.1},\"matrixmultiply_gflops\":{:.1},\"gemm_gflops\":{:.1},\"ratio_matrixmultiply\":{:.3},\"ratio_gemm\":{:.3},\"pct_of_peak\":{pct:.1},\"ember_gflops_per_cpu\":{:.1},\"ratio_matrixmultiply_per_cpu\":{:.3},\"ratio_gemm_per_cpu\":{:.3}}}",
+                "{{\"shape\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"a_transposed\":{},\"b_transposed\":{},\"threads\":{threads},\"ember_gflops\":{:.1},\"matrixmultiply_gflops\":{:.1},\"gemm_gflops\":{:.1},\"ratio_matrixmultiply\":{:.3},\"ratio_gemm\":{:.3},\"peak_gflops\":{:.1},\"pct_of_peak\":{pct:.1},\"pct_of_start_peak\":{pct_start:.1},\"ember_gflops_per_cpu\":{:.1},\"ratio_matrixmultiply_per_cpu\":{:.3},\"ratio_gemm_per_cpu\":{:.3}}}",
                 s.name, s.m, s.k, s.n, s.a_t, s.b_t, ember.wall, mm.wall, gm.wall,
-                ember.wall / mm.wall, ember.wall / gm.wall,
+                ember.wall / mm.wall, ember.wall / gm.wall, probe.wall,
                 ember.cpu, ember.cpu / mm.cpu, ember.cpu / gm.cpu
             );
         } else {
             println!(
-                "{:<38} {threads:>3} {:>7.1} {:>7.1} {:>7.1} {:>6.2} {:>6.2} {pct:>5.0}% | {:>7.1} {:>6.2} {:>6.2}",
+                "{:<38} {threads:>3} {:>7.1} {:>7.1} {:>7.1} {:>6.2} {:>6.2} {:>7.1} {pct:>5.0}% {pct_start:>5.0}% | {:>7.1} {:>6.2} {:>6.2}",
                 s.name,
                 ember.wall,
                 mm.wall,
                 gm.wall,
                 ember.wall / mm.wall,
                 ember.wall / gm.wall,
+                probe.wall,
                 ember.cpu,
                 ember.cpu / mm.cpu,
                 ember.cpu / gm.cpu

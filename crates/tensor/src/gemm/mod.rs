@@ -51,7 +51,7 @@ pub use epilogue::{Bias, Epilogue};
 use kernel::MicroKernel;
 use loops::{COut, Product};
 pub use pack::with_scratch;
-pub use peak::fma_peak_gflops;
+pub use peak::{fma_peak_gflops, FmaProbe};
 
 /// How many threads a GEMM may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
