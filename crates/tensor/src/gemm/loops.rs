@@ -10,7 +10,8 @@
 //!
 //! Threads split the IC and JR loops (rows and columns of C), never K: each
 //! element of C is computed by exactly one thread with the same sequence of
-//! operations, so the result is bit-identical for any thread count. When all
+//! operations, so the result is bit-identical for any thread count. Column
+//! bands split above the PC loop (each band runs its own K slices); when all
 //! rows fit one A block, A is packed once and each B panel is a task
 //! ([`few_rows`]).
 
