@@ -28,10 +28,13 @@ pub struct Conv2dGeometry {
 /// array that may overlap the one before: the rows im2col copies are a few
 /// dozen floats (24 in the convnet's second layer), where
 /// `copy_from_slice`, a call into libc's `memmove`, cost more than the copy
-/// itself (5 % of a convnet step on Zen 3). Arrays of 4 beat blocks of 8
-/// `copy_from_slice`s, which LLVM left as a slower sequence of moves: the
-/// convnet's second-layer unfolding (32×26×26, 3×3) took 19 µs against 36
-/// (Xeon, `im2col_image` in a loop, medians).
+/// itself (5 % of a convnet step on Zen 3). Arrays of 4 copy a 24-float row
+/// in 6 moves, where blocks of 8 with an overlapping last block took 8.
+/// With the stepped taps and the unpadded-row path of
+/// [`Conv2dGeometry::im2col_image`], im2col fell from 10.7 to 7.9 % of a
+/// convnet step (`perf record`, Xeon); timed alone, in a loop, the same
+/// function ran at 21 or 35 µs an image from one build to the next, with
+/// where its buffers fell, so that is no yardstick.
 #[inline]
 fn copy_row(dst: &mut [f32], src: &[f32]) {
     const BLOCK: usize = 4;
@@ -64,6 +67,7 @@ fn copy_row(dst: &mut [f32], src: &[f32]) {
 }
 
 /// One patch row of the column matrix: see [`Conv2dGeometry::for_each_tap`].
+#[derive(Clone, Copy)]
 struct Tap {
     c: usize,
     ky: usize,
@@ -110,13 +114,7 @@ impl Conv2dGeometry {
         }
         self.for_each_tap(|r, tap| {
             let row = &mut cols[r * positions..(r + 1) * positions];
-            let Tap {
-                c,
-                ky,
-                kx,
-                ys: (y0, y1),
-                xs: (x0, x1),
-            } = tap;
+            let (Tap { c, ky, kx, .. }, (y0, y1), (x0, x1)) = (tap, tap.ys, tap.xs);
             let plane = &image[c * hw..(c + 1) * hw];
             row[..y0 * ow].fill(0.0);
             row[y1 * ow..].fill(0.0);
@@ -167,13 +165,7 @@ impl Conv2dGeometry {
         }
         self.for_each_tap(|r, tap| {
             let row = &cols[r * positions..(r + 1) * positions];
-            let Tap {
-                c,
-                ky,
-                kx,
-                ys: (y0, y1),
-                xs: (x0, x1),
-            } = tap;
+            let (Tap { c, ky, kx, .. }, (y0, y1), (x0, x1)) = (tap, tap.ys, tap.xs);
             let plane = &mut image[c * hw..(c + 1) * hw];
             if x0 == x1 {
                 return;
