@@ -393,6 +393,14 @@ mod tests {
             (1, 5, 5, 2, 3, 3, 2),
             (3, 4, 4, 1, 1, 2, 0),
             (1, 3, 3, 3, 3, 1, 3),
+            // Stride 1: narrow images, wide padding, kernels wider than
+            // tall, rows long enough for the unpadded-row path.
+            (2, 9, 11, 3, 5, 1, 2),
+            (1, 4, 2, 3, 3, 1, 1),
+            (1, 2, 2, 3, 3, 1, 1),
+            (1, 7, 5, 5, 5, 1, 0),
+            (2, 3, 4, 2, 5, 1, 4),
+            (1, 8, 30, 3, 3, 1, 0),
         ];
         for (channels, height, width, kernel_h, kernel_w, stride, padding) in cases {
             let g = Conv2dGeometry {
@@ -410,18 +418,28 @@ mod tests {
             let positions = g.out_h() * g.out_w();
             let mut cols = vec![f32::NAN; g.patch_len() * positions];
             g.im2col_image(&image, &mut cols);
-            let mut folded = vec![0.0; image.len()];
-            g.col2im_image_add(&cols, &mut folded);
-            let mut expected_fold = vec![0.0; image.len()];
             for (i, &v) in cols.iter().enumerate() {
                 let (r, p) = (i / positions, i % positions);
                 let at = g.source(r, p / g.out_w(), p % g.out_w());
                 assert_eq!(v, at.map_or(0.0, |a| image[a]), "{g:?} entry {i}");
-                if let Some(a) = at {
+            }
+            // The fold of any columns, of mixed signs and magnitudes so that
+            // adding a pixel's terms in another order gives other bits:
+            // each pixel gets its terms in patch-row order.
+            let any: Vec<f32> = (0..cols.len())
+                .map(|i| (i as f32 * 0.618).sin() * 10f32.powi(i as i32 % 7 - 3))
+                .collect();
+            let mut folded = vec![0.5; image.len()];
+            g.col2im_image_add(&any, &mut folded);
+            let mut expected_fold = vec![0.5f32; image.len()];
+            for (i, &v) in any.iter().enumerate() {
+                let (r, p) = (i / positions, i % positions);
+                if let Some(a) = g.source(r, p / g.out_w(), p % g.out_w()) {
                     expected_fold[a] += v;
                 }
             }
-            assert_eq!(folded, expected_fold, "{g:?}");
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&folded), bits(&expected_fold), "{g:?}");
         }
     }
 
