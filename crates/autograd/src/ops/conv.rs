@@ -461,7 +461,7 @@ fn conv2d_backward(
     } else {
         (0..tasks).map(|_| None).collect()
     };
-    // Each task returns its partial ∂W and ∂b; ∂x is written in place.
+    // Each task returns its partial ∂Wᵀ and ∂b; ∂x is written in place.
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dx_parts
         .into_par_iter()
         .enumerate()
@@ -547,13 +547,7 @@ fn conv2d_backward(
                         }
                     }
                 }
-                let mut dw = vec![0.0; dw_t.len()];
-                for (r, row) in dw_t.chunks_exact(o.max(1)).enumerate() {
-                    for (c, &v) in row.iter().enumerate() {
-                        dw[c * k + r] = v;
-                    }
-                }
-                (dw, db)
+                (dw_t, db)
             })
         })
         .collect();
@@ -561,8 +555,10 @@ fn conv2d_backward(
         grads.add(0, dx);
     }
     if want_w {
-        let dw = sum_in_order(partials.iter().map(|t| t.0.as_slice()));
-        grads.add(1, Tensor::from_vec(dw, w.shape()));
+        // The tasks' ∂Wᵀ summed, then transposed once into W's layout.
+        let dw_t = sum_in_order(partials.iter().map(|t| t.0.as_slice()));
+        let dw = Tensor::from_vec(dw_t, &[k, o]).t().contiguous();
+        grads.add(1, dw.reshape(w.shape()));
     }
     if want_b {
         let db = sum_in_order(partials.iter().map(|t| t.1.as_slice()));
