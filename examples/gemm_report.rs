@@ -16,9 +16,10 @@
 //! Ember's ratio to each library and its share of the probe's median from
 //! the same rounds (`%peak`; `%start` divides by the peak measured first
 //! instead: on a shared virtual machine a core's speed drifts by tens of
-//! percent for seconds at a time, which only the former sees). Beside the wall-clock rates it prints rates per
-//! CPU-second of each thread (from Linux `schedstat`), which stay meaningful
-//! when other processes share the cores. `matrixmultiply` reads its thread count
+//! percent for seconds at a time, which only the former sees). Beside the
+//! wall-clock rates it prints rates per CPU-second of each thread (from
+//! Linux `schedstat`), which stay meaningful when other processes share the
+//! cores. `matrixmultiply` reads its thread count
 //! (`MATMUL_NUM_THREADS`) once per process, so each thread count runs in a
 //! child process of this one.
 //!
@@ -279,9 +280,11 @@ fn medians(samples: &[Sample]) -> Medians {
     }
 }
 
-/// What each round times, in the order of `measure`'s result: the three
-/// libraries, then the FMA probe.
-const LIBS: usize = 4;
+/// The libraries compared, in the order of `measure`'s result.
+const LIBS: usize = 3;
+
+/// What each round times: the libraries, then the FMA probe (index `LIBS`).
+const TIMED: usize = LIBS + 1;
 
 /// Times one shape: `rounds` rounds, each timing Ember, matrixmultiply, gemm
 /// and the FMA probe back to back (who goes first rotates); returns the four
@@ -296,7 +299,7 @@ fn measure(
     rounds: usize,
     awake: bool,
     rng: &mut ChaCha8Rng,
-) -> [Medians; LIBS] {
+) -> [Medians; TIMED] {
     let mut ops = Operands::new(s, rng);
     let flops = 2.0 * (s.m * s.k * s.n) as f64;
     // Warm up all three (buffers, thread pools, caches) and size the batches:
@@ -305,10 +308,10 @@ fn measure(
     ops.ember(s, threads);
     ops.matrixmultiply(s);
     ops.gemm_crate(s, threads);
-    let one = start.elapsed().max(Duration::from_nanos(100)) / 3;
+    let one = start.elapsed().max(Duration::from_nanos(100)) / LIBS as u32;
     let calls = (Duration::from_millis(100).as_secs_f64() / one.as_secs_f64()).ceil() as usize;
     let probe = FmaProbe::new(Kernel::selected(), threads, Duration::from_millis(100));
-    let mut samples: [Vec<Sample>; LIBS] = Default::default();
+    let mut samples: [Vec<Sample>; TIMED] = Default::default();
     // Spinning workers for the libraries on rayon, when asked (`--awake`).
     let on_rayon = |f: &mut dyn FnMut() -> Sample| {
         if awake {
@@ -318,8 +321,8 @@ fn measure(
         }
     };
     for round in 0..rounds {
-        for turn in 0..LIBS {
-            let lib = (round + turn) % LIBS;
+        for turn in 0..TIMED {
+            let lib = (round + turn) % TIMED;
             let sample = match lib {
                 0 => on_rayon(&mut || rate(flops, calls, threads, || ops.ember(s, threads))),
                 1 => rate(flops, calls, threads, || ops.matrixmultiply(s)),

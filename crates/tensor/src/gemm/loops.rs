@@ -67,8 +67,9 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
         // Enough panels to share out one at a time; with fewer (256³:
         // 4 panels), packing A alone before the split cost more (237 →
         // 220 GFLOP/s on 2 threads) than late workers did.
-        let shared_a = tm == 1 && tn > 1 && blocking::mc(kern, m) >= m && panels >= 4 * threads;
-        if tm == 1 && tn > 1 && !shared_a {
+        let column_bands = tm == 1 && tn > 1;
+        let shared_a = column_bands && blocking::mc(kern, m) >= m && panels >= 4 * threads;
+        if column_bands && !shared_a {
             // Column bands: each task owns its columns of C through every
             // K slice, so the threads split once per B block, not once per
             // K slice (each split waits for the slowest band), and each
