@@ -84,7 +84,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                 with_buf(&B_BUF, cols.len() * nr * kc, |band_buf| {
                     for pc in (0..k).step_by(kc) {
                         let block = Block::slice(p, jc, ncb, pc, kc.min(k - pc));
-                        pack_b(band_buf, p.b.block(pc, jc + j0, block.kcb, j1 - j0), nr);
+                        pack_b(band_buf, p.b.block(pc, jc + j0, block.kcb, j1 - j0), kern);
                         let done =
                             ic_loop(kern, p, band_buf, cols.start, &block, 0..m, cols.clone());
                         tiles.fetch_add(done, Ordering::Relaxed);
@@ -104,7 +104,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                 continue;
             }
             with_buf(&B_BUF, panels * nr * block.kcb, |bbuf| {
-                pack_b_parallel(bbuf, p.b.block(pc, jc, block.kcb, ncb), nr, threads);
+                pack_b_parallel(bbuf, p.b.block(pc, jc, block.kcb, ncb), kern, threads);
                 let bbuf = &*bbuf;
                 // Task t covers row band t / tn and column band t % tn.
                 let task = |t: usize| {
@@ -144,7 +144,7 @@ fn few_rows(kern: &MicroKernel, p: &Product<'_>, blk: &Block, panels: usize) -> 
             let j0 = panel * nr;
             let j1 = (j0 + nr).min(blk.ncb);
             with_buf(&B_BUF, nr * kcb, |bbuf| {
-                pack_b(bbuf, p.b.block(blk.pc, blk.jc + j0, kcb, j1 - j0), nr);
+                pack_b(bbuf, p.b.block(blk.pc, blk.jc + j0, kcb, j1 - j0), kern);
                 let a = APanels::Packed(abuf);
                 let done = micro_loops(kern, p, a, 0, m, bbuf, panel, blk, panel..panel + 1);
                 tiles.fetch_add(done, Ordering::Relaxed);
@@ -173,11 +173,12 @@ fn run_tasks(range: Range<usize>, task: &(impl Fn(usize) + Sync)) {
 
 /// Packs a B block, its panels shared out between `parts` threads by
 /// splitting the block (and the buffer) in two recursively.
-fn pack_b_parallel(dst: &mut [f32], b: MatRef<'_>, nr: usize, parts: usize) {
+fn pack_b_parallel(dst: &mut [f32], b: MatRef<'_>, kern: &MicroKernel, parts: usize) {
+    let nr = kern.nr;
     let panels = b.cols.div_ceil(nr);
     let left = panels * (parts / 2) / parts.max(1);
     if parts < 2 || left == 0 {
-        pack_b(dst, b, nr);
+        pack_b(dst, b, kern);
         return;
     }
     let (dst_l, dst_r) = dst.split_at_mut(left * nr * b.rows);
@@ -186,8 +187,8 @@ fn pack_b_parallel(dst: &mut [f32], b: MatRef<'_>, nr: usize, parts: usize) {
         b.block(0, left * nr, b.rows, b.cols - left * nr),
     );
     rayon::join(
-        || pack_b_parallel(dst_l, b_l, nr, parts / 2),
-        || pack_b_parallel(dst_r, b_r, nr, parts - parts / 2),
+        || pack_b_parallel(dst_l, b_l, kern, parts / 2),
+        || pack_b_parallel(dst_r, b_r, kern, parts - parts / 2),
     );
 }
 
@@ -329,7 +330,7 @@ fn micro_loops(
                 a_rs,
                 a_cs,
                 b,
-                b_rs: nr,
+                b_rs: kern.panel_width(n_live),
                 // SAFETY: (i, j) is inside C (i < m, j < n), and the
                 // view of C was checked against its slice.
                 c: unsafe { p.c.ptr.add(i * p.c.rs + j * p.c.cs) },
@@ -343,7 +344,9 @@ fn micro_loops(
                 bias_rows,
                 relu: blk.epilogue.relu,
             };
-            // SAFETY: the B panel is packed and zero-padded to kcb × NR;
+            // SAFETY: the B panel is packed and zero-padded to kcb × NR
+            // (kcb × panel_width for a ragged last one, which only edge
+            // tiles read, no wider);
             // the A panel is packed and zero-padded to MR × kcb, or has MR
             // real rows of kcb values at its strides; the live corner is
             // inside C, and this task alone writes these rows × columns.

@@ -57,22 +57,24 @@ fn run_slice(kern: &MicroKernel, p: &Product<'_>) -> usize {
     let mut tiles = 0;
     with_buf(&B_BUF, b_len, |bbuf| {
         if !b_direct {
-            pack_b(bbuf, p.b, nr);
+            pack_b(bbuf, p.b, kern);
         } else if full_n < n {
-            pack_b(bbuf, p.b.block(0, full_n, k, n - full_n), nr);
+            pack_b(bbuf, p.b.block(0, full_n, k, n - full_n), kern);
         }
         with_buf(&A_BUF, mr * k, |a_edge| {
             if full_m < m {
                 pack_a(a_edge, p.a.block(full_m, 0, m - full_m, k), mr);
             }
             for j in (0..n).step_by(nr) {
+                // A packed panel's row stride: NR, or less for a ragged one.
+                let width = kern.panel_width(n - j);
                 let (b, b_rs) = if !b_direct {
-                    (bbuf[j * k..].as_ptr(), nr)
+                    (bbuf[j * k..].as_ptr(), width)
                 } else if j < full_n {
                     // SAFETY: column j < n of row 0 is inside B's slice.
                     (unsafe { p.b.data.as_ptr().add(j) }, p.b.row_stride)
                 } else {
-                    (bbuf.as_ptr(), nr)
+                    (bbuf.as_ptr(), width)
                 };
                 for i in (0..m).step_by(mr) {
                     let (a, a_rs, a_cs) = if i < full_m {
@@ -104,7 +106,8 @@ fn run_slice(kern: &MicroKernel, p: &Product<'_>) -> usize {
                     };
                     // SAFETY: full panels are read in place (MR rows < m, NR
                     // contiguous columns < n, k steps, all inside the views);
-                    // ragged ones come packed and zero-padded.
+                    // ragged ones come packed and zero-padded (B as wide as
+                    // `panel_width`, the most its edge tiles read).
                     unsafe {
                         if !kern.is_edge(&tile) {
                             kern.strided(&tile);

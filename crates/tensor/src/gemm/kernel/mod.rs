@@ -202,18 +202,37 @@ impl MicroKernel {
     ///
     /// # Safety
     /// As [`MicroKernel::strided`]: A has MR readable (zero-padded) rows and
-    /// B NR readable lanes per row.
+    /// B [`MicroKernel::panel_width`]`(t.n)` readable lanes per row.
     #[inline]
     pub unsafe fn edge(&self, t: &Tile) {
-        let tile = self
-            .edges
-            .iter()
-            .filter(|e| e.rows >= t.m && e.cols >= t.n)
-            .min_by_key(|e| e.rows * e.cols);
+        let tile = self.edge_for(t.m, t.n);
         // SAFETY: `self` exists, so the ISA was detected; a smaller tile reads
-        // only its first `rows ≤ MR` rows of A and `cols ≤ NR` lanes of B;
-        // contract forwarded.
+        // only its first `rows ≤ MR` rows of A and `cols ≤ panel_width(t.n)`
+        // lanes of B; contract forwarded.
         unsafe { (tile.map_or(self.strided, |e| e.run))(t) }
+    }
+
+    /// The smallest edge tile that covers `rows × cols` live elements, if
+    /// any (else the full tile runs, through [`MicroKernel::strided`]).
+    fn edge_for(&self, rows: usize, cols: usize) -> Option<&Edge> {
+        self.edges
+            .iter()
+            .filter(|e| e.rows >= rows && e.cols >= cols)
+            .min_by_key(|e| e.rows * e.cols)
+    }
+
+    /// How many lanes of a B panel with `cols` live columns the tiles read,
+    /// whatever the rows: NR for a full panel; for a ragged last one, the
+    /// widest of the edge tiles chosen for it. Such a panel is packed (and
+    /// zero-padded) only that wide, with this row stride.
+    pub fn panel_width(&self, cols: usize) -> usize {
+        if cols >= self.nr {
+            return self.nr;
+        }
+        (1..=self.mr)
+            .map(|rows| self.edge_for(rows, cols).map_or(self.nr, |e| e.cols))
+            .max()
+            .unwrap_or(self.nr)
     }
 
     /// The fewest rows any of its tiles has: a last row panel is rounded up
@@ -587,5 +606,36 @@ pub(crate) unsafe fn fma_chains<V: Simd, const N: usize>(iters: usize) -> f32 {
         let mut lanes = [0.0f32; 16];
         sum.store(lanes.as_mut_ptr());
         lanes[..V::LANES].iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ragged B panel is packed [`MicroKernel::panel_width`] wide, so no
+    /// tile that may run on it can read further: for every kernel, every
+    /// live width and every row count, the tile `edge` picks reads at most
+    /// that many lanes, a whole number of vectors covering the live columns.
+    #[test]
+    fn every_tile_on_a_ragged_panel_reads_within_its_width() {
+        for kind in Kernel::supported() {
+            let kern = MicroKernel::new(kind).expect("a supported kernel");
+            for cols in 1..=kern.nr {
+                let width = kern.panel_width(cols);
+                assert!(
+                    width >= cols && width <= kern.nr && width.is_multiple_of(kern.lanes),
+                    "{kind:?}: {cols} columns, width {width}"
+                );
+                for rows in 1..=kern.mr {
+                    let reads = kern.edge_for(rows, cols).map_or(kern.nr, |e| e.cols);
+                    assert!(
+                        reads <= width,
+                        "{kind:?}: a {rows}×{cols} corner runs a tile reading {reads} lanes of a {width}-wide panel"
+                    );
+                }
+            }
+            assert_eq!(kern.panel_width(kern.nr), kern.nr);
+        }
     }
 }

@@ -5,7 +5,9 @@
 //!   `p·MR + i`. Missing rows of the last panel are zeros.
 //! - B block (`kc × nc`) → `⌈nc/NR⌉` panels; panel `q` holds columns
 //!   `q·NR .. q·NR + NR`, row by row: element `(p, j)` at `p·NR + j`. Missing
-//!   columns are zeros.
+//!   columns are zeros. A last panel of fewer than NR columns is only as wide
+//!   as the tiles that read it ([`MicroKernel::panel_width`]): element
+//!   `(p, j)` at `p·W + j`, its panel still starting at `q·NR·kc`.
 //!
 //! Sources may have any strides, so a transposed operand costs no extra copy:
 //! the packing loop just walks whichever direction is contiguous.
@@ -18,6 +20,7 @@ use std::cell::RefCell;
 use std::ptr;
 use std::thread::LocalKey;
 
+use super::kernel::MicroKernel;
 use super::MatRef;
 
 #[cfg(test)]
@@ -107,11 +110,15 @@ pub(crate) fn pack_a(dst: &mut [f32], a: MatRef<'_>, mr: usize) {
         a.row_stride,
         a.col_stride,
         mr,
+        mr,
     );
 }
 
-/// Packs the `k × cols` view `b` into `⌈cols/nr⌉` B panels at the start of `dst`.
-pub(crate) fn pack_b(dst: &mut [f32], b: MatRef<'_>, nr: usize) {
+/// Packs the `k × cols` view `b` into `⌈cols/NR⌉` B panels of `kern` at the
+/// start of `dst`, a ragged last one only [`MicroKernel::panel_width`] wide.
+pub(crate) fn pack_b(dst: &mut [f32], b: MatRef<'_>, kern: &MicroKernel) {
+    let nr = kern.nr;
+    let last = b.cols - (b.cols.max(1) - 1) / nr * nr;
     // A B panel is an A panel of Bᵀ: walk columns as "rows".
     pack(
         dst,
@@ -121,11 +128,18 @@ pub(crate) fn pack_b(dst: &mut [f32], b: MatRef<'_>, nr: usize) {
         b.col_stride,
         b.row_stride,
         nr,
+        kern.panel_width(last),
     );
 }
 
 /// Packs `lines × depth` elements (element `(i, p)` at `src + i·ls + p·ds`)
-/// into panels of `w` lines: element `(i, p)` of panel `r` at `r·w·depth + p·w + i`.
+/// into panels of `w` lines: element `(i, p)` of panel `r` at `r·w·depth + p·w + i`,
+/// except the last panel, which is `last_w ≤ w` lines wide (element `(i, p)`
+/// at `r·w·depth + p·last_w + i`; `last_w` = `w` when that panel is full).
+/// A panel as wide as the tiles that read it, not as NR: the logits' B
+/// (N = 10) in a 64-wide panel was 22 % zeroing, and its rows, 256 bytes
+/// apart, fell on a quarter of L1's sets.
+#[allow(clippy::too_many_arguments)] // a strided source and the panel widths
 fn pack(
     dst: &mut [f32],
     src: *const f32,
@@ -134,11 +148,18 @@ fn pack(
     ls: usize,
     ds: usize,
     w: usize,
+    last_w: usize,
 ) {
-    if depth == 0 {
+    if depth == 0 || lines == 0 {
         return;
     }
     let panels = lines.div_ceil(w);
+    let live_last = lines - (panels - 1) * w;
+    let last_w = if live_last == w { w } else { last_w };
+    assert!(
+        (live_last..=w).contains(&last_w),
+        "pack: a last panel of {live_last} lines cannot be {last_w} wide (panels {w})"
+    );
     assert!(dst.len() >= panels * w * depth, "pack: buffer too small");
     if ls == 1 && ds != 1 {
         // Lines contiguous: walk depth outside, so each step reads one
@@ -146,12 +167,13 @@ fn pack(
         // panel, a step read only `w` floats of each cache line it touched,
         // and the line was often gone by the next panel).
         // SAFETY: as below; `out` has `panels · w · depth` floats.
-        unsafe { pack_contiguous_lines(dst.as_mut_ptr(), src, lines, depth, ds, w) };
+        unsafe { pack_contiguous_lines(dst.as_mut_ptr(), src, lines, depth, ds, w, last_w) };
         return;
     }
     for (r, panel) in dst.chunks_exact_mut(w * depth).take(panels).enumerate() {
         let i0 = r * w;
         let live = w.min(lines - i0);
+        let w = if r + 1 == panels { last_w } else { w };
         let out = panel.as_mut_ptr();
         // SAFETY: `src` comes from a view whose every element (i < lines,
         // p < depth) lies inside its slice (checked by `MatRef::new`), and
@@ -176,13 +198,15 @@ fn pack(
 
 /// [`pack`] for lines at stride 1: for each step `p`, the run of `lines`
 /// floats at `src + p·ds` is dealt out to the panels, `w` floats each, and
-/// the last panel's missing lines are zeroed. The copies are as wide as the
+/// the last panel's missing lines are zeroed (up to its width `last_w`, see
+/// [`pack`]). The copies are as wide as the
 /// CPU's vectors: a panel row of the AVX-512 tile is 256 bytes, and 16-byte
 /// moves made this copy about a third of the packing time of a 512³ product.
 ///
 /// # Safety
 /// `src` has `lines` floats at each of `depth` steps `ds` apart; `out` has
-/// `⌈lines/w⌉ · w · depth` writable floats.
+/// `⌈lines/w⌉ · w · depth` writable floats; the last panel's live lines
+/// ≤ `last_w` ≤ `w`.
 unsafe fn pack_contiguous_lines(
     out: *mut f32,
     src: *const f32,
@@ -190,20 +214,21 @@ unsafe fn pack_contiguous_lines(
     depth: usize,
     ds: usize,
     w: usize,
+    last_w: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F; arguments forwarded (caller).
-            return unsafe { wide::copy_lines_avx512(out, src, lines, depth, ds, w) };
+            return unsafe { wide::copy_lines_avx512(out, src, lines, depth, ds, w, last_w) };
         }
         if std::arch::is_x86_feature_detected!("avx") {
             // SAFETY: the CPU has AVX; arguments forwarded (caller).
-            return unsafe { wide::copy_lines_avx(out, src, lines, depth, ds, w) };
+            return unsafe { wide::copy_lines_avx(out, src, lines, depth, ds, w, last_w) };
         }
     }
     // SAFETY: forwarded (caller).
-    unsafe { copy_lines::<4>(out, src, lines, depth, ds, w, copy_tail) }
+    unsafe { copy_lines::<4>(out, src, lines, depth, ds, w, last_w, copy_tail) }
 }
 
 /// `#[target_feature]` shells of [`copy_lines`], so its copies of `CH`
@@ -222,9 +247,10 @@ mod wide {
         depth: usize,
         ds: usize,
         w: usize,
+        last_w: usize,
     ) {
         // SAFETY: forwarded (caller).
-        unsafe { super::copy_lines::<16>(out, src, lines, depth, ds, w, masked_tail) }
+        unsafe { super::copy_lines::<16>(out, src, lines, depth, ds, w, last_w, masked_tail) }
     }
 
     /// Copies `n < 16` floats as one masked move: the 6-float rows of the
@@ -251,9 +277,10 @@ mod wide {
         depth: usize,
         ds: usize,
         w: usize,
+        last_w: usize,
     ) {
         // SAFETY: forwarded (caller).
-        unsafe { super::copy_lines::<8>(out, src, lines, depth, ds, w, super::copy_tail) }
+        unsafe { super::copy_lines::<8>(out, src, lines, depth, ds, w, last_w, super::copy_tail) }
     }
 }
 
@@ -264,6 +291,7 @@ mod wide {
 /// As [`pack_contiguous_lines`]; `tail` copies `n < CH` floats under the
 /// same contract as [`copy_tail`].
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // pack_contiguous_lines' and the tail copy
 unsafe fn copy_lines<const CH: usize>(
     out: *mut f32,
     src: *const f32,
@@ -271,6 +299,7 @@ unsafe fn copy_lines<const CH: usize>(
     depth: usize,
     ds: usize,
     w: usize,
+    last_w: usize,
     tail: unsafe fn(*const f32, *mut f32, usize),
 ) {
     let panels = lines.div_ceil(w);
@@ -283,9 +312,9 @@ unsafe fn copy_lines<const CH: usize>(
             for r in 0..panels - 1 {
                 copy_short::<CH>(row.add(r * w), out.add(r * panel_len + p * w), w, tail);
             }
-            let last = out.add((panels - 1) * panel_len + p * w);
+            let last = out.add((panels - 1) * panel_len + p * last_w);
             copy_short::<CH>(row.add((panels - 1) * w), last, live, tail);
-            ptr::write_bytes(last.add(live), 0, w - live);
+            ptr::write_bytes(last.add(live), 0, last_w - live);
         }
     }
 }

@@ -41,6 +41,57 @@ fn source(lines: usize, depth: usize, ls: usize, ds: usize) -> Vec<f32> {
     (0..len).map(|x| x as f32 + 0.5).collect()
 }
 
+/// [`reference`] with the last panel only `last_w` lines wide (its
+/// element `(i, p)` at `p·last_w + i` from the panel's start) when it is
+/// not full.
+fn reference_narrow_last(
+    src: &[f32],
+    lines: usize,
+    depth: usize,
+    (ls, ds): (usize, usize),
+    w: usize,
+    last_w: usize,
+) -> Vec<f32> {
+    let panels = lines.div_ceil(w);
+    let full = reference(src, lines, depth, ls, ds, w);
+    if lines.is_multiple_of(w) {
+        return full;
+    }
+    let mut out = full.clone();
+    let start = (panels - 1) * w * depth;
+    out[start..].iter_mut().for_each(|x| *x = f32::NAN); // unwritten
+    for p in 0..depth {
+        for i in 0..last_w {
+            out[start + p * last_w + i] = full[start + p * w + i];
+        }
+    }
+    out
+}
+
+/// A ragged last panel packed narrower than the others: every layout,
+/// every width from its live lines to `w`; nothing past its `last_w ·
+/// depth` floats is written (NaNs stay NaNs, compared by bits).
+#[test]
+fn a_ragged_last_panel_is_packed_only_as_wide_as_asked() {
+    for (lines, depth, w) in cases() {
+        let live = lines - (lines.div_ceil(w) - 1) * w;
+        for last_w in live..=w {
+            for (ls, ds) in layouts(lines, depth) {
+                let src = source(lines, depth, ls, ds);
+                let want = reference_narrow_last(&src, lines, depth, (ls, ds), w, last_w);
+                let mut got = vec![f32::NAN; want.len()];
+                pack(&mut got, src.as_ptr(), lines, depth, ls, ds, w, last_w);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "lines {lines} depth {depth} w {w} last_w {last_w} ls {ls} ds {ds}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn pack_matches_the_reference_on_every_layout() {
     for (lines, depth, w) in cases() {
@@ -49,7 +100,7 @@ fn pack_matches_the_reference_on_every_layout() {
             let want = reference(&src, lines, depth, ls, ds, w);
             // Garbage first: padding must be written, not assumed.
             let mut got = vec![f32::NAN; want.len()];
-            pack(&mut got, src.as_ptr(), lines, depth, ls, ds, w);
+            pack(&mut got, src.as_ptr(), lines, depth, ls, ds, w, w);
             assert_eq!(
                 got, want,
                 "lines {lines} depth {depth} w {w} ls {ls} ds {ds}"
@@ -113,17 +164,17 @@ fn every_simd_path_matches_the_plain_one() {
         let csrc = source(lines, depth, cls, cds);
         let cwant = reference(&csrc, lines, depth, cls, cds, w);
         /// A contiguous-lines copy's signature.
-        type Copy = unsafe fn(*mut f32, *const f32, usize, usize, usize, usize);
+        type Copy = unsafe fn(*mut f32, *const f32, usize, usize, usize, usize, usize);
         let copy = |f: Copy| {
             let mut got = vec![f32::NAN; cwant.len()];
             // SAFETY: `got` has ⌈lines/w⌉·w·depth floats, `csrc` lines at
             // stride 1 and steps `cds` apart; only paths the CPU has.
-            unsafe { f(got.as_mut_ptr(), csrc.as_ptr(), lines, depth, cds, w) };
+            unsafe { f(got.as_mut_ptr(), csrc.as_ptr(), lines, depth, cds, w, w) };
             got
         };
         // SAFETY: the caller of `plain` upholds `copy_lines`' contract (as `copy` does).
-        let plain: Copy = |out, src, lines, depth, ds, w| unsafe {
-            copy_lines::<4>(out, src, lines, depth, ds, w, copy_tail)
+        let plain: Copy = |out, src, lines, depth, ds, w, last_w| unsafe {
+            copy_lines::<4>(out, src, lines, depth, ds, w, last_w, copy_tail)
         };
         assert_eq!(copy(plain), cwant, "copy 4: {lines}×{depth}, w {w}");
         #[cfg(target_arch = "x86_64")]
