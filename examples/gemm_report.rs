@@ -7,6 +7,7 @@
 //! cargo run --release --example gemm_report -- --json  # one JSON object a line
 //! cargo run --release --example gemm_report -- --quick # fewer rounds
 //! cargo run --release --example gemm_report -- --awake # 2 threads as in training
+//! cargo run --release --example gemm_report -- --only 512³ --threads 2
 //! ```
 //!
 //! It first prints the caches found and the blocks chosen, measures this
@@ -353,6 +354,13 @@ struct Cli {
     /// includes the caller, its workers kept awake.
     #[arg(long)]
     awake: bool,
+    /// Only the shapes whose name contains this text (repeatable), e.g.
+    /// `--only 512³ --only conv`.
+    #[arg(long, value_name = "TEXT")]
+    only: Vec<String>,
+    /// Only this thread count's rows (1 or 2), instead of both.
+    #[arg(long, value_name = "THREADS", value_parser = clap::value_parser!(u16).range(1..=2))]
+    threads: Option<u16>,
     /// Measure on this many threads only, in this process, without the
     /// header (the report runs itself once per thread count so that
     /// matrixmultiply reads its thread count afresh).
@@ -382,6 +390,7 @@ fn main() -> ExitCode {
             rounds,
             json,
             awake,
+            &cli.only,
         );
         return ExitCode::SUCCESS;
     }
@@ -464,8 +473,14 @@ fn main() -> ExitCode {
         }
     };
     for (threads, peak) in [(1usize, peaks[0]), (2, peaks[1])] {
+        if cli.threads.is_some_and(|only| usize::from(only) != threads) {
+            continue;
+        }
         let mut cmd = Command::new(&exe);
         cmd.args(["--child", &threads.to_string(), "--peak", &peak.to_string()]);
+        for text in &cli.only {
+            cmd.args(["--only", text]);
+        }
         for (on, flag) in [(json, "--json"), (cli.quick, "--quick"), (awake, "--awake")] {
             if on {
                 cmd.arg(flag);
@@ -487,8 +502,9 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Measures every shape at `threads` threads and prints one line each.
-fn child(threads: usize, peak: f64, rounds: usize, json: bool, awake: bool) {
+/// Measures every shape (those named by `only`, when given) at `threads`
+/// threads and prints one line each.
+fn child(threads: usize, peak: f64, rounds: usize, json: bool, awake: bool, only: &[String]) {
     let awake = awake && threads > 1;
     if awake {
         // The calling thread joins rayon's global pool, as an example's
@@ -500,7 +516,8 @@ fn child(threads: usize, peak: f64, rounds: usize, json: bool, awake: bool) {
             .expect("the global pool is built once, before any parallel work");
     }
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    for s in &SHAPES {
+    let chosen = |s: &&Shape| only.is_empty() || only.iter().any(|t| s.name.contains(t.as_str()));
+    for s in SHAPES.iter().filter(chosen) {
         let rounds = if s.m * s.k * s.n >= 1 << 30 {
             rounds.min(7)
         } else {
