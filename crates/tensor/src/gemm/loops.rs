@@ -83,8 +83,8 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                 let (j0, j1) = (cols.start * nr, (cols.end * nr).min(ncb));
                 with_buf(&B_BUF, cols.len() * nr * kc, |band_buf| {
                     for pc in (0..k).step_by(kc) {
-                        let block = Block::slice(p, jc, ncb, pc, kc.min(k - pc));
-                        pack_b(band_buf, p.b.block(pc, jc + j0, block.kcb, j1 - j0), kern);
+                        let block = Block::slice(kern, p, jc, ncb, pc, kc.min(k - pc));
+                        block.pack_b(band_buf, p.b.block(pc, jc + j0, block.kcb, j1 - j0), kern);
                         let done =
                             ic_loop(kern, p, band_buf, cols.start, &block, 0..m, cols.clone());
                         tiles.fetch_add(done, Ordering::Relaxed);
@@ -97,14 +97,19 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
         // PC: slices of KC along K; only the first applies the caller's β
         // (and the bias), only the last the ReLU.
         for pc in (0..k).step_by(kc) {
-            let block = Block::slice(p, jc, ncb, pc, kc.min(k - pc));
+            let block = Block::slice(kern, p, jc, ncb, pc, kc.min(k - pc));
             if shared_a {
                 let done = few_rows(kern, p, &block, panels);
                 tiles.fetch_add(done, Ordering::Relaxed);
                 continue;
             }
             with_buf(&B_BUF, panels * nr * block.kcb, |bbuf| {
-                pack_b_parallel(bbuf, p.b.block(pc, jc, block.kcb, ncb), kern, threads);
+                let b = p.b.block(pc, jc, block.kcb, ncb);
+                if block.b_in_place {
+                    block.pack_b(bbuf, b, kern);
+                } else {
+                    pack_b_parallel(bbuf, b, kern, threads);
+                }
                 let bbuf = &*bbuf;
                 // Task t covers row band t / tn and column band t % tn.
                 let task = |t: usize| {
@@ -144,7 +149,7 @@ fn few_rows(kern: &MicroKernel, p: &Product<'_>, blk: &Block, panels: usize) -> 
             let j0 = panel * nr;
             let j1 = (j0 + nr).min(blk.ncb);
             with_buf(&B_BUF, nr * kcb, |bbuf| {
-                pack_b(bbuf, p.b.block(blk.pc, blk.jc + j0, kcb, j1 - j0), kern);
+                blk.pack_b(bbuf, p.b.block(blk.pc, blk.jc + j0, kcb, j1 - j0), kern);
                 let a = APanels::Packed(abuf);
                 let done = micro_loops(kern, p, a, 0, m, bbuf, panel, blk, panel..panel + 1);
                 tiles.fetch_add(done, Ordering::Relaxed);
@@ -201,13 +206,23 @@ struct Block<'a> {
     beta: f32,
     /// The part of the epilogue this K slice applies.
     epilogue: Epilogue<'a>,
+    /// Whether the full B panels are read where they lie ([`b_in_place`]);
+    /// only a ragged last panel is packed then.
+    b_in_place: bool,
 }
 
 impl<'a> Block<'a> {
     /// The block of `ncb` columns from `jc` and `kcb` rows of K from `pc`:
     /// only the first K slice applies the caller's β (and the bias), only
     /// the last the ReLU.
-    fn slice(p: &Product<'a>, jc: usize, ncb: usize, pc: usize, kcb: usize) -> Block<'a> {
+    fn slice(
+        kern: &MicroKernel,
+        p: &Product<'a>,
+        jc: usize,
+        ncb: usize,
+        pc: usize,
+        kcb: usize,
+    ) -> Block<'a> {
         let k = p.a.cols;
         Block {
             jc,
@@ -216,9 +231,43 @@ impl<'a> Block<'a> {
             ncb,
             beta: if pc == 0 { p.beta } else { 1.0 },
             epilogue: p.epilogue.for_slice(pc == 0, pc + kcb == k),
+            b_in_place: b_in_place(kern, p),
+        }
+    }
+
+    /// Packs the B panels of `b` (this block's columns `j0 ..`, panel
+    /// `j0 / NR` at the start of `dst`) that the kernel reads packed: all
+    /// of them, or, with B read in place, only a ragged last one.
+    fn pack_b(&self, dst: &mut [f32], b: MatRef<'_>, kern: &MicroKernel) {
+        if !self.b_in_place {
+            return pack_b(dst, b, kern);
+        }
+        let full = b.cols / kern.nr * kern.nr;
+        if full < b.cols {
+            let last = b.block(0, full, b.rows, b.cols - full);
+            pack_b(&mut dst[full * b.rows..], last, kern);
         }
     }
 }
+
+/// Whether the micro-kernel reads B's full panels where they lie instead of
+/// packed: a row-major B (a panel's k rows are `NR` contiguous floats
+/// each) against an A of at most [`B_IN_PLACE_MAX_PANELS`] micro-panels,
+/// on a kernel whose strided body is as fast as its packed one. Packing
+/// copies all of B once for every K slice, and so few A panels read each B
+/// panel that the copy did not pay: 64×288×576, the convnet's forward for
+/// one image, spent 15 % of its time packing B. Read in place, its full
+/// panels stream from L2 as the packed ones do, at a row stride instead of
+/// `NR` floats (this Xeon, medians of 40 batches, alternated twice: 144 →
+/// 148 GFLOP/s; 64×288×512, power-of-two rows, 137 → 143; but 128 rows
+/// 152 → 148, 512³ 161 → 145, so only short A).
+fn b_in_place(kern: &MicroKernel, p: &Product<'_>) -> bool {
+    kern.a_in_place && p.b.col_stride == 1 && p.a.rows <= B_IN_PLACE_MAX_PANELS * kern.mr
+}
+
+/// The most A micro-panels against which B is read in place (64 rows, 11
+/// panels of the 6-row tile, gained; 96 rows, 16 panels, broke even).
+pub(crate) const B_IN_PLACE_MAX_PANELS: usize = 12;
 
 /// IC → IR → JR over C's `rows` and B's micro-panels `cols` for one packed
 /// B block, whose panel `b_first` is at the start of `bbuf`.
@@ -322,7 +371,18 @@ fn micro_loops(
         for jr in cols.clone() {
             let j = blk.jc + jr * nr;
             let n_live = nr.min(blk.jc + blk.ncb - j);
-            let b = bbuf[(jr - b_first) * nr * kcb..].as_ptr();
+            // A full panel of a B read in place: its kcb rows of NR floats
+            // at B's row stride; any other comes packed, its slot in bbuf.
+            let b_direct = blk.b_in_place && n_live == nr;
+            let (b, b_rs) = if b_direct {
+                // SAFETY: rows pc .. pc + kcb and columns j .. j + NR (all
+                // < n) are inside B's view, which was checked against its slice.
+                let b = unsafe { p.b.data.as_ptr().add(blk.pc * p.b.row_stride + j) };
+                (b, p.b.row_stride)
+            } else {
+                let b = bbuf[(jr - b_first) * nr * kcb..].as_ptr();
+                (b, kern.panel_width(n_live))
+            };
             let (bias, bias_rows) = blk.epilogue.tile_bias(i, j);
             let tile = Tile {
                 k: kcb,
@@ -330,7 +390,7 @@ fn micro_loops(
                 a_rs,
                 a_cs,
                 b,
-                b_rs: kern.panel_width(n_live),
+                b_rs,
                 // SAFETY: (i, j) is inside C (i < m, j < n), and the
                 // view of C was checked against its slice.
                 c: unsafe { p.c.ptr.add(i * p.c.rs + j * p.c.cs) },
@@ -346,14 +406,14 @@ fn micro_loops(
             };
             // SAFETY: the B panel is packed and zero-padded to kcb × NR
             // (kcb × panel_width for a ragged last one, which only edge
-            // tiles read, no wider);
+            // tiles read, no wider), or is kcb full rows of B in place;
             // the A panel is packed and zero-padded to MR × kcb, or has MR
             // real rows of kcb values at its strides; the live corner is
             // inside C, and this task alone writes these rows × columns.
             unsafe {
                 if kern.is_edge(&tile) {
                     kern.edge(&tile);
-                } else if packed {
+                } else if packed && !b_direct {
                     kern.packed(&tile);
                 } else {
                     // The full tile's body with the tile's strides (as the

@@ -568,6 +568,69 @@ fn row_major_a_read_in_place_gives_the_bits_of_packed_a() {
     }
 }
 
+/// A row-major B read where it lies, against a short A (`loops::b_in_place`),
+/// gives the bits of the same values packed from a column-major B: full
+/// panels in place, a ragged last one packed, several K slices, A in place
+/// and packed, 1 and 2 threads (column bands and the shared-A path), on
+/// every kernel (those
+/// whose strided body is slower than the packed one pack B either way).
+#[test]
+fn row_major_b_read_in_place_gives_the_bits_of_packed_b() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    for kernel in kernels() {
+        let kern = MicroKernel::new(kernel).unwrap();
+        let shortest = crate::gemm::loops::B_IN_PLACE_MAX_PANELS * kern.mr;
+        let shapes = [
+            (2 * kern.mr + 1, 3 * kern.nr - 5, kern.kc + 9),
+            (shortest, 9 * kern.nr, 40),
+            (kern.mr - 1, kern.nr, 2 * kern.kc + 3),
+        ];
+        for (m, n, k) in shapes {
+            // A in place (row-major) and packed (column-major).
+            let a_layout = [Layout::RowMajor, Layout::ColMajor][m % 2];
+            let a = Mat::random(m, k, a_layout, &mut rng);
+            let rows = Mat::random(k, n, Layout::RowMajor, &mut rng);
+            let mut cols = Mat::new(k, n, Layout::ColMajor, 0.0);
+            for p in 0..k {
+                for j in 0..n {
+                    cols.data[p * cols.rs + j * cols.cs] = rows.at(p, j);
+                }
+            }
+            for threads in [1, 2] {
+                let c_of = |b: &Mat| {
+                    let mut c = Mat::new(m, n, Layout::RowMajor, f32::NAN);
+                    let report = run(
+                        &kern,
+                        1.0,
+                        a.view(),
+                        b.view(),
+                        0.0,
+                        c.view_mut(),
+                        Epilogue::default(),
+                        Parallelism::Threads(threads),
+                        Plan {
+                            route: Some(Route::Packed),
+                            threads: Some(threads),
+                        },
+                    );
+                    // The row-major B must really be read in place: not as Cᵀ.
+                    let row_major = b.cs == 1;
+                    assert!(
+                        !(kern.a_in_place && row_major && report.transposed),
+                        "{kernel:?} {m}×{k}×{n}"
+                    );
+                    c.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    c_of(&rows),
+                    c_of(&cols),
+                    "{kernel:?} {m}×{k}×{n}, {threads} threads"
+                );
+            }
+        }
+    }
+}
+
 fn big_case(m: usize, k: usize, n: usize, ta: bool, tb: bool, seed: u64) -> (Mat, Mat) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let la = if ta {
