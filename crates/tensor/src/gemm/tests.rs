@@ -658,6 +658,9 @@ fn threads_are_bit_identical() {
             (60, 530, 500, true, false),
             // Rows in one A block, many panels: A shared, a task per panel.
             (100, 200, 1000, false, true),
+            // One B panel, several K slices: row bands split once
+            // (`loops::row_bands_once`), the convnet's weight gradient.
+            (288, 576, 64, false, true),
         ] {
             let (a, b) = big_case(m, k, n, ta, tb, 3);
             let mut outs = Vec::new();
@@ -695,6 +698,7 @@ fn agrees_with_matrixmultiply() {
         (64, 1000, 129, true, false),
         (257, 129, 700, false, true),
         (128, 512, 10, true, true),
+        (288, 1000, 40, false, true),
     ]
     .into_iter()
     .enumerate()
