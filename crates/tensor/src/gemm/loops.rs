@@ -359,7 +359,8 @@ fn ic_loop(
             let mcb = mc.min(rows.end - ic);
             let panels = if in_place {
                 let full = mcb / mr * mr;
-                if full < mcb {
+                let split = mcb > mr && kern.tail_split(mcb % mr).is_some();
+                if full < mcb && !split {
                     pack_a(abuf, p.a.block(ic + full, blk.pc, mcb - full, kcb), mr);
                 }
                 APanels::InPlace { tail: abuf }
@@ -383,6 +384,31 @@ enum APanels<'a> {
     InPlace { tail: &'a [f32] },
 }
 
+/// How the last rows of an A block read in place are tiled: `Some(h)`
+/// when its last `MR + r` rows (`r = mcb % MR`) run as two tiles of `h`
+/// rows instead of one of MR and one of `r` ([`MicroKernel::tail_split`]).
+/// A packed block keeps its MR-row panels.
+fn tail_split(kern: &MicroKernel, a_panels: &APanels<'_>, mcb: usize) -> Option<usize> {
+    match a_panels {
+        APanels::InPlace { .. } if mcb > kern.mr => kern.tail_split(mcb % kern.mr),
+        _ => None,
+    }
+}
+
+/// The row tiles of an A block of `mcb` rows, as (first row, rows): MR
+/// rows each, then the rest, or the last `MR + r` rows as two tiles of `h`.
+fn row_tiles(mcb: usize, mr: usize, split: Option<usize>) -> impl Iterator<Item = (usize, usize)> {
+    let whole = mcb / mr - usize::from(split.is_some());
+    let rest = whole * mr;
+    let (tail, count) = match split {
+        Some(h) => ([(rest, h), (rest + h, h)], 2),
+        None => ([(rest, mcb - rest), (0, 0)], usize::from(rest < mcb)),
+    };
+    (0..whole)
+        .map(move |ir| (ir * mr, mr))
+        .chain(tail.into_iter().take(count))
+}
+
 /// IR → JR for the A block of rows `ic .. ic + mcb` (its panels where
 /// `a_panels` says) against B's micro-panels `cols` (panel `b_first` at
 /// the start of `bbuf`).
@@ -400,17 +426,22 @@ fn micro_loops(
 ) -> usize {
     let (mr, nr, kcb) = (kern.mr, kern.nr, blk.kcb);
     let mut tiles = 0;
+    let split = tail_split(kern, &a_panels, mcb);
     // IR: micro-panels of MR rows (each stays in L1 across JR).
-    for ir in 0..mcb.div_ceil(mr) {
-        let i = ic + ir * mr;
+    for (at, rows) in row_tiles(mcb, mr, split) {
+        let i = ic + at;
         // (pointer, row stride, column stride) of the panel, and whether
         // it is packed (the strides the packed kernel has built in).
         let (a, a_rs, a_cs, packed) = match a_panels {
-            APanels::Packed(abuf) => (abuf[ir * mr * kcb..].as_ptr(), 1, mr, true),
-            APanels::InPlace { tail } if i + mr > ic + mcb => (tail.as_ptr(), 1, mr, true),
+            APanels::Packed(abuf) => (abuf[at * kcb..].as_ptr(), 1, mr, true),
+            APanels::InPlace { tail } if rows < mr && split.is_none() => {
+                (tail.as_ptr(), 1, mr, true)
+            }
             APanels::InPlace { .. } => (
                 // SAFETY: rows i .. i + MR (all < m) at columns pc .. pc +
                 // kcb are inside A's view, which was checked against its slice.
+                // (A split tail's two tiles read only their own rows: see
+                // `MicroKernel::tail_split`.)
                 unsafe { p.a.data.as_ptr().add(i * p.a.row_stride + blk.pc) },
                 p.a.row_stride,
                 1,
@@ -446,7 +477,7 @@ fn micro_loops(
                 c: unsafe { p.c.ptr.add(i * p.c.rs + j * p.c.cs) },
                 c_rs: p.c.rs,
                 c_cs: p.c.cs,
-                m: mr.min(ic + mcb - i),
+                m: rows,
                 n: n_live,
                 alpha: p.alpha,
                 beta: blk.beta,
