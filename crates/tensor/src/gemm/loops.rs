@@ -94,8 +94,9 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
             run_tasks(0..tn, &task);
             continue;
         }
-        // Row bands over several K slices of a small B block: all of it
-        // packed first, then one split.
+        // Row bands over several K slices of a small B block (all its
+        // slices in half of a full block): all of it packed first, then
+        // one split.
         let row_bands = tm > 1 && tn == 1;
         if row_bands && k > kc && panels * nr * k * 2 <= kern.kc * kern.nc {
             let done = row_bands_once(kern, p, jc, ncb, tm);
@@ -136,12 +137,13 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
 
 /// Row bands over every K slice of the B block of `ncb` columns at `jc`,
 /// with one split: all of the block's K slices are packed first (the
-/// caller checked that they take at most a quarter of L2), then each of
-/// `tm` tasks runs its rows through every slice, in order. Split once per
-/// K slice, each slice waited for the slower band and woke the other
-/// thread again: the convnet's weight gradient, 288×576×64 Bᵀ in 2 slices,
-/// ran at 132–140 GFLOP/s on 2 cold threads (below one thread's ~150) and
-/// runs at 170–175 (this Xeon, `gemm_report`, alternated three times).
+/// caller checked that they take at most half of a full B block, a quarter
+/// of L2 where NC fills half of it), then each of `tm` tasks runs its rows
+/// through every slice, in order. Split once per K slice, each slice
+/// waited for the slower band and woke the other thread again: the
+/// convnet's weight gradient, 288×576×64 Bᵀ in 2 slices, ran at 129–140
+/// GFLOP/s on 2 cold threads (below one thread's ~150) and runs at 168–175
+/// (this Xeon, `gemm_report`, alternated five times over two builds).
 fn row_bands_once(kern: &MicroKernel, p: &Product<'_>, jc: usize, ncb: usize, tm: usize) -> usize {
     let (m, k, nr) = (p.a.rows, p.a.cols, kern.nr);
     let kc = blocking::kc(kern, k);
@@ -304,8 +306,8 @@ impl<'a> Block<'a> {
 /// packed: a row-major B (a panel's k rows are `NR` contiguous floats
 /// each) against an A of at most [`B_IN_PLACE_MAX_PANELS`] micro-panels,
 /// on a kernel whose strided body is as fast as its packed one. Packing
-/// copies all of B once for every K slice, and so few A panels read each B
-/// panel that the copy did not pay: 64×288×576, the convnet's forward for
+/// copies every element of B, and so few A panels read each B panel that
+/// the copy did not pay: 64×288×576, the convnet's forward for
 /// one image, spent 15 % of its time packing B. Read in place, its full
 /// panels stream from L2 as the packed ones do, at a row stride instead of
 /// `NR` floats (this Xeon, medians of 40 batches, alternated twice: 144 →
@@ -359,8 +361,7 @@ fn ic_loop(
             let mcb = mc.min(rows.end - ic);
             let panels = if in_place {
                 let full = mcb / mr * mr;
-                let split = mcb > mr && kern.tail_split(mcb % mr).is_some();
-                if full < mcb && !split {
+                if full < mcb && tail_split(kern, true, mcb).is_none() {
                     pack_a(abuf, p.a.block(ic + full, blk.pc, mcb - full, kcb), mr);
                 }
                 APanels::InPlace { tail: abuf }
@@ -384,14 +385,16 @@ enum APanels<'a> {
     InPlace { tail: &'a [f32] },
 }
 
-/// How the last rows of an A block read in place are tiled: `Some(h)`
-/// when its last `MR + r` rows (`r = mcb % MR`) run as two tiles of `h`
-/// rows instead of one of MR and one of `r` ([`MicroKernel::tail_split`]).
-/// A packed block keeps its MR-row panels.
-fn tail_split(kern: &MicroKernel, a_panels: &APanels<'_>, mcb: usize) -> Option<usize> {
-    match a_panels {
-        APanels::InPlace { .. } if mcb > kern.mr => kern.tail_split(mcb % kern.mr),
-        _ => None,
+/// How the last rows of an A block of `mcb` rows are tiled: `Some(h)`
+/// when, read `in_place`, its last `MR + r` rows (`r = mcb % MR`) run as
+/// two tiles of `h` rows instead of one of MR and one of `r` (no tail is
+/// packed then; [`MicroKernel::tail_split`]). A packed block keeps its
+/// MR-row panels.
+fn tail_split(kern: &MicroKernel, in_place: bool, mcb: usize) -> Option<usize> {
+    if in_place && mcb > kern.mr {
+        kern.tail_split(mcb % kern.mr)
+    } else {
+        None
     }
 }
 
@@ -426,7 +429,7 @@ fn micro_loops(
 ) -> usize {
     let (mr, nr, kcb) = (kern.mr, kern.nr, blk.kcb);
     let mut tiles = 0;
-    let split = tail_split(kern, &a_panels, mcb);
+    let split = tail_split(kern, matches!(a_panels, APanels::InPlace { .. }), mcb);
     // IR: micro-panels of MR rows (each stays in L1 across JR).
     for (at, rows) in row_tiles(mcb, mr, split) {
         let i = ic + at;

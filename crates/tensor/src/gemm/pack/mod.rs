@@ -118,7 +118,11 @@ pub(crate) fn pack_a(dst: &mut [f32], a: MatRef<'_>, mr: usize) {
 /// start of `dst`, a ragged last one only [`MicroKernel::panel_width`] wide.
 pub(crate) fn pack_b(dst: &mut [f32], b: MatRef<'_>, kern: &MicroKernel) {
     let nr = kern.nr;
-    let last = b.cols - (b.cols.max(1) - 1) / nr * nr;
+    // Live columns of the last panel.
+    let last = match b.cols % nr {
+        0 => nr,
+        ragged => ragged,
+    };
     // A B panel is an A panel of Bᵀ: walk columns as "rows".
     pack(
         dst,
@@ -162,10 +166,8 @@ fn pack(
     );
     assert!(dst.len() >= panels * w * depth, "pack: buffer too small");
     if ls == 1 && ds != 1 {
-        // Lines contiguous: walk depth outside, so each step reads one
-        // contiguous run of `lines` floats while it is in cache (panel by
-        // panel, a step read only `w` floats of each cache line it touched,
-        // and the line was often gone by the next panel).
+        // Lines contiguous: straight copies of runs along the lines (in
+        // the order `copy_lines` explains).
         // SAFETY: as below; `out` has `panels · w · depth` floats.
         unsafe { pack_contiguous_lines(dst.as_mut_ptr(), src, lines, depth, ds, w, last_w) };
         return;
@@ -196,9 +198,9 @@ fn pack(
     }
 }
 
-/// [`pack`] for lines at stride 1: for each step `p`, the run of `lines`
-/// floats at `src + p·ds` is dealt out to the panels, `w` floats each, and
-/// the last panel's missing lines are zeroed (up to its width `last_w`, see
+/// [`pack`] for lines at stride 1: the run of `lines` floats at each step
+/// `src + p·ds` is dealt out to the panels, `w` floats each, and the last
+/// panel's missing lines are zeroed (up to its width `last_w`, see
 /// [`pack`]). The copies are as wide as the
 /// CPU's vectors: a panel row of the AVX-512 tile is 256 bytes, and 16-byte
 /// moves made this copy about a third of the packing time of a 512³ product.
@@ -288,7 +290,9 @@ mod wide {
 /// and what is left of a panel row (fewer than `CH`) with `tail`.
 ///
 /// Narrow panels are filled step by step, all panels at once, so each
-/// source run is read whole while it is in cache. Panels of
+/// source run is read whole while it is in cache (panel by panel, a step
+/// read only `w` floats of each cache line it touched, and the line was
+/// often gone by the next panel). Panels of
 /// [`WIDE_PANEL`] floats or more (the AVX-512 tile's 64) are filled one
 /// after another instead: each step of a panel then reads whole cache
 /// lines anyway, and the writes go to one panel at a time instead of a
