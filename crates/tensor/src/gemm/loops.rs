@@ -361,10 +361,11 @@ fn ic_loop(
             let mcb = mc.min(rows.end - ic);
             let panels = if in_place {
                 let full = mcb / mr * mr;
-                if full < mcb && tail_split(kern, true, mcb).is_none() {
+                let split = tail_split(kern, mcb);
+                if full < mcb && split.is_none() {
                     pack_a(abuf, p.a.block(ic + full, blk.pc, mcb - full, kcb), mr);
                 }
-                APanels::InPlace { tail: abuf }
+                APanels::InPlace { tail: abuf, split }
             } else {
                 pack_a(abuf, p.a.block(ic, blk.pc, mcb, kcb), mr);
                 APanels::Packed(abuf)
@@ -381,17 +382,31 @@ enum APanels<'a> {
     /// All of them packed, one after another.
     Packed(&'a [f32]),
     /// The full ones in A itself (row-major); a last panel of fewer than
-    /// MR rows packed at the start of `tail`.
-    InPlace { tail: &'a [f32] },
+    /// MR rows packed at the start of `tail`, unless `split` says that the
+    /// last rows run in place as two tiles of that many rows ([`tail_split`]).
+    InPlace {
+        tail: &'a [f32],
+        split: Option<usize>,
+    },
 }
 
-/// How the last rows of an A block of `mcb` rows are tiled: `Some(h)`
-/// when, read `in_place`, its last `MR + r` rows (`r = mcb % MR`) run as
-/// two tiles of `h` rows instead of one of MR and one of `r` (no tail is
-/// packed then; [`MicroKernel::tail_split`]). A packed block keeps its
-/// MR-row panels.
-fn tail_split(kern: &MicroKernel, in_place: bool, mcb: usize) -> Option<usize> {
-    if in_place && mcb > kern.mr {
+impl APanels<'_> {
+    /// The tail split of an A block read in place; a packed block keeps its
+    /// MR-row panels.
+    fn split(&self) -> Option<usize> {
+        match *self {
+            APanels::InPlace { split, .. } => split,
+            APanels::Packed(_) => None,
+        }
+    }
+}
+
+/// How the last rows of an A block of `mcb` rows read in place are tiled:
+/// `Some(h)` when its last `MR + r` rows (`r = mcb % MR`) run as two tiles
+/// of `h` rows instead of one of MR and one of `r` (no tail is packed
+/// then; [`MicroKernel::tail_split`]).
+fn tail_split(kern: &MicroKernel, mcb: usize) -> Option<usize> {
+    if mcb > kern.mr {
         kern.tail_split(mcb % kern.mr)
     } else {
         None
@@ -429,7 +444,7 @@ fn micro_loops(
 ) -> usize {
     let (mr, nr, kcb) = (kern.mr, kern.nr, blk.kcb);
     let mut tiles = 0;
-    let split = tail_split(kern, matches!(a_panels, APanels::InPlace { .. }), mcb);
+    let split = a_panels.split();
     // IR: micro-panels of MR rows (each stays in L1 across JR).
     for (at, rows) in row_tiles(mcb, mr, split) {
         let i = ic + at;
@@ -437,7 +452,7 @@ fn micro_loops(
         // it is packed (the strides the packed kernel has built in).
         let (a, a_rs, a_cs, packed) = match a_panels {
             APanels::Packed(abuf) => (abuf[at * kcb..].as_ptr(), 1, mr, true),
-            APanels::InPlace { tail } if rows < mr && split.is_none() => {
+            APanels::InPlace { tail, .. } if rows < mr && split.is_none() => {
                 (tail.as_ptr(), 1, mr, true)
             }
             APanels::InPlace { .. } => (
