@@ -8,7 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::kernel::{relu, MicroKernel};
 use super::{
-    gemm_with_kernel, naive, run, Bias, Epilogue, Kernel, MatMut, MatRef, Parallelism, Plan, Route,
+    gemm_with_kernel, naive, run, Bias, Epilogue, GemmRun, Kernel, MatMut, MatRef, Parallelism,
+    Plan, Route,
 };
 
 /// How a matrix sits in its buffer.
@@ -509,6 +510,28 @@ fn kernel_choice_from_the_environment_value() {
     }
 }
 
+/// `A·B` through the packed route on `threads` threads (β = 0 over a
+/// NaN-filled row-major C): the bits of C, and how it ran.
+fn packed_bits(kern: &MicroKernel, a: &Mat, b: &Mat, threads: usize) -> (Vec<u32>, GemmRun) {
+    let (m, n) = (a.rows, b.cols);
+    let mut c = Mat::new(m, n, Layout::RowMajor, f32::NAN);
+    let report = run(
+        kern,
+        1.0,
+        a.view(),
+        b.view(),
+        0.0,
+        c.view_mut(),
+        Epilogue::default(),
+        Parallelism::Threads(threads),
+        Plan {
+            route: Some(Route::Packed),
+            threads: Some(threads),
+        },
+    );
+    (c.data.iter().map(|v| v.to_bits()).collect(), report)
+}
+
 /// `(m, k, n)` with A and B possibly transposed.
 /// A row-major A is read in place by the packed route (its full
 /// micro-panels; a last partial one is packed): the bits must be those of
@@ -543,23 +566,9 @@ fn row_major_a_read_in_place_gives_the_bits_of_packed_a() {
             let b = Mat::random(k, n, Layout::RowMajor, &mut rng);
             for threads in [1, 2] {
                 let c_of = |a: &Mat| {
-                    let mut c = Mat::new(m, n, Layout::RowMajor, f32::NAN);
-                    let report = run(
-                        &kern,
-                        1.0,
-                        a.view(),
-                        b.view(),
-                        0.0,
-                        c.view_mut(),
-                        Epilogue::default(),
-                        Parallelism::Threads(threads),
-                        Plan {
-                            route: Some(Route::Packed),
-                            threads: Some(threads),
-                        },
-                    );
+                    let (bits, report) = packed_bits(&kern, a, &b, threads);
                     assert!(!report.transposed, "{kernel:?} {m}×{k}×{n}");
-                    c.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                    bits
                 };
                 assert_eq!(
                     c_of(&rows),
@@ -575,8 +584,8 @@ fn row_major_a_read_in_place_gives_the_bits_of_packed_a() {
 /// gives the bits of the same values packed from a column-major B: full
 /// panels in place, a ragged last one packed, several K slices, A in place
 /// and packed, 1 and 2 threads (column bands and the shared-A path), on
-/// every kernel (those
-/// whose strided body is slower than the packed one pack B either way).
+/// every kernel (those whose strided body is slower than the packed one
+/// pack B either way).
 #[test]
 fn row_major_b_read_in_place_gives_the_bits_of_packed_b() {
     let mut rng = ChaCha8Rng::seed_from_u64(13);
@@ -601,28 +610,14 @@ fn row_major_b_read_in_place_gives_the_bits_of_packed_b() {
             }
             for threads in [1, 2] {
                 let c_of = |b: &Mat| {
-                    let mut c = Mat::new(m, n, Layout::RowMajor, f32::NAN);
-                    let report = run(
-                        &kern,
-                        1.0,
-                        a.view(),
-                        b.view(),
-                        0.0,
-                        c.view_mut(),
-                        Epilogue::default(),
-                        Parallelism::Threads(threads),
-                        Plan {
-                            route: Some(Route::Packed),
-                            threads: Some(threads),
-                        },
-                    );
+                    let (bits, report) = packed_bits(&kern, &a, b, threads);
                     // The row-major B must really be read in place: not as Cᵀ.
                     let row_major = b.cs == 1;
                     assert!(
                         !(kern.a_in_place && row_major && report.transposed),
                         "{kernel:?} {m}×{k}×{n}"
                     );
-                    c.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                    bits
                 };
                 assert_eq!(
                     c_of(&rows),
