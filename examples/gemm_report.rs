@@ -381,6 +381,18 @@ fn positive(text: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(text) = cli
+        .only
+        .iter()
+        .find(|t| !SHAPES.iter().any(|s| s.name.contains(t.as_str())))
+    {
+        let names: Vec<&str> = SHAPES.iter().map(|s| s.name).collect();
+        eprintln!(
+            "error: --only {text:?}: no shape's name contains it; the shapes are: {}",
+            names.join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
     let rounds = if cli.quick { 5 } else { 15 };
     let (json, awake) = (cli.json, cli.awake);
     if let Some(threads) = cli.child {
