@@ -321,6 +321,37 @@ fn b_in_place(kern: &MicroKernel, p: &Product<'_>) -> bool {
 /// panels of the 6-row tile, gained; 96 rows, 16 panels, broke even).
 pub(crate) const B_IN_PLACE_MAX_PANELS: usize = 12;
 
+/// Whether the kernel may read A's full micro-panels where they lie, at
+/// A's strides, instead of packed (`ic_loop` adds a condition on the B
+/// panels they meet):
+///
+/// - **Row-major A**: a micro-panel is MR rows of `kc` contiguous floats,
+///   as compact as packed.
+/// - **Column-major A** (a transposed operand: the weight gradient's Xᵀ,
+///   a convolution's input gradient), when a column is shorter than
+///   [`A_COLUMNS_IN_PLACE_MAX_STRIDE`]: each k step reads MR contiguous
+///   floats of the next column. Its panels' cache lines are the same as
+///   packing reads, and the copy (a strip of MR floats per column, per
+///   panel) goes. Medians of 60 alternated pairs, this Xeon, 1 thread:
+///   784×128×512 Aᵀ +2 % (the MLP's weight gradient), 288×64×576 Aᵀ +4 %
+///   (the convnet's input gradient), 256³ +22 %, 512³ +8 %, 1000³ +3–4 %,
+///   1000×4000×512 (A of 16 MB) +2 %.
+/// - Anything else is packed: neither stride 1, or columns a page apart or
+///   more, where every k step reads a line on another page: 1024³ −14 %,
+///   2048³ −16 %, 2560×384×512 −23 %, 3072×384×512 −55 %. (Columns of
+///   1025 to 1536 floats gained 3–5 % with K = 384, A at most 2.4 MB; the
+///   line is drawn at a page rather than at a size of A that this machine's
+///   caches would set.)
+fn a_in_place(kern: &MicroKernel, a: MatRef<'_>) -> bool {
+    kern.a_in_place
+        && (a.col_stride == 1
+            || (a.row_stride == 1 && a.col_stride < A_COLUMNS_IN_PLACE_MAX_STRIDE))
+}
+
+/// A column-major A is read in place only when its columns start fewer than
+/// this many floats apart (4 KiB: one page). See [`a_in_place`].
+pub(crate) const A_COLUMNS_IN_PLACE_MAX_STRIDE: usize = 1024;
+
 /// IC → IR → JR over C's `rows` and B's micro-panels `cols` for one packed
 /// B block, whose panel `b_first` is at the start of `bbuf`.
 #[allow(clippy::too_many_arguments)] // the block, its buffer and the task's ranges
@@ -339,7 +370,7 @@ fn ic_loop(
     }
     let mc = blocking::mc(kern, rows.len());
     let mut tiles = 0;
-    // A whose rows run along K (row-major) is read where it lies when each
+    // A is read where it lies ([`a_in_place`]) when each
     // micro-panel meets several B panels and the kernel's strided body is
     // as fast as its packed one (`MicroKernel::a_in_place`): the kernel only
     // broadcasts A, through any strides, and a full micro-panel is as
@@ -352,7 +383,7 @@ fn ic_loop(
     // 288×576×64: 131 → 161 GFLOP/s on this Xeon, packing a 6-row
     // transposition of all of X̂ before).
     let full_panels = cols.end * kern.nr <= blk.ncb;
-    let in_place = kern.a_in_place && p.a.col_stride == 1 && (cols.len() > 1 || full_panels);
+    let in_place = a_in_place(kern, p.a) && (cols.len() > 1 || full_panels);
     with_buf(&A_BUF, mc.div_ceil(mr) * mr * kcb, |abuf| {
         // IC: blocks of MC rows, packed into this thread's buffer (in
         // place: only a last panel of fewer than MR rows, which the edge
@@ -460,9 +491,13 @@ fn micro_loops(
                 // kcb are inside A's view, which was checked against its slice.
                 // (A split tail's two tiles read only their own rows: see
                 // `MicroKernel::tail_split`.)
-                unsafe { p.a.data.as_ptr().add(i * p.a.row_stride + blk.pc) },
+                unsafe {
+                    p.a.data
+                        .as_ptr()
+                        .add(i * p.a.row_stride + blk.pc * p.a.col_stride)
+                },
                 p.a.row_stride,
-                1,
+                p.a.col_stride,
                 false,
             ),
         };

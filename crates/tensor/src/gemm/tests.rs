@@ -532,14 +532,14 @@ fn packed_bits(kern: &MicroKernel, a: &Mat, b: &Mat, threads: usize) -> (Vec<u32
     (c.data.iter().map(|v| v.to_bits()).collect(), report)
 }
 
-/// `(m, k, n)` with A and B possibly transposed.
 /// A row-major A is read in place by the packed route (its full
-/// micro-panels; a last partial one is packed): the bits must be those of
-/// the same values packed from a column-major A, on every kernel, with
-/// partial panels, several K slices and MC blocks, on 1 and 2 threads
-/// (the last shape through the shared-A path, `few_rows`).
+/// micro-panels; a last partial one is packed), and so is a column-major
+/// one with short columns (`loops::a_in_place`): the bits must be those of
+/// the same values packed from a layout with neither stride 1, on every
+/// kernel, with partial panels, several K slices and MC blocks, on 1 and 2
+/// threads (the 4th shape through the shared-A path, `few_rows`).
 #[test]
-fn row_major_a_read_in_place_gives_the_bits_of_packed_a() {
+fn a_read_in_place_gives_the_bits_of_packed_a() {
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     for kernel in kernels() {
         let kern = MicroKernel::new(kernel).unwrap();
@@ -556,13 +556,17 @@ fn row_major_a_read_in_place_gives_the_bits_of_packed_a() {
             (128, 250, 33),
         ];
         for (m, n, k) in shapes {
-            let rows = Mat::random(m, k, Layout::RowMajor, &mut rng);
-            let mut cols = Mat::new(m, k, Layout::ColMajor, 0.0);
-            for i in 0..m {
-                for p in 0..k {
-                    cols.data[i * cols.rs + p * cols.cs] = rows.at(i, p);
+            assert!(m < crate::gemm::loops::A_COLUMNS_IN_PLACE_MAX_STRIDE);
+            let packed = Mat::random(m, k, Layout::Gapped, &mut rng);
+            let copy = |layout| {
+                let mut a = Mat::new(m, k, layout, 0.0);
+                for i in 0..m {
+                    for p in 0..k {
+                        a.data[i * a.rs + p * a.cs] = packed.at(i, p);
+                    }
                 }
-            }
+                a
+            };
             let b = Mat::random(k, n, Layout::RowMajor, &mut rng);
             for threads in [1, 2] {
                 let c_of = |a: &Mat| {
@@ -570,11 +574,14 @@ fn row_major_a_read_in_place_gives_the_bits_of_packed_a() {
                     assert!(!report.transposed, "{kernel:?} {m}×{k}×{n}");
                     bits
                 };
-                assert_eq!(
-                    c_of(&rows),
-                    c_of(&cols),
-                    "{kernel:?} {m}×{k}×{n}, {threads} threads"
-                );
+                let reference = c_of(&packed);
+                for layout in [Layout::RowMajor, Layout::ColMajor] {
+                    assert_eq!(
+                        c_of(&copy(layout)),
+                        reference,
+                        "{kernel:?} {m}×{k}×{n}, A {layout:?}, {threads} threads"
+                    );
+                }
             }
         }
     }
