@@ -548,8 +548,7 @@ fn a_read_in_place_gives_the_bits_of_packed_a() {
             (kern.mr * 5 + 1, kern.nr, kern.kc + 9),
             (kern.mc + kern.mr + 3, 3 * kern.nr - 1, 2 * kern.kc + 1),
             // Rows in one A block, 9 B panels: on 2 threads the shared-A
-            // path, which packs A (reading it in place there measured
-            // mixed: Linear forward +9–17 %, input gradient −15 %).
+            // path, which reads A in place too.
             (kern.mr * 4 + 1, 8 * kern.nr + 3, 45),
             // A batch of 128: on the 6×64 tile (and Zen's 24×16) its last
             // rows run as two equal tiles in place (`tail_split`).
