@@ -12,8 +12,9 @@
 //! element of C is computed by exactly one thread with the same sequence of
 //! operations, so the result is bit-identical for any thread count. Column
 //! bands split above the PC loop (each band runs its own K slices); when all
-//! rows fit one A block, A is packed once and each B panel is a task
-//! ([`few_rows`]).
+//! rows fit one A block, each B panel is a task: through every K slice
+//! where A is read in place ([`panels_through_k`]), per K slice against an
+//! A packed once by the calling thread otherwise ([`few_rows`]).
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,6 +104,11 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
             tiles.fetch_add(done, Ordering::Relaxed);
             continue;
         }
+        if shared_a && a_in_place(kern, p.a) {
+            let done = panels_through_k(kern, p, jc, ncb, panels);
+            tiles.fetch_add(done, Ordering::Relaxed);
+            continue;
+        }
         // PC: slices of KC along K; only the first applies the caller's β
         // (and the bias), only the last the ReLU.
         for pc in (0..k).step_by(kc) {
@@ -179,18 +185,10 @@ fn row_bands_once(kern: &MicroKernel, p: &Product<'_>, jc: usize, ncb: usize, tm
 }
 
 /// One (JC, PC) block of a product whose rows fit one A block (the MLP
-/// shapes: a batch of 128): A is packed once, by the calling thread, and
-/// shared, or read in place where [`a_in_place`] allows; then each B
-/// micro-panel is a task that packs its panel and runs every A micro-panel
-/// against it.
-///
-/// Reading A in place here takes the calling thread's serial pack away
-/// from the front of the product, while the worker waits: on 2 threads
-/// (this Xeon, medians of 60 alternated pairs, workers awake | cold) the
-/// hidden Linear forward 128×512×512 Bᵀ +10–18 % | +8–20 %, the first one
-/// 128×784×512 Bᵀ +12–14 % | +18–20 %, the input gradient 128×512×784
-/// +6 % | +7–8 %, the convnet's input gradient 288×64×576 Aᵀ +4–20 % |
-/// +4–22 %.
+/// shapes: a batch of 128) and must be packed: A is packed once, by the
+/// calling thread, and shared; then each B micro-panel is a task that
+/// packs its panel and runs every A micro-panel against it. (Where the
+/// kernel reads A in place, [`panels_through_k`] runs instead.)
 ///
 /// Small tasks matter more than they seem. A worker that has gone to sleep
 /// since the last parallel operation (the usual case in a training step)
@@ -204,7 +202,7 @@ fn few_rows(kern: &MicroKernel, p: &Product<'_>, blk: &Block, panels: usize) -> 
     let (m, mr, nr, kcb) = (p.a.rows, kern.mr, kern.nr, blk.kcb);
     let tiles = AtomicUsize::new(0);
     with_buf(&A_BUF, m.div_ceil(mr) * mr * kcb, |abuf| {
-        let a = a_block(kern, p, abuf, 0, m, blk, a_in_place(kern, p.a));
+        let a = a_block(kern, p, abuf, 0, m, blk, false);
         let task = |panel: usize| {
             let j0 = panel * nr;
             let j1 = (j0 + nr).min(blk.ncb);
@@ -216,6 +214,51 @@ fn few_rows(kern: &MicroKernel, p: &Product<'_>, blk: &Block, panels: usize) -> 
         };
         run_tasks(0..panels, &task);
     });
+    tiles.into_inner()
+}
+
+/// The B block of `ncb` columns at `jc` against an A read in place whose
+/// rows fit one A block: each B micro-panel is a task that runs through
+/// every K slice, in order, packing its panel for each slice and running
+/// every A micro-panel against it; one split per B block. (With A packed,
+/// [`few_rows`] splits once per K slice, after the calling thread packs
+/// that slice of A.)
+///
+/// On 2 threads (this Xeon, medians of 60 alternated pairs, workers
+/// awake | cold), against the calling thread packing A first and a split
+/// per K slice, the hidden Linear forward 128×512×512 Bᵀ ran 10–18 % |
+/// 8–20 % faster with A read in place, and 1–2 % | 2–6 % more with one
+/// split; the first Linear 128×784×512 Bᵀ (three K slices) 12–14 % |
+/// 18–20 %, then 4–8 % | 6–7 %; the input gradient 128×512×784 6 % |
+/// 7–8 %, then within ±2 %; the convnet's input gradient 288×64×576 Aᵀ
+/// (one slice) 4–20 % | 4–22 %.
+fn panels_through_k(
+    kern: &MicroKernel,
+    p: &Product<'_>,
+    jc: usize,
+    ncb: usize,
+    panels: usize,
+) -> usize {
+    let (m, k, nr) = (p.a.rows, p.a.cols, kern.nr);
+    let kc = blocking::kc(kern, k);
+    let tiles = AtomicUsize::new(0);
+    let task = |panel: usize| {
+        let j0 = panel * nr;
+        let j1 = (j0 + nr).min(ncb);
+        with_buf(&A_BUF, kern.mr * kc, |abuf| {
+            with_buf(&B_BUF, nr * kc, |bbuf| {
+                for pc in (0..k).step_by(kc) {
+                    let blk = Block::slice(kern, p, jc, ncb, pc, kc.min(k - pc));
+                    let a = a_block(kern, p, abuf, 0, m, &blk, true);
+                    let b = p.b.block(pc, jc + j0, blk.kcb, j1 - j0);
+                    blk.pack_b(bbuf, b, kern);
+                    let done = micro_loops(kern, p, a, 0, m, bbuf, panel, &blk, panel..panel + 1);
+                    tiles.fetch_add(done, Ordering::Relaxed);
+                }
+            });
+        });
+    };
+    run_tasks(0..panels, &task);
     tiles.into_inner()
 }
 

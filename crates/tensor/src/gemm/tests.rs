@@ -537,7 +537,9 @@ fn packed_bits(kern: &MicroKernel, a: &Mat, b: &Mat, threads: usize) -> (Vec<u32
 /// one with short columns (`loops::a_in_place`): the bits must be those of
 /// the same values packed from a layout with neither stride 1, on every
 /// kernel, with partial panels, several K slices and MC blocks, on 1 and 2
-/// threads (the 4th shape through the shared-A path, `few_rows`).
+/// threads (the 4th shape, in two K slices, through the panel tasks of
+/// `panels_through_k` where A is in place and `few_rows` where it is
+/// packed).
 #[test]
 fn a_read_in_place_gives_the_bits_of_packed_a() {
     let mut rng = ChaCha8Rng::seed_from_u64(12);
@@ -547,9 +549,9 @@ fn a_read_in_place_gives_the_bits_of_packed_a() {
             (kern.mr * 3, 2 * kern.nr + 5, 33),
             (kern.mr * 5 + 1, kern.nr, kern.kc + 9),
             (kern.mc + kern.mr + 3, 3 * kern.nr - 1, 2 * kern.kc + 1),
-            // Rows in one A block, 9 B panels: on 2 threads the shared-A
-            // path, which reads A in place too.
-            (kern.mr * 4 + 1, 8 * kern.nr + 3, 45),
+            // Rows in one A block, 9 B panels: on 2 threads a task per
+            // panel, in place through both K slices or packed per slice.
+            (kern.mr * 4 + 1, 8 * kern.nr + 3, kern.kc + 45),
             // A batch of 128: on the 6×64 tile (and Zen's 24×16) its last
             // rows run as two equal tiles in place (`tail_split`).
             (128, 250, 33),
