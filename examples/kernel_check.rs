@@ -1,6 +1,6 @@
 //! Proves each GEMM micro-kernel's k loop on CPUs this machine may not be:
 //! disassembles the packed k loop of every kernel (and the AVX-512 strided
-//! full tiles, which read a row-major A in place) from this very binary
+//! full tiles, which read A in place) from this very binary
 //! (`objdump`), then simulates it with LLVM's scheduling models (`llvm-mca`)
 //! for the microarchitectures the kernel is chosen on.
 //!
@@ -72,8 +72,9 @@ const KERNELS: [KernelLoop; 5] = [
         models: &["haswell", "skylake", "znver2", "znver3"],
         shown: &[],
     },
-    // The AVX-512 kernels read a row-major A in place through their strided
-    // body's full tile (`MicroKernel::a_in_place`): that loop is judged too.
+    // The AVX-512 kernels read A in place (row-major, or column-major with
+    // short columns) through their strided body's full tile
+    // (`MicroKernel::a_in_place`): that loop is judged too.
     KernelLoop {
         name: "avx512 strided",
         symbol: "ember_tensor::gemm::kernel::avx512::strided",
@@ -527,7 +528,7 @@ fn every_instance_keeps_its_accumulators(
 
 fn print_table(rows: &[Row], here: Option<&str>, markdown: bool) {
     println!(
-        "k loop of each kernel's packed entry (and of the strided full tiles that read a row-major A in place), simulated by llvm-mca (closest model to this CPU: {})",
+        "k loop of each kernel's packed entry (and of the strided full tiles that read A in place), simulated by llvm-mca (closest model to this CPU: {})",
         here.unwrap_or("none")
     );
     // Column widths of the plain table; a negative width aligns left.
