@@ -400,7 +400,7 @@ fn a_in_place(kern: &MicroKernel, a: MatRef<'_>) -> bool {
 
 /// A column-major A is read in place only when its columns start fewer than
 /// this many floats apart (4 KiB: one page). See [`a_in_place`].
-pub(crate) const A_COLUMNS_IN_PLACE_MAX_STRIDE: usize = 1024;
+const A_COLUMNS_IN_PLACE_MAX_STRIDE: usize = 1024;
 
 /// IC → IR → JR over C's `rows` and B's micro-panels `cols` for one packed
 /// B block, whose panel `b_first` is at the start of `bbuf`.
@@ -420,7 +420,7 @@ fn ic_loop(
     }
     let mc = blocking::mc(kern, rows.len());
     let mut tiles = 0;
-    // A is read where it lies ([`a_in_place`]) when each
+    // A is read where it lies (see `a_in_place`) when each
     // micro-panel meets several B panels and the kernel's strided body is
     // as fast as its packed one (`MicroKernel::a_in_place`): the kernel only
     // broadcasts A, through any strides, and a full micro-panel is as
