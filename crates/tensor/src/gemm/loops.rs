@@ -244,16 +244,11 @@ fn panels_through_k(
 ) -> usize {
     let (m, k, mr, nr) = (p.a.rows, p.a.cols, kern.mr, kern.nr);
     let kc = blocking::kc(kern, k);
-    let full = m / mr * mr;
-    let split = tail_split(kern, m);
-    let tail_len = if full < m && split.is_none() {
-        mr * k
-    } else {
-        0
-    };
+    let (split, packed_from) = in_place_tail(kern, m);
+    let tail_len = if packed_from.is_some() { mr * k } else { 0 };
     let tiles = AtomicUsize::new(0);
     with_buf(&A_BUF, tail_len, |tail| {
-        if tail_len > 0 {
+        if let Some(full) = packed_from {
             pack_a(tail, p.a.block(full, 0, m - full, k), mr);
         }
         let tail = &*tail;
@@ -467,7 +462,7 @@ fn ic_loop(
 /// Prepares the A block of rows `ic .. ic + mcb` for this K slice: packed
 /// into `abuf`, or, `in_place`, read where it lies with only a last panel
 /// of fewer than MR rows packed (the edge tiles read it zero-padded),
-/// unless the tail runs as two tiles in place ([`tail_split`]).
+/// unless the tail runs as two tiles in place ([`in_place_tail`]).
 fn a_block<'b>(
     kern: &MicroKernel,
     p: &Product<'_>,
@@ -482,12 +477,28 @@ fn a_block<'b>(
         pack_a(abuf, p.a.block(ic, blk.pc, mcb, kcb), mr);
         return APanels::Packed(abuf);
     }
-    let full = mcb / mr * mr;
-    let split = tail_split(kern, mcb);
-    if full < mcb && split.is_none() {
+    let (split, packed_from) = in_place_tail(kern, mcb);
+    if let Some(full) = packed_from {
         pack_a(abuf, p.a.block(ic + full, blk.pc, mcb - full, kcb), mr);
     }
     APanels::InPlace { tail: abuf, split }
+}
+
+/// How an A block of `mcb` rows read in place ends:
+/// - the split: `Some(h)` when its last `MR + r` rows (`r = mcb % MR`) run
+///   as two tiles of `h` rows instead of one of MR and one of `r`
+///   ([`MicroKernel::tail_split`]);
+/// - otherwise, when a last panel has fewer than MR rows, the block row
+///   where it starts: that panel is read packed and zero-padded.
+fn in_place_tail(kern: &MicroKernel, mcb: usize) -> (Option<usize>, Option<usize>) {
+    let (mr, full) = (kern.mr, mcb / kern.mr * kern.mr);
+    let split = if mcb > mr {
+        kern.tail_split(mcb % mr)
+    } else {
+        None
+    };
+    let packed_from = (full < mcb && split.is_none()).then_some(full);
+    (split, packed_from)
 }
 
 /// Where the IR loop finds the micro-panels of an A block.
@@ -495,9 +506,10 @@ fn a_block<'b>(
 enum APanels<'a> {
     /// All of them packed, one after another.
     Packed(&'a [f32]),
-    /// The full ones in A itself (row-major); a last panel of fewer than
-    /// MR rows packed at the start of `tail`, unless `split` says that the
-    /// last rows run in place as two tiles of that many rows ([`tail_split`]).
+    /// The full ones in A itself, at its strides ([`a_in_place`]); a last
+    /// panel of fewer than MR rows packed at the start of `tail`, unless
+    /// `split` says that the last rows run in place as two tiles of that
+    /// many rows ([`in_place_tail`]).
     InPlace {
         tail: &'a [f32],
         split: Option<usize>,
@@ -512,18 +524,6 @@ impl APanels<'_> {
             APanels::InPlace { split, .. } => split,
             APanels::Packed(_) => None,
         }
-    }
-}
-
-/// How the last rows of an A block of `mcb` rows read in place are tiled:
-/// `Some(h)` when its last `MR + r` rows (`r = mcb % MR`) run as two tiles
-/// of `h` rows instead of one of MR and one of `r` (no tail is packed
-/// then; [`MicroKernel::tail_split`]).
-fn tail_split(kern: &MicroKernel, mcb: usize) -> Option<usize> {
-    if mcb > kern.mr {
-        kern.tail_split(mcb % kern.mr)
-    } else {
-        None
     }
 }
 
