@@ -71,6 +71,17 @@ impl Mat {
         m
     }
 
+    /// The same values in `layout`.
+    fn laid_out(&self, layout: Layout) -> Mat {
+        let mut m = Mat::new(self.rows, self.cols, layout, 0.0);
+        for i in 0..self.rows {
+            for j in 0..self.cols {
+                m.data[i * m.rs + j * m.cs] = self.at(i, j);
+            }
+        }
+        m
+    }
+
     fn view(&self) -> MatRef<'_> {
         MatRef::new(&self.data, self.rows, self.cols, self.rs, self.cs)
     }
@@ -560,15 +571,6 @@ fn a_read_in_place_gives_the_bits_of_packed_a() {
         ];
         for (m, n, k) in shapes {
             let packed = Mat::random(m, k, Layout::Gapped, &mut rng);
-            let copy = |layout| {
-                let mut a = Mat::new(m, k, layout, 0.0);
-                for i in 0..m {
-                    for p in 0..k {
-                        a.data[i * a.rs + p * a.cs] = packed.at(i, p);
-                    }
-                }
-                a
-            };
             let b = Mat::random(k, n, Layout::RowMajor, &mut rng);
             for threads in [1, 2] {
                 let c_of = |a: &Mat| {
@@ -579,7 +581,7 @@ fn a_read_in_place_gives_the_bits_of_packed_a() {
                 let reference = c_of(&packed);
                 for layout in [Layout::RowMajor, Layout::ColMajor] {
                     assert_eq!(
-                        c_of(&copy(layout)),
+                        c_of(&packed.laid_out(layout)),
                         reference,
                         "{kernel:?} {m}×{k}×{n}, A {layout:?}, {threads} threads"
                     );
@@ -607,16 +609,12 @@ fn row_major_b_read_in_place_gives_the_bits_of_packed_b() {
             (kern.mr - 1, kern.nr, 2 * kern.kc + 3),
         ];
         for (m, n, k) in shapes {
-            // A in place (row-major) and packed (column-major).
-            let a_layout = [Layout::RowMajor, Layout::ColMajor][m % 2];
+            // A in place (row-major) and packed (neither stride 1: a
+            // column-major A with short columns is read in place too).
+            let a_layout = [Layout::RowMajor, Layout::Gapped][m % 2];
             let a = Mat::random(m, k, a_layout, &mut rng);
             let rows = Mat::random(k, n, Layout::RowMajor, &mut rng);
-            let mut cols = Mat::new(k, n, Layout::ColMajor, 0.0);
-            for p in 0..k {
-                for j in 0..n {
-                    cols.data[p * cols.rs + j * cols.cs] = rows.at(p, j);
-                }
-            }
+            let cols = rows.laid_out(Layout::ColMajor);
             for threads in [1, 2] {
                 let c_of = |b: &Mat| {
                     let (bits, report) = packed_bits(&kern, &a, b, threads);
