@@ -123,9 +123,11 @@ fn every_simd_path_matches_the_plain_one() {
         let run = |f: &dyn Fn(*mut f32)| {
             let mut got = want.clone();
             got.iter_mut().for_each(|x| *x = f32::NAN);
+            // Padding zeroed first, as `pack` does: a transposer that
+            // writes past its live lines shows up against `want`.
+            // SAFETY: `got` has w·depth floats.
+            unsafe { zero_if_ragged(got.as_mut_ptr(), lines, depth, w) };
             f(got.as_mut_ptr());
-            // SAFETY: `got` has w·depth floats; padding lines are zeroed.
-            unsafe { pad(got.as_mut_ptr(), lines, depth, w) };
             got
         };
         /// A transposer's signature: returns the lines it did.
