@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::blocking;
 use super::kernel::{MicroKernel, Tile};
 use super::pack::{pack_a, pack_b, with_buf, A_BUF, B_BUF};
+use super::tasks::run_tasks;
 use super::{Epilogue, MatRef};
 
 /// Where C lives: a raw pointer so that threads can write disjoint tiles.
@@ -92,7 +93,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                     }
                 });
             };
-            run_tasks(0..tn, &task);
+            run_tasks(0..tn, threads, &task);
             continue;
         }
         // Row bands over several K slices of a small B block (all its
@@ -105,7 +106,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
             continue;
         }
         if shared_a && a_in_place(kern, p.a) {
-            let done = panels_through_k(kern, p, jc, ncb, panels);
+            let done = panels_through_k(kern, p, jc, ncb, panels, threads);
             tiles.fetch_add(done, Ordering::Relaxed);
             continue;
         }
@@ -114,7 +115,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
         for pc in (0..k).step_by(kc) {
             let block = Block::slice(kern, p, jc, ncb, pc, kc.min(k - pc));
             if shared_a {
-                let done = few_rows(kern, p, &block, panels);
+                let done = few_rows(kern, p, &block, panels, threads);
                 tiles.fetch_add(done, Ordering::Relaxed);
                 continue;
             }
@@ -134,7 +135,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                     let done = ic_loop(kern, p, bbuf, 0, &block, rows, cols);
                     tiles.fetch_add(done, Ordering::Relaxed);
                 };
-                run_tasks(0..tm * tn, &task);
+                run_tasks(0..tm * tn, threads, &task);
             });
         }
     }
@@ -179,7 +180,7 @@ fn row_bands_once(kern: &MicroKernel, p: &Product<'_>, jc: usize, ncb: usize, tm
                 at += panels * nr * block.kcb;
             }
         };
-        run_tasks(0..tm, &task);
+        run_tasks(0..tm, tm, &task);
     });
     tiles.into_inner()
 }
@@ -198,7 +199,13 @@ fn row_bands_once(kern: &MicroKernel, p: &Product<'_>, jc: usize, ncb: usize, tm
 /// With a task per panel the calling thread keeps taking panels until the
 /// worker arrives, which then takes half of what is left. (Column bands
 /// that each packed the whole A would pack it once per panel here.)
-fn few_rows(kern: &MicroKernel, p: &Product<'_>, blk: &Block, panels: usize) -> usize {
+fn few_rows(
+    kern: &MicroKernel,
+    p: &Product<'_>,
+    blk: &Block,
+    panels: usize,
+    threads: usize,
+) -> usize {
     let (m, mr, nr, kcb) = (p.a.rows, kern.mr, kern.nr, blk.kcb);
     let tiles = AtomicUsize::new(0);
     with_buf(&A_BUF, m.div_ceil(mr) * mr * kcb, |abuf| {
@@ -212,7 +219,7 @@ fn few_rows(kern: &MicroKernel, p: &Product<'_>, blk: &Block, panels: usize) -> 
                 tiles.fetch_add(done, Ordering::Relaxed);
             });
         };
-        run_tasks(0..panels, &task);
+        run_tasks(0..panels, threads, &task);
     });
     tiles.into_inner()
 }
@@ -241,6 +248,7 @@ fn panels_through_k(
     jc: usize,
     ncb: usize,
     panels: usize,
+    threads: usize,
 ) -> usize {
     let (m, k, mr, nr) = (p.a.rows, p.a.cols, kern.mr, kern.nr);
     let kc = blocking::kc(kern, k);
@@ -269,25 +277,9 @@ fn panels_through_k(
                 }
             });
         };
-        run_tasks(0..panels, &task);
+        run_tasks(0..panels, threads, &task);
     });
     tiles.into_inner()
-}
-
-/// Runs `task(t)` for every `t` in `range`, in parallel through nested
-/// `rayon::join`s: unlike `rayon::scope`, joins allocate nothing.
-fn run_tasks(range: Range<usize>, task: &(impl Fn(usize) + Sync)) {
-    match range.len() {
-        0 => {}
-        1 => task(range.start),
-        len => {
-            let mid = range.start + len / 2;
-            rayon::join(
-                || run_tasks(range.start..mid, task),
-                || run_tasks(mid..range.end, task),
-            );
-        }
-    }
 }
 
 /// Packs a B block, its panels shared out between `parts` threads by

@@ -21,7 +21,8 @@
 //! ```
 //!
 //! ## How it works (see `docs/gemm.md`)
-//! - `loops.rs`: the BLIS loop nest JC → PC → IC → JR → IR, threaded over IC/JR.
+//! - `loops.rs`: the BLIS loop nest JC → PC → IC → JR → IR, threaded over IC/JR;
+//!   `tasks.rs`: how a split's tasks are shared out between threads.
 //! - `blocking.rs`: block sizes and the thread split; `pack.rs`: packing into
 //!   aligned, reused panels; `small.rs`: the path for products too small to pack.
 //! - `kernel/`: the micro-kernel contract, its body written once over a vector
@@ -43,6 +44,7 @@ mod naive;
 mod pack;
 mod peak;
 mod small;
+mod tasks;
 #[cfg(test)]
 mod tests;
 
