@@ -566,7 +566,9 @@ fn a_read_in_place_gives_the_bits_of_packed_a() {
             // panel, in place through both K slices or packed per slice.
             (kern.mr * 4 + 1, 8 * kern.nr + 3, kern.kc + 45),
             // A batch of 128: on the 6×64 tile (and Zen's 24×16) its last
-            // rows run as two equal tiles in place (`tail_split`).
+            // rows run as two equal tiles in place (`tail_split`); its 3
+            // full B panels on 2 threads make two tasks each, the rows cut
+            // in two (`panels_through_k`).
             (128, 250, 33),
         ];
         for (m, n, k) in shapes {
