@@ -289,7 +289,7 @@ fn panels_through_k(
         // threads, awake and back to back). Not otherwise: 13 panels of
         // which one is 16 columns wide (128×512×784) are balanced already,
         // and halving their rows lost 7 %.
-        let row_parts = if threads > 1 && (ncb / nr) % threads != 0 && m >= 2 * mr {
+        let row_parts = if threads > 1 && !(ncb / nr).is_multiple_of(threads) && m >= 2 * mr {
             2
         } else {
             1
