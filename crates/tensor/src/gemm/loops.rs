@@ -156,15 +156,17 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
 /// with one split: all of the block's K slices are packed first, a task
 /// per slice (the caller checked that they take at most half of a full B
 /// block, a quarter of L2 where NC fills half of it), then each of `tm`
-/// tasks runs its rows through every slice, in order. The calling thread
-/// packed every slice alone before, while the worker waited, and went back
-/// to sleep: 288×576×64 Bᵀ, 2 threads, medians of 100 alternated pairs,
-/// awake | back to back | after 500 µs of serial work: +3–14 % | +43 % |
-/// +10–16 %; 512×1024×64 Bᵀ +1 % | +17 % | +5 %. Split once per K slice, each slice
-/// waited for the slower band and woke the other thread again: the
-/// convnet's weight gradient, 288×576×64 Bᵀ in 2 slices, ran at 129–140
-/// GFLOP/s on 2 cold threads (below one thread's ~150) and runs at 168–175
-/// (this Xeon, `gemm_report`, alternated five times over two builds).
+/// tasks runs its rows through every slice, in order.
+///
+/// Split once per K slice, each slice waited for the slower band and woke
+/// the other thread again: the convnet's weight gradient, 288×576×64 Bᵀ in
+/// 2 slices, ran at 129–140 GFLOP/s on 2 cold threads (below one thread's
+/// ~150) and runs at 168–175 (this Xeon, `gemm_report`, alternated five
+/// times over two builds). And while the calling thread packed every slice
+/// alone, the worker waited and went back to sleep; packed as tasks,
+/// 288×576×64 Bᵀ on 2 threads (medians of 100 alternated pairs, awake |
+/// back to back | after 500 µs of serial work) gained +3–14 % | +43 % |
+/// +10–16 %, and 512×1024×64 Bᵀ +1 % | +17 % | +5 %.
 fn row_bands_once(kern: &MicroKernel, p: &Product<'_>, jc: usize, ncb: usize, tm: usize) -> usize {
     let (m, k, nr) = (p.a.rows, p.a.cols, kern.nr);
     let kc = blocking::kc(kern, k);
@@ -248,12 +250,11 @@ fn few_rows(
 /// every K slice, in order, packing its panel for each slice and running
 /// every A micro-panel against it (or half of them, when the full panels
 /// do not share out evenly between the threads); one split per B block.
-/// (With A packed,
-/// [`few_rows`] splits once per K slice, after the calling thread packs
-/// that slice of A.) A last A panel of fewer than MR rows is packed once,
-/// through all of K, before the split, not by every task for every slice
-/// (64×288×576, a 4-row tail: +1–5 %, medians of 60 alternated pairs,
-/// 2 threads).
+/// (With A packed, [`few_rows`] splits once per K slice, after the calling
+/// thread packs that slice of A.) A last A panel of fewer than MR rows is
+/// packed once, through all of K, before the split, not by every task for
+/// every slice (64×288×576, a 4-row tail: +1–5 %, medians of 60
+/// alternated pairs, 2 threads).
 ///
 /// On 2 threads (this Xeon, medians of 60 alternated pairs, workers
 /// awake | cold), against the calling thread packing A first and a split
