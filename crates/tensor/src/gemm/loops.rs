@@ -194,11 +194,10 @@ fn row_bands_once(kern: &MicroKernel, p: &Product<'_>, jc: usize, ncb: usize, tm
         let task = |t: usize| {
             let r = blocking::band(m.div_ceil(kern.mr), tm, t);
             let rows = (r.start * kern.mr)..(r.end * kern.mr).min(m);
-            let mut at = 0;
             for block in slices() {
-                let done = ic_loop(kern, p, &bbuf[at..], 0, &block, rows.clone(), 0..panels);
+                let b = &bbuf[panels * nr * block.pc..];
+                let done = ic_loop(kern, p, b, 0, &block, rows.clone(), 0..panels);
                 tiles.fetch_add(done, Ordering::Relaxed);
-                at += panels * nr * block.kcb;
             }
         };
         run_tasks(0..tm, tm, &task);

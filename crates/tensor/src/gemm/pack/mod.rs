@@ -182,12 +182,11 @@ fn pack(
         // `panel` has exactly `w · depth` floats, which bounds every write.
         unsafe {
             let base = src.add(i0 * ls);
+            zero_if_ragged(out, live, depth, w);
             if ds == 1 {
                 // Depth contiguous: a transpose, done in small square blocks.
-                zero_if_ragged(out, live, depth, w);
                 transpose_lines(out, base, live, depth, ls, w);
             } else {
-                zero_if_ragged(out, live, depth, w);
                 for p in 0..depth {
                     for i in 0..live {
                         *out.add(p * w + i) = *base.add(i * ls + p * ds);
