@@ -7,7 +7,7 @@ use std::arch::x86_64::{
     _CMP_GT_OQ,
 };
 
-use super::{fma_chains, tile_body, Edge, MicroKernel, Simd, Tile};
+use super::{fma_chains, tile_body, tile_body_packing_b, Edge, MicroKernel, Simd, Tile};
 use crate::gemm::Kernel;
 
 // SAFETY: every method is only called from the `#[target_feature(enable =
@@ -111,6 +111,18 @@ unsafe fn strided<const MR: usize, const NV: usize>(t: &Tile) {
     unsafe { tile_body::<__m256, MR, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
 }
 
+/// The full tile at the strides in `t`, packing the B rows it reads into
+/// `b_copy` (the first tile against a B panel).
+///
+/// # Safety
+/// AVX2 and FMA are available; `t` and `b_copy` satisfy
+/// [`MicroKernel::packing_b`]'s contract.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn packing_b(t: &Tile, b_copy: *mut f32) {
+    // SAFETY: features enabled on this function; contract forwarded.
+    unsafe { tile_body_packing_b::<__m256, MR, NV>(t, t.a_rs, t.a_cs, b_copy) }
+}
+
 /// An edge tile of `R` rows by `V` vectors.
 const fn edge<const R: usize, const V: usize>() -> Edge {
     Edge {
@@ -144,6 +156,7 @@ pub(super) fn kernel() -> Option<MicroKernel> {
         nc: 4080, // B block 256×4080×4 ≈ 4 MiB: half the 8 MiB L3
         packed,
         strided: strided::<MR, NV>,
+        packing_b,
         a_in_place: false,
         edges: EDGES,
         fma_loop,

@@ -17,7 +17,7 @@ use std::arch::x86_64::{
     _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps, _CMP_GT_OQ,
 };
 
-use super::{fma_chains, tile_body, Edge, MicroKernel, Simd, Tile};
+use super::{fma_chains, tile_body, tile_body_packing_b, Edge, MicroKernel, Simd, Tile};
 use crate::gemm::Kernel;
 
 // SAFETY: every method is only called from `#[target_feature(enable =
@@ -99,6 +99,18 @@ unsafe fn strided<const MR: usize, const NV: usize>(t: &Tile) {
     unsafe { tile_body::<__m512, MR, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
 }
 
+/// The full tile at the strides in `t`, packing the B rows it reads into
+/// `b_copy` (the first tile against a B panel).
+///
+/// # Safety
+/// AVX-512F is available; `t` and `b_copy` satisfy
+/// [`MicroKernel::packing_b`]'s contract.
+#[target_feature(enable = "avx512f")]
+unsafe fn packing_b<const MR: usize, const NV: usize>(t: &Tile, b_copy: *mut f32) {
+    // SAFETY: features enabled on this function; contract forwarded.
+    unsafe { tile_body_packing_b::<__m512, MR, NV>(t, t.a_rs, t.a_cs, b_copy) }
+}
+
 /// Independent FMA chains in the peak probe: two ports × 4-cycle latency
 /// needs 8; 24 leaves room to spare.
 const FMA_CHAINS: usize = 24;
@@ -169,6 +181,7 @@ pub(super) mod intel {
             nc: 4096, // B block 128×4096×4 = 2 MiB: L3
             packed,
             strided: strided::<MR, NV>,
+            packing_b: packing_b::<MR, NV>,
             a_in_place: true,
             // Smallest first: narrow column panels, then short row panels.
             edges: EDGES,
@@ -217,6 +230,7 @@ pub(super) mod zen {
             nc: 816, // B block 160×816×4 = 510 KiB: half a 1 MiB L2
             packed,
             strided: strided::<MR, NV>,
+            packing_b: packing_b::<MR, NV>,
             a_in_place: true,
             edges: EDGES,
             fma_loop,

@@ -125,6 +125,10 @@ impl Tile {
 /// A micro-kernel entry point (packed or strided A/B).
 pub(crate) type TileFn = unsafe fn(&Tile);
 
+/// The full tile at the strides in the [`Tile`] that also packs the B
+/// panel it reads into the buffer given ([`tile_body_packing_b`]).
+pub(crate) type PackingTileFn = unsafe fn(&Tile, *mut f32);
+
 /// A smaller instance of a kernel's body for edge tiles: `rows ≤ MR` rows by
 /// `cols ≤ NR` columns (whole vectors), reading A and B through the strides
 /// in the [`Tile`] (B rows still `b_rs` apart, so packed NR-wide panels work).
@@ -157,6 +161,8 @@ pub(crate) struct MicroKernel {
     packed: TileFn,
     /// Reads A/B with the strides in the [`Tile`] (the small-problem path).
     strided: TileFn,
+    /// As `strided`, writing B's rows on, packed ([`tile_body_packing_b`]).
+    packing_b: PackingTileFn,
     /// Whether the packed route reads a row-major A where it lies, through
     /// [`MicroKernel::strided`], instead of packing it: only where that
     /// body is as fast as the packed one. `llvm-mca-19`, cycles per four k
@@ -193,6 +199,19 @@ impl MicroKernel {
     pub unsafe fn strided(&self, t: &Tile) {
         // SAFETY: `self` exists, so the ISA was detected; contract forwarded.
         unsafe { (self.strided)(t) }
+    }
+
+    /// Runs the full tile reading A and B through the strides in `t`, and
+    /// writes the `t.k` rows of NR floats it reads from B to `b_copy`, one
+    /// after another: the B panel packed, by the first tile that reads it.
+    ///
+    /// # Safety
+    /// `t` satisfies the contract in the module docs, and `b_copy` has
+    /// `t.k · NR` writable floats that overlap neither A, B nor C.
+    #[inline]
+    pub unsafe fn packing_b(&self, t: &Tile, b_copy: *mut f32) {
+        // SAFETY: `self` exists, so the ISA was detected; contract forwarded.
+        unsafe { (self.packing_b)(t, b_copy) }
     }
 
     /// Runs a tile with fewer than MR live rows or NR live columns, reading
@@ -388,44 +407,101 @@ pub(crate) unsafe fn tile_body<V: Simd, const MR: usize, const NV: usize>(
     a_cs: usize,
     b_rs: usize,
 ) {
+    // SAFETY: forwarded; with `COPY_B = false` the copy pointer is never used.
+    unsafe { body::<V, MR, NV, false>(t, a_rs, a_cs, b_rs, std::ptr::null_mut()) }
+}
+
+/// [`tile_body`] that also writes each row of B it reads (`NV · LANES`
+/// floats, from `t.b` at `t.b_rs`) to `b_copy`, one after another: the B
+/// panel comes out packed, as [`crate::gemm::pack`] would write it, from
+/// the first tile that reads it. The copy then rides on a k loop whose
+/// load and store ports have room, instead of a pass of its own that waits
+/// on L2 while the FMA units idle.
+///
+/// # Safety
+/// As [`tile_body`], and `b_copy` has `t.k · NV · LANES` writable floats
+/// that overlap nothing the tile reads.
+#[inline(always)]
+pub(crate) unsafe fn tile_body_packing_b<V: Simd, const MR: usize, const NV: usize>(
+    t: &Tile,
+    a_rs: usize,
+    a_cs: usize,
+    b_copy: *mut f32,
+) {
+    // SAFETY: forwarded.
+    unsafe { body::<V, MR, NV, true>(t, a_rs, a_cs, t.b_rs, b_copy) }
+}
+
+/// The k loop of [`tile_body`] and [`tile_body_packing_b`].
+///
+/// # Safety
+/// As [`tile_body_packing_b`] when `COPY_B`, else as [`tile_body`].
+#[inline(always)]
+unsafe fn body<V: Simd, const MR: usize, const NV: usize, const COPY_B: bool>(
+    t: &Tile,
+    a_rs: usize,
+    a_cs: usize,
+    b_rs: usize,
+    b_copy: *mut f32,
+) {
     // SAFETY: the caller guarantees the ISA and that every A/B address read
-    // below is inside its operand (contract: k steps, MR rows, NV·LANES lanes).
+    // below is inside its operand (contract: k steps, MR rows, NV·LANES lanes),
+    // and, when copying, that `b_copy` has k rows of NV·LANES floats.
     unsafe {
         let mut acc = [[V::zero(); NV]; MR];
         // Each row of A from its own base with one shared offset along k, so
         // a strided A costs one add per k step, not one per row.
         let rows: [*const f32; MR] = std::array::from_fn(|i| t.a.add(i * a_rs));
-        let (mut at, mut b) = (0, t.b);
+        let (mut at, mut b, mut copy) = (0, t.b, b_copy);
+        let step = NV * V::LANES;
         for _ in 0..t.k / UNROLL {
             for u in 0..UNROLL {
-                rank1_update(&mut acc, &rows, at + u * a_cs, b.add(u * b_rs));
+                let to = if COPY_B { copy.add(u * step) } else { copy };
+                rank1_update::<V, MR, NV, COPY_B>(
+                    &mut acc,
+                    &rows,
+                    at + u * a_cs,
+                    b.add(u * b_rs),
+                    to,
+                );
             }
             at += UNROLL * a_cs;
             b = b.add(UNROLL * b_rs);
+            if COPY_B {
+                copy = copy.add(UNROLL * step);
+            }
         }
         for _ in 0..t.k % UNROLL {
-            rank1_update(&mut acc, &rows, at, b);
+            rank1_update::<V, MR, NV, COPY_B>(&mut acc, &rows, at, b, copy);
             at += a_cs;
             b = b.add(b_rs);
+            if COPY_B {
+                copy = copy.add(step);
+            }
         }
         write_back::<V, MR, NV>(t, &acc);
     }
 }
 
 /// One k step of [`tile_body`], a rank-1 update of the accumulators: NV
-/// loads of B, MR broadcasts of A (`rows[i]` at offset `at`). A function
+/// loads of B, MR broadcasts of A (`rows[i]` at offset `at`), and when
+/// `COPY_B` the B vectors written on to `copy` after the step's FMAs
+/// (written right after each load, the AVX2 tile spilled an accumulator
+/// in its k loop; `kernel_check` fails on that). A function
 /// that is always inlined, not a closure: LLVM once left a closure as a call
 /// in the remainder loop, taking the accumulators through memory.
 ///
 /// # Safety
 /// As [`tile_body`]: the ISA of `V` is available, `rows[i] + at` is a valid
-/// A value and `b` has `NV · LANES` valid floats.
+/// A value and `b` has `NV · LANES` valid floats (and `copy` as many
+/// writable ones when `COPY_B`).
 #[inline(always)]
-unsafe fn rank1_update<V: Simd, const MR: usize, const NV: usize>(
+unsafe fn rank1_update<V: Simd, const MR: usize, const NV: usize, const COPY_B: bool>(
     acc: &mut [[V; NV]; MR],
     rows: &[*const f32; MR],
     at: usize,
     b: *const f32,
+    copy: *mut f32,
 ) {
     // SAFETY: the caller's contract.
     unsafe {
@@ -437,6 +513,11 @@ unsafe fn rank1_update<V: Simd, const MR: usize, const NV: usize>(
             let ai = V::splat(*a.add(at));
             for (cell, bv) in row.iter_mut().zip(bv) {
                 *cell = ai.mul_add(bv, *cell);
+            }
+        }
+        if COPY_B {
+            for (v, bv) in bv.iter().enumerate() {
+                bv.store(copy.add(v * V::LANES));
             }
         }
     }
@@ -659,6 +740,69 @@ mod tests {
                 }
             }
             assert_eq!(kern.panel_width(kern.nr), kern.nr);
+        }
+    }
+
+    /// The tile that packs B as it reads it computes the bits of the
+    /// strided body on the same operands, and leaves behind exactly the
+    /// rows of B it read, NR floats each, one after another: on every
+    /// kernel (each SIMD body against the scalar one's contract), with a
+    /// k that is not a multiple of the unrolling, β = 0 over a NaN C and
+    /// β = 1, a bias and a ReLU.
+    #[test]
+    fn the_b_packing_tile_computes_the_strided_tile_and_packs_b() {
+        let value = |i: usize| ((i * 7919 + 13) % 1009) as f32 / 1009.0 - 0.5;
+        for kind in Kernel::supported() {
+            let kern = MicroKernel::new(kind).expect("a supported kernel");
+            let (mr, nr) = (kern.mr, kern.nr);
+            for k in [1, UNROLL * 5 + 3, 64] {
+                // A row-major (in place), B rows wider than the tile.
+                let (a_rs, b_rs) = (k + 3, nr + 5);
+                let a: Vec<f32> = (0..mr * a_rs).map(value).collect();
+                let b: Vec<f32> = (0..k * b_rs).map(|i| value(i + 101)).collect();
+                let bias: Vec<f32> = (0..nr).map(|j| value(j + 7)).collect();
+                for (beta, relu) in [(0.0, false), (1.0, true)] {
+                    let c0: Vec<f32> = (0..mr * nr)
+                        .map(|i| if beta == 0.0 { f32::NAN } else { value(i + 3) })
+                        .collect();
+                    let (mut plain, mut packing) = (c0.clone(), c0);
+                    let mut copy = vec![f32::NAN; k * nr];
+                    let tile = |c: &mut [f32]| Tile {
+                        k,
+                        a: a.as_ptr(),
+                        a_rs,
+                        a_cs: 1,
+                        b: b.as_ptr(),
+                        b_rs,
+                        c: c.as_mut_ptr(),
+                        c_rs: nr,
+                        c_cs: 1,
+                        m: mr,
+                        n: nr,
+                        alpha: 0.75,
+                        beta,
+                        bias: bias.as_ptr(),
+                        bias_rows: false,
+                        relu,
+                    };
+                    // SAFETY: A has MR rows of k values at `a_rs`, B k rows
+                    // of NR values at `b_rs`, C and the bias MR × NR and NR,
+                    // the copy k × NR floats of its own.
+                    unsafe {
+                        kern.strided(&tile(&mut plain));
+                        kern.packing_b(&tile(&mut packing), copy.as_mut_ptr());
+                    }
+                    let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&packing), bits(&plain), "{kind:?}, k {k}, β {beta}");
+                    for p in 0..k {
+                        assert_eq!(
+                            copy[p * nr..(p + 1) * nr],
+                            b[p * b_rs..p * b_rs + nr],
+                            "{kind:?}, k {k}: row {p} of the packed panel"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! The portable kernel: plain `f32` lanes. It runs everywhere and is the
 //! fallback when no SIMD ISA is detected.
 
-use super::{fma_chains, tile_body, Edge, MicroKernel, Simd, Tile};
+use super::{fma_chains, tile_body, tile_body_packing_b, Edge, MicroKernel, Simd, Tile};
 use crate::gemm::Kernel;
 
 // SAFETY: plain f32 arithmetic needs no ISA; load/store read or write one
@@ -71,6 +71,13 @@ unsafe fn strided(t: &Tile) {
     unsafe { tile_body::<f32, MR, NV>(t, t.a_rs, t.a_cs, t.b_rs) }
 }
 
+/// # Safety
+/// `t` and `b_copy` satisfy [`MicroKernel::packing_b`]'s contract.
+unsafe fn packing_b(t: &Tile, b_copy: *mut f32) {
+    // SAFETY: forwarded from the caller; scalar code needs no ISA.
+    unsafe { tile_body_packing_b::<f32, MR, NV>(t, t.a_rs, t.a_cs, b_copy) }
+}
+
 pub(super) fn kernel() -> MicroKernel {
     MicroKernel {
         kind: Kernel::Scalar,
@@ -82,6 +89,7 @@ pub(super) fn kernel() -> MicroKernel {
         nc: 4096,
         packed,
         strided,
+        packing_b,
         a_in_place: false,
         edges: &[Edge {
             rows: 2,
