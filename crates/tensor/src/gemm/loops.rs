@@ -96,9 +96,10 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                 with_buf(&B_BUF, cols.len() * nr * kc, |band_buf| {
                     for pc in (0..k).step_by(kc) {
                         let block = Block::slice(kern, p, jc, ncb, pc, kc.min(k - pc));
+                        let block = block.packed_by_first_tile(kern, p);
                         block.pack_b(band_buf, p.b.block(pc, jc + j0, block.kcb, j1 - j0), kern);
-                        let done =
-                            ic_loop(kern, p, band_buf, cols.start, &block, 0..m, cols.clone());
+                        let mut b = block.first_pass(band_buf);
+                        let done = ic_loop(kern, p, &mut b, cols.start, &block, 0..m, cols.clone());
                         tiles.fetch_add(done, Ordering::Relaxed);
                     }
                 });
@@ -129,9 +130,20 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                 tiles.fetch_add(done, Ordering::Relaxed);
                 continue;
             }
+            if tm * tn == 1 {
+                // One task: the buffer is its own.
+                let block = block.packed_by_first_tile(kern, p);
+                with_buf(&B_BUF, panels * nr * block.kcb, |bbuf| {
+                    block.pack_b(bbuf, p.b.block(pc, jc, block.kcb, ncb), kern);
+                    let mut b = block.first_pass(bbuf);
+                    let done = ic_loop(kern, p, &mut b, 0, &block, 0..m, 0..panels);
+                    tiles.fetch_add(done, Ordering::Relaxed);
+                });
+                continue;
+            }
             with_buf(&B_BUF, panels * nr * block.kcb, |bbuf| {
                 let b = p.b.block(pc, jc, block.kcb, ncb);
-                if block.b_in_place {
+                if block.b_source == BSource::InPlace {
                     block.pack_b(bbuf, b, kern);
                 } else {
                     pack_b_parallel(bbuf, b, kern, threads);
@@ -142,7 +154,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                     let r = blocking::band(m.div_ceil(kern.mr), tm, t / tn);
                     let rows = (r.start * kern.mr)..(r.end * kern.mr).min(m);
                     let cols = blocking::band(panels, tn, t % tn);
-                    let done = ic_loop(kern, p, bbuf, 0, &block, rows, cols);
+                    let done = ic_loop(kern, p, &mut BBuf::Ready(bbuf), 0, &block, rows, cols);
                     tiles.fetch_add(done, Ordering::Relaxed);
                 };
                 run_tasks(0..tm * tn, threads, &task);
@@ -196,7 +208,15 @@ fn row_bands_once(kern: &MicroKernel, p: &Product<'_>, jc: usize, ncb: usize, tm
             let rows = (r.start * kern.mr)..(r.end * kern.mr).min(m);
             for block in slices() {
                 let b = &bbuf[panels * nr * block.pc..];
-                let done = ic_loop(kern, p, b, 0, &block, rows.clone(), 0..panels);
+                let done = ic_loop(
+                    kern,
+                    p,
+                    &mut BBuf::Ready(b),
+                    0,
+                    &block,
+                    rows.clone(),
+                    0..panels,
+                );
                 tiles.fetch_add(done, Ordering::Relaxed);
             }
         };
@@ -227,6 +247,8 @@ fn few_rows(
     threads: usize,
 ) -> usize {
     let (m, mr, nr, kcb) = (p.a.rows, kern.mr, kern.nr, blk.kcb);
+    // Each task packs its panel into a buffer of its own.
+    let blk = &blk.packed_by_first_tile(kern, p);
     let tiles = AtomicUsize::new(0);
     with_buf(&A_BUF, m.div_ceil(mr) * mr * kcb, |abuf| {
         let a = a_block(kern, p, abuf, 0, m, blk, false);
@@ -235,7 +257,8 @@ fn few_rows(
             let j1 = (j0 + nr).min(blk.ncb);
             with_buf(&B_BUF, nr * kcb, |bbuf| {
                 blk.pack_b(bbuf, p.b.block(blk.pc, blk.jc + j0, kcb, j1 - j0), kern);
-                let done = micro_loops(kern, p, a, 0, m, bbuf, panel, blk, panel..panel + 1);
+                let mut b = blk.first_pass(bbuf);
+                let done = micro_loops(kern, p, a, 0, m, &mut b, panel, blk, panel..panel + 1);
                 tiles.fetch_add(done, Ordering::Relaxed);
             });
         };
@@ -317,15 +340,17 @@ fn panels_through_k(
             };
             with_buf(&B_BUF, nr * kc, |bbuf| {
                 for pc in (0..k).step_by(kc) {
-                    let blk = Block::slice(kern, p, jc, ncb, pc, kc.min(k - pc));
+                    let blk = Block::slice(kern, p, jc, ncb, pc, kc.min(k - pc))
+                        .packed_by_first_tile(kern, p);
                     // Packed through all of K, slice pc's part of the tail
                     // panel starts at pc · MR.
                     let tail = if tail_len > 0 { &tail[pc * mr..] } else { tail };
                     let b = p.b.block(pc, jc + j0, blk.kcb, j1 - j0);
                     blk.pack_b(bbuf, b, kern);
                     let (a, rows) = (a_tail(tail), r1 - r0);
+                    let mut b = blk.first_pass(bbuf);
                     let done =
-                        micro_loops(kern, p, a, r0, rows, bbuf, panel, &blk, panel..panel + 1);
+                        micro_loops(kern, p, a, r0, rows, &mut b, panel, &blk, panel..panel + 1);
                     tiles.fetch_add(done, Ordering::Relaxed);
                 }
             });
@@ -357,6 +382,7 @@ fn pack_b_parallel(dst: &mut [f32], b: MatRef<'_>, kern: &MicroKernel, parts: us
 }
 
 /// The current (JC, PC) block, as seen by the inner loops.
+#[derive(Clone, Copy)]
 struct Block<'a> {
     jc: usize,
     pc: usize,
@@ -365,9 +391,21 @@ struct Block<'a> {
     beta: f32,
     /// The part of the epilogue this K slice applies.
     epilogue: Epilogue<'a>,
-    /// Whether the full B panels are read where they lie ([`b_in_place`]);
-    /// only a ragged last panel is packed then.
-    b_in_place: bool,
+    /// Where the tiles find the full B panels.
+    b_source: BSource,
+}
+
+/// Where the tiles of a block find its full B panels (a ragged last panel
+/// is always packed first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BSource {
+    /// Packed before the tiles run.
+    Packed,
+    /// Read where they lie ([`b_in_place`]).
+    InPlace,
+    /// Read where they lie by the first row tile against each, which packs
+    /// them as it goes ([`MicroKernel::packing_b`]); packed for the rest.
+    PackedByFirstTile,
 }
 
 impl<'a> Block<'a> {
@@ -390,15 +428,52 @@ impl<'a> Block<'a> {
             ncb,
             beta: if pc == 0 { p.beta } else { 1.0 },
             epilogue: p.epilogue.for_slice(pc == 0, pc + kcb == k),
-            b_in_place: b_in_place(kern, p),
+            b_source: if b_in_place(kern, p) {
+                BSource::InPlace
+            } else {
+                BSource::Packed
+            },
+        }
+    }
+
+    /// This block for a task that owns its B buffer: a row-major B's full
+    /// panels are then packed by the first row tile that reads them
+    /// ([`BSource::PackedByFirstTile`]), not by a pass of their own, where
+    /// all of A's rows fit one A block.
+    ///
+    /// The packing pass waits on L2 and L3 while the FMA units idle: it was
+    /// 10.5 % of the input gradient 128×512×784 on one thread (`perf`,
+    /// this Xeon), and the first tile's k loop has load and store slots to
+    /// spare for the copy. Medians of 60 alternated pairs, 1 thread: the
+    /// input gradient +3–5 %, 128×512×512 +2–5 %, 256³ +3–4 %, 288×64×576
+    /// Aᵀ +1–4 %; 2 threads (column bands, panel tasks) +1–6 %. A copy for
+    /// one row tile pays only where few row tiles share the pass: with A
+    /// taller than a block, 1000³ lost 0.5 % and 2048³ 3 % (B from L3, a
+    /// row apart at each k step, which the tile waits on), 512³ and
+    /// 784×128×512 Aᵀ gained under 2 %.
+    fn packed_by_first_tile(mut self, kern: &MicroKernel, p: &Product<'_>) -> Block<'a> {
+        let one_a_block = blocking::mc(kern, p.a.rows) >= p.a.rows;
+        if self.b_source == BSource::Packed && p.b.col_stride == 1 && one_a_block {
+            self.b_source = BSource::PackedByFirstTile;
+        }
+        self
+    }
+
+    /// Where a task that owns `bbuf` finds this block's B panels on its
+    /// first pass over them (later passes find them packed).
+    fn first_pass<'b>(&self, bbuf: &'b mut [f32]) -> BBuf<'b> {
+        if self.b_source == BSource::PackedByFirstTile {
+            BBuf::FilledByFirstTile(bbuf)
+        } else {
+            BBuf::Ready(bbuf)
         }
     }
 
     /// Packs the B panels of `b` (this block's columns `j0 ..`, panel
-    /// `j0 / NR` at the start of `dst`) that the kernel reads packed: all
-    /// of them, or, with B read in place, only a ragged last one.
+    /// `j0 / NR` at the start of `dst`) that are not read in place or
+    /// packed by their first tile: all of them, or only a ragged last one.
     fn pack_b(&self, dst: &mut [f32], b: MatRef<'_>, kern: &MicroKernel) {
-        if !self.b_in_place {
+        if self.b_source == BSource::Packed {
             return pack_b(dst, b, kern);
         }
         let full = b.cols / kern.nr * kern.nr;
@@ -459,13 +534,14 @@ fn a_in_place(kern: &MicroKernel, a: MatRef<'_>) -> bool {
 /// this many floats apart (4 KiB: one page). See [`a_in_place`].
 const A_COLUMNS_IN_PLACE_MAX_STRIDE: usize = 1024;
 
-/// IC → IR → JR over C's `rows` and B's micro-panels `cols` for one packed
-/// B block, whose panel `b_first` is at the start of `bbuf`.
+/// IC → IR → JR over C's `rows` and B's micro-panels `cols` for one
+/// B block, whose panel `b_first` is at the start of `bbuf` (packed, or
+/// filled by the first A block's first row of tiles).
 #[allow(clippy::too_many_arguments)] // the block, its buffer and the task's ranges
 fn ic_loop(
     kern: &MicroKernel,
     p: &Product<'_>,
-    bbuf: &[f32],
+    bbuf: &mut BBuf<'_>,
     b_first: usize,
     blk: &Block,
     rows: Range<usize>,
@@ -498,7 +574,17 @@ fn ic_loop(
         for ic in rows.clone().step_by(mc) {
             let mcb = mc.min(rows.end - ic);
             let panels = a_block(kern, p, abuf, ic, mcb, blk, in_place);
-            tiles += micro_loops(kern, p, panels, ic, mcb, bbuf, b_first, blk, cols.clone());
+            tiles += micro_loops(
+                kern,
+                p,
+                panels,
+                ic,
+                mcb,
+                &mut *bbuf,
+                b_first,
+                blk,
+                cols.clone(),
+            );
         }
     });
     tiles
@@ -572,6 +658,26 @@ impl APanels<'_> {
     }
 }
 
+/// The buffer of a block's packed B panels, as a row of A tiles meets it.
+enum BBuf<'a> {
+    /// Every panel it holds is packed (or read in place); possibly shared
+    /// with other tasks.
+    Ready(&'a [f32]),
+    /// This task's own buffer, whose full panels the first row tile packs
+    /// as it reads them from B ([`BSource::PackedByFirstTile`]).
+    FilledByFirstTile(&'a mut [f32]),
+}
+
+impl BBuf<'_> {
+    /// After a pass that filled the buffer: every panel is packed now.
+    fn now_ready(&mut self) {
+        *self = match std::mem::replace(self, BBuf::Ready(&[])) {
+            BBuf::FilledByFirstTile(b) => BBuf::Ready(b),
+            ready => ready,
+        };
+    }
+}
+
 /// The row tiles of an A block of `mcb` rows, as (first row, rows): MR
 /// rows each, then the rest, or the last `MR + r` rows as two tiles of `h`.
 fn row_tiles(mcb: usize, mr: usize, split: Option<usize>) -> impl Iterator<Item = (usize, usize)> {
@@ -596,7 +702,7 @@ fn micro_loops(
     a_panels: APanels<'_>,
     ic: usize,
     mcb: usize,
-    bbuf: &[f32],
+    bbuf: &mut BBuf<'_>,
     b_first: usize,
     blk: &Block,
     cols: Range<usize>,
@@ -604,6 +710,21 @@ fn micro_loops(
     let (mr, nr, kcb) = (kern.mr, kern.nr, blk.kcb);
     let mut tiles = 0;
     let split = a_panels.split();
+    // Reads and (on the first pass) writes of the buffer go through one
+    // pointer, taken from the `&mut` when this pass fills it.
+    let (bbuf_ptr, bbuf_len, mut fill) = match bbuf {
+        BBuf::Ready(b) => (b.as_ptr(), b.len(), false),
+        BBuf::FilledByFirstTile(b) => (b.as_mut_ptr().cast_const(), b.len(), true),
+    };
+    if fill {
+        debug_assert_eq!(blk.b_source, BSource::PackedByFirstTile);
+    }
+    let slot = |jr: usize| {
+        let at = (jr - b_first) * nr * kcb;
+        assert!(at + nr * kcb <= bbuf_len, "B panel {jr} outside its buffer");
+        // SAFETY: inside the buffer (asserted).
+        unsafe { bbuf_ptr.add(at) }
+    };
     // IR: micro-panels of MR rows (each stays in L1 across JR).
     for (at, rows) in row_tiles(mcb, mr, split) {
         let i = ic + at;
@@ -635,15 +756,24 @@ fn micro_loops(
             let n_live = nr.min(blk.jc + blk.ncb - j);
             // A full panel of a B read in place: its kcb rows of NR floats
             // at B's row stride; any other comes packed, its slot in bbuf.
-            let b_direct = blk.b_in_place && n_live == nr;
-            let (b, b_rs) = if b_direct {
+            let b_direct = blk.b_source == BSource::InPlace && n_live == nr;
+            // A full panel this tile packs: read in place, copied to its slot.
+            let packs = fill && n_live == nr;
+            if packs && rows < mr {
+                // Only a full tile packs as it goes; an edge tile first.
+                let dst = slot(jr).cast_mut();
+                // SAFETY: the slot holds kcb × NR floats of this task's
+                // own buffer (asserted in `slot`), nothing else refers to it.
+                let dst = unsafe { std::slice::from_raw_parts_mut(dst, nr * kcb) };
+                pack_b(dst, p.b.block(blk.pc, j, kcb, nr), kern);
+            }
+            let (b, b_rs) = if b_direct || (packs && rows == mr) {
                 // SAFETY: rows pc .. pc + kcb and columns j .. j + NR (all
                 // < n) are inside B's view, which was checked against its slice.
                 let b = unsafe { p.b.data.as_ptr().add(blk.pc * p.b.row_stride + j) };
                 (b, p.b.row_stride)
             } else {
-                let b = bbuf[(jr - b_first) * nr * kcb..].as_ptr();
-                (b, kern.panel_width(n_live))
+                (slot(jr), kern.panel_width(n_live))
             };
             let (bias, bias_rows) = blk.epilogue.tile_bias(i, j);
             let tile = Tile {
@@ -673,7 +803,11 @@ fn micro_loops(
             // real rows of kcb values at its strides; the live corner is
             // inside C, and this task alone writes these rows × columns.
             unsafe {
-                if kern.is_edge(&tile) {
+                if packs && rows == mr {
+                    // SAFETY (the copy): the slot holds kcb × NR floats of
+                    // this task's own buffer, which neither A, B nor C is.
+                    kern.packing_b(&tile, slot(jr).cast_mut());
+                } else if kern.is_edge(&tile) {
                     kern.edge(&tile);
                 } else if packed && !b_direct {
                     kern.packed(&tile);
@@ -685,6 +819,78 @@ fn micro_loops(
             }
             tiles += 1;
         }
+        // Every panel of `cols` is packed after the first row of tiles.
+        fill = false;
     }
+    bbuf.now_ready();
     tiles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::Kernel;
+
+    /// Where a block's B panels come from, for an A of `m` rows against a
+    /// `k × n` B, row-major or not, as a task that owns its buffer sees it.
+    fn source(kern: &MicroKernel, m: usize, k: usize, n: usize, b_row_major: bool) -> BSource {
+        let (a, b, mut c) = (vec![0.0; m * k], vec![0.0; k * n], vec![0.0; m * n]);
+        let (rs, cs) = if b_row_major { (n, 1) } else { (1, k) };
+        let p = Product {
+            alpha: 1.0,
+            a: MatRef::new(&a, m, k, k, 1),
+            b: MatRef::new(&b, k, n, rs, cs),
+            beta: 0.0,
+            epilogue: Epilogue::default(),
+            c: COut {
+                ptr: c.as_mut_ptr(),
+                rs: n,
+                cs: 1,
+            },
+        };
+        Block::slice(kern, &p, 0, n, 0, k.min(kern.kc))
+            .packed_by_first_tile(kern, &p)
+            .b_source
+    }
+
+    /// A row-major B is packed by the first row tile against each panel
+    /// only where every row of A is in one A block (the MLP's batches:
+    /// 1000³ and 2048³ lost 0.5–3 % with it, their B copied from L3 with
+    /// each k step a row apart); short A reads B in place, a B with
+    /// strided rows is packed by a pass of its own.
+    #[test]
+    fn only_one_a_block_has_b_packed_by_its_first_tile() {
+        for kind in Kernel::supported() {
+            let kern = MicroKernel::new(kind).expect("a supported kernel");
+            let tall = B_IN_PLACE_MAX_PANELS * kern.mr + 1;
+            assert!(tall <= kern.mc, "{kind:?}: MC {}", kern.mc);
+            let (k, n) = (kern.kc + 1, 3 * kern.nr);
+            assert_eq!(
+                source(&kern, tall, k, n, true),
+                BSource::PackedByFirstTile,
+                "{kind:?}"
+            );
+            assert_eq!(
+                source(&kern, kern.mc, k, n, true),
+                BSource::PackedByFirstTile,
+                "{kind:?}"
+            );
+            assert_eq!(
+                source(&kern, tall, k, n, false),
+                BSource::Packed,
+                "{kind:?}"
+            );
+            assert_eq!(
+                source(&kern, kern.mc + 1, k, n, true),
+                BSource::Packed,
+                "{kind:?}"
+            );
+            let short = if kern.a_in_place {
+                BSource::InPlace
+            } else {
+                BSource::PackedByFirstTile
+            };
+            assert_eq!(source(&kern, kern.mr, k, n, true), short, "{kind:?}");
+        }
+    }
 }

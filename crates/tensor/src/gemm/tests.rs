@@ -638,6 +638,51 @@ fn row_major_b_read_in_place_gives_the_bits_of_packed_b() {
     }
 }
 
+/// A row-major B whose full panels the first row tile packs as it reads
+/// them (`loops::BSource::PackedByFirstTile`: A of one block, too tall to
+/// read B in place) gives the bits of the same values packed from a
+/// column-major B, on every kernel: a ragged last panel (packed first),
+/// several K slices, an A tail, A in place and packed, 1 and 2 threads
+/// (one task, column bands, and the panel tasks of `few_rows` and
+/// `panels_through_k`, the latter with its rows cut in two), and a first
+/// row tile shorter than MR (which packs its panel first).
+#[test]
+fn row_major_b_packed_by_its_first_tile_gives_the_bits_of_packed_b() {
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    for kernel in kernels() {
+        let kern = MicroKernel::new(kernel).unwrap();
+        let past_in_place = crate::gemm::loops::B_IN_PLACE_MAX_PANELS * kern.mr + 1;
+        let m = (past_in_place + kern.mr + 1).min(kern.mc);
+        let shapes = [
+            (m, 3 * kern.nr - 5, kern.kc + 9),
+            (m, 9 * kern.nr + 3, kern.kc + 45),
+            (kern.mr - 1, 2 * kern.nr, kern.kc + 3),
+        ];
+        for (m, n, k) in shapes {
+            let rows = Mat::random(k, n, Layout::RowMajor, &mut rng);
+            let cols = rows.laid_out(Layout::ColMajor);
+            for a_layout in [Layout::RowMajor, Layout::Gapped] {
+                let a = Mat::random(m, k, a_layout, &mut rng);
+                for threads in [1, 2] {
+                    let c_of = |b: &Mat| {
+                        let (bits, report) = packed_bits(&kern, &a, b, threads);
+                        // (The scalar kernel's 1-lane columns make Cᵀ
+                        // cheaper for the short A.)
+                        let short = m < kern.mr;
+                        assert!(!report.transposed || short, "{kernel:?} {m}×{k}×{n}");
+                        bits
+                    };
+                    assert_eq!(
+                        c_of(&rows),
+                        c_of(&cols),
+                        "{kernel:?} {m}×{k}×{n}, A {a_layout:?}, {threads} threads"
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn big_case(m: usize, k: usize, n: usize, ta: bool, tb: bool, seed: u64) -> (Mat, Mat) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let la = if ta {
