@@ -725,6 +725,14 @@ fn micro_loops(
         // SAFETY: inside the buffer (asserted).
         unsafe { bbuf_ptr.add(at) }
     };
+    // The row stride of a ragged last panel, found once rather than per
+    // tile (it scans the edge tiles).
+    let last_live = blk.ncb.saturating_sub(cols.end.saturating_sub(1) * nr);
+    let ragged_width = if last_live < nr {
+        kern.panel_width(last_live)
+    } else {
+        nr
+    };
     // IR: micro-panels of MR rows (each stays in L1 across JR).
     for (at, rows) in row_tiles(mcb, mr, split) {
         let i = ic + at;
@@ -773,7 +781,9 @@ fn micro_loops(
                 let b = unsafe { p.b.data.as_ptr().add(blk.pc * p.b.row_stride + j) };
                 (b, p.b.row_stride)
             } else {
-                (slot(jr), kern.panel_width(n_live))
+                let width = if n_live == nr { nr } else { ragged_width };
+                debug_assert_eq!(width, kern.panel_width(n_live));
+                (slot(jr), width)
             };
             let (bias, bias_rows) = blk.epilogue.tile_bias(i, j);
             let tile = Tile {

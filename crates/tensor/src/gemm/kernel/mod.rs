@@ -273,7 +273,11 @@ impl MicroKernel {
             return None;
         }
         let h = (self.mr + r) / 2;
-        let exact = (1..=self.nr).all(|cols| self.edge_for(h, cols).is_some_and(|e| e.rows == h));
+        // Edge tiles are whole vectors wide, so the widths that pick
+        // different tiles are the multiples of LANES.
+        let exact = (self.lanes..=self.nr)
+            .step_by(self.lanes)
+            .all(|cols| self.edge_for(h, cols).is_some_and(|e| e.rows == h));
         (h > r && exact).then_some(h)
     }
 
