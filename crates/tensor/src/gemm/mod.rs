@@ -525,6 +525,12 @@ fn run(
         plan.threads
             .unwrap_or_else(|| blocking::threads_for(m, n, k, budget))
     };
+    if scratch_ct_pays(kern, &a, &b, beta, &c, report.threads, plan) {
+        report.transposed = true;
+        report.route = Route::Packed;
+        report.tiles = via_scratch_ct(kern, alpha, a, b, beta, c, epilogue);
+        return report;
+    }
     // Cᵀ = BᵀAᵀ when that suits C's layout or costs less work.
     let (a, b, c, epilogue) = if transpose_pays(kern, &a, &b, &c, report.threads) {
         report.transposed = true;
@@ -554,6 +560,101 @@ fn run(
         report.tiles = loops::packed(kern, &product, report.threads);
     }
     report
+}
+
+/// Whether to compute `Cᵀ = BᵀAᵀ` into a row-major scratch and copy it
+/// into C transposed ([`via_scratch_ct`]): on one thread, a row-major C,
+/// B column-major (a Linear layer's `X·Wᵀ`) and a kernel that reads A in
+/// place, when the floats that way moves (Aᵀ packed, Cᵀ copied out, and
+/// in too where β reads C) are at most half of B's, which the packed route
+/// would transpose.
+///
+/// Packing a transposed B waits on memory (its lines are a row of B apart:
+/// 14–16 % of the Linear forwards' time, `perf`, this Xeon), and as Cᵀ B's
+/// transpose is read in place, as the broadcast operand. Medians of
+/// alternated pairs, one thread: 128×784×512 Bᵀ and 128×512×512 Bᵀ
+/// +3–7 %. Not on more threads: two column bands of Cᵀ (its 128 columns
+/// are two panels) and the copy out lost 2–7 % against the panel tasks.
+fn scratch_ct_pays(
+    kern: &MicroKernel,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
+    beta: f32,
+    c: &MatMut<'_>,
+    threads: usize,
+    plan: Plan,
+) -> bool {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let packed_route = plan
+        .route
+        .map_or(!small::fits(m, n, k), |r| r == Route::Packed);
+    let shapes_fit = threads == 1
+        && kern.a_in_place
+        && packed_route
+        && c.col_stride == 1
+        && c.row_stride >= c.cols
+        && b.row_stride == 1
+        && b.col_stride != 1;
+    if !shapes_fit {
+        return false;
+    }
+    // The tiles each way (`work`) plus the floats each way moves, at about
+    // LANES multiply-adds a float: B's transposing pack kept; as Cᵀ, Aᵀ
+    // packed and C copied out (and in, where β reads it).
+    let lanes = kern.lanes as f64;
+    let c_copies = if beta == 0.0 { 1 } else { 2 };
+    let keep = work(kern, m, n, k, true, 1) + lanes * (k * n) as f64;
+    let moved = (m * k + c_copies * m * n) as f64;
+    let swap = work(kern, n, m, k, true, 1) + lanes * moved;
+    swap * 1.05 < keep
+}
+
+/// `C ← αAB + βC` (and the epilogue) on one thread as `Cᵀ = BᵀAᵀ` into this
+/// thread's row-major scratch, which is then copied into C transposed (with
+/// β ≠ 0, C is first copied in the same way): each element of C gets the
+/// operations, in the same order, of the packed route, so the bits are the
+/// same. Returns the micro-kernel calls.
+fn via_scratch_ct(
+    kern: &MicroKernel,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+    epilogue: Epilogue<'_>,
+) -> usize {
+    let (m, n) = (c.rows, c.cols);
+    pack::with_buf(&pack::CT_BUF, n * m, |ct| {
+        if beta != 0.0 {
+            let c_now = MatRef {
+                data: &*c.data,
+                rows: m,
+                cols: n,
+                row_stride: c.row_stride,
+                col_stride: c.col_stride,
+            };
+            // SAFETY: `ct` holds n rows of m floats, apart from C.
+            unsafe { pack::transpose_into(ct.as_mut_ptr(), m, c_now) };
+        }
+        let product = Product {
+            alpha,
+            a: b.t(),
+            b: a.t(),
+            beta,
+            epilogue: epilogue.t(),
+            c: COut {
+                ptr: ct.as_mut_ptr(),
+                rs: m,
+                cs: 1,
+            },
+        };
+        let tiles = loops::packed(kern, &product, 1);
+        let ct = MatRef::new(ct, n, m, m, 1);
+        // SAFETY: C has m rows of n ≤ row_stride floats (row-major), apart
+        // from the scratch.
+        unsafe { pack::transpose_into(c.data.as_mut_ptr(), c.row_stride, ct) };
+        tiles
+    })
 }
 
 /// Whether to compute `Cᵀ = BᵀAᵀ` instead: the kernel writes rows of C best,

@@ -8,8 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::kernel::{relu, MicroKernel};
 use super::{
-    gemm_with_kernel, naive, run, Bias, Epilogue, GemmRun, Kernel, MatMut, MatRef, Parallelism,
-    Plan, Route,
+    gemm_with_kernel, naive, run, scratch_ct_pays, Bias, Epilogue, GemmRun, Kernel, MatMut, MatRef,
+    Parallelism, Plan, Route,
 };
 
 /// How a matrix sits in its buffer.
@@ -640,8 +640,8 @@ fn row_major_b_read_in_place_gives_the_bits_of_packed_b() {
 
 /// A row-major B whose full panels the first row tile packs as it reads
 /// them (`loops::BSource::PackedByFirstTile`: A of one block, too tall to
-/// read B in place) gives the bits of the same values packed from a
-/// column-major B, on every kernel: a ragged last panel (packed first),
+/// read B in place) gives the bits of the same values packed from a B
+/// with neither stride 1, on every kernel: a ragged last panel (packed first),
 /// several K slices, an A tail, A in place and packed, 1 and 2 threads
 /// (one task, column bands, and the panel tasks of `few_rows` and
 /// `panels_through_k`, the latter with its rows cut in two), and a first
@@ -660,7 +660,9 @@ fn row_major_b_packed_by_its_first_tile_gives_the_bits_of_packed_b() {
         ];
         for (m, n, k) in shapes {
             let rows = Mat::random(k, n, Layout::RowMajor, &mut rng);
-            let cols = rows.laid_out(Layout::ColMajor);
+            // Neither stride 1: packed by a pass of its own on every path
+            // (a column-major B may run as Cᵀ through a scratch instead).
+            let cols = rows.laid_out(Layout::Gapped);
             for a_layout in [Layout::RowMajor, Layout::Gapped] {
                 let a = Mat::random(m, k, a_layout, &mut rng);
                 for threads in [1, 2] {
@@ -678,6 +680,81 @@ fn row_major_b_packed_by_its_first_tile_gives_the_bits_of_packed_b() {
                         "{kernel:?} {m}×{k}×{n}, A {a_layout:?}, {threads} threads"
                     );
                 }
+            }
+        }
+    }
+}
+
+/// On one thread, a column-major B against a row-major C runs as Cᵀ into
+/// a scratch copied out transposed (`via_scratch_ct`) on the kernels that
+/// read A in place: the bits of C, its gaps included, must be those of the
+/// same values with B row-major (the packed route as it is), with β = 0
+/// over a NaN C and β ≠ 0 over a padded one, a bias along C's columns and
+/// the ReLU, several K slices and a ragged last panel; on 2 threads it is
+/// not taken.
+#[test]
+fn a_product_through_the_transposed_scratch_gives_the_bits_of_the_packed_route() {
+    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    for kernel in kernels() {
+        let kern = MicroKernel::new(kernel).unwrap();
+        for (m, k, n) in [
+            (32, 2 * kern.kc + 7, 4 * kern.nr),
+            (30, kern.kc + 1, 4 * kern.nr + 5),
+        ] {
+            let a = Mat::random(m, k, Layout::RowMajor, &mut rng);
+            let b_cols = Mat::random(k, n, Layout::ColMajor, &mut rng);
+            let b_rows = b_cols.laid_out(Layout::RowMajor);
+            let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            for (beta, c_layout) in [(0.0, Layout::RowMajor), (0.5, Layout::Padded)] {
+                let mut c0 = Mat::new(m, n, c_layout, SENTINEL);
+                for i in 0..m {
+                    for j in 0..n {
+                        c0.data[i * c0.rs + j * c0.cs] = if beta == 0.0 {
+                            f32::NAN
+                        } else {
+                            rng.random_range(-1.0..1.0)
+                        };
+                    }
+                }
+                let run_with = |b: &Mat, threads: usize| {
+                    let mut c = Mat {
+                        data: c0.data.clone(),
+                        ..Mat::new(m, n, c_layout, 0.0)
+                    };
+                    let epilogue = Epilogue {
+                        bias: Some(Bias::Columns(&bias)),
+                        relu: true,
+                    };
+                    let plan = Plan {
+                        route: Some(Route::Packed),
+                        threads: Some(threads),
+                    };
+                    let (av, bv) = (a.view(), b.view());
+                    let through =
+                        scratch_ct_pays(&kern, &av, &bv, beta, &c.view_mut(), threads, plan);
+                    run(
+                        &kern,
+                        0.75,
+                        av,
+                        bv,
+                        beta,
+                        c.view_mut(),
+                        epilogue,
+                        Parallelism::Threads(threads),
+                        plan,
+                    );
+                    let bits: Vec<u32> = c.data.iter().map(|v| v.to_bits()).collect();
+                    (bits, through)
+                };
+                let case = format!("{kernel:?} {m}×{k}×{n}, β {beta}");
+                let (direct, direct_through) = run_with(&b_rows, 1);
+                let (via, via_through) = run_with(&b_cols, 1);
+                assert!(!direct_through, "{case}");
+                assert_eq!(via_through, kern.a_in_place, "{case}: through the scratch?");
+                assert_eq!(via, direct, "{case}");
+                let (two, two_through) = run_with(&b_cols, 2);
+                assert!(!two_through, "{case}, 2 threads");
+                assert_eq!(two, direct, "{case}, 2 threads");
             }
         }
     }

@@ -62,6 +62,9 @@ thread_local! {
     pub(crate) static A_BUF: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
     /// The calling thread's packed B block (the PC loop's buffer).
     pub(crate) static B_BUF: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
+    /// The calling thread's Cᵀ, for a product computed into a row-major
+    /// scratch and transposed into C (`gemm::via_scratch_ct`).
+    pub(crate) static CT_BUF: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
     /// Each thread's operand under construction, for callers ([`with_scratch`]).
     static SCRATCH: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
 }
@@ -98,6 +101,35 @@ pub(crate) fn with_buf<R>(
         Ok(mut owned) => f(owned.get(len)),
         Err(_) => f(AlignedBuf::new().get(len)),
     })
+}
+
+/// Copies the `rows × cols` view `src` transposed into `dst`, whose rows
+/// are `ld ≥ rows` floats apart: `dst[j·ld + i] = src(i, j)`. A row-major
+/// source goes through the packs' transposing register blocks; any other
+/// element by element.
+///
+/// # Safety
+/// `dst` has `cols` rows of `rows` writable floats at stride `ld`, and
+/// overlaps no element of `src`.
+pub(crate) unsafe fn transpose_into(dst: *mut f32, ld: usize, src: MatRef<'_>) {
+    let (rows, cols) = (src.rows, src.cols);
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let from = src.data.as_ptr();
+    // SAFETY: `src`'s elements (i < rows, j < cols) lie inside its slice
+    // (checked by `MatRef::new`); `dst` has room for the transpose (caller).
+    unsafe {
+        if src.col_stride == 1 {
+            transpose_lines(dst, from, rows, cols, src.row_stride, ld);
+        } else {
+            for i in 0..rows {
+                for j in 0..cols {
+                    *dst.add(j * ld + i) = *from.add(i * src.row_stride + j * src.col_stride);
+                }
+            }
+        }
+    }
 }
 
 /// Packs the `rows × k` view `a` into `⌈rows/mr⌉` A panels at the start of `dst`.
