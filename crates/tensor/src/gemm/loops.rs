@@ -439,21 +439,24 @@ impl<'a> Block<'a> {
     /// This block for a task that owns its B buffer: a row-major B's full
     /// panels are then packed by the first row tile that reads them
     /// ([`BSource::PackedByFirstTile`]), not by a pass of their own, where
-    /// all of A's rows fit one A block.
+    /// all of A's rows fit one A block or all of B fits in L2.
     ///
     /// The packing pass waits on L2 and L3 while the FMA units idle: it was
     /// 10.5 % of the input gradient 128×512×784 on one thread (`perf`,
     /// this Xeon), and the first tile's k loop has load and store slots to
     /// spare for the copy. Medians of 60 alternated pairs, 1 thread: the
     /// input gradient +3–5 %, 128×512×512 +2–5 %, 256³ +3–4 %, 288×64×576
-    /// Aᵀ +1–4 %; 2 threads (column bands, panel tasks) +1–6 %. A copy for
-    /// one row tile pays only where few row tiles share the pass: with A
-    /// taller than a block, 1000³ lost 0.5 % and 2048³ 3 % (B from L3, a
-    /// row apart at each k step, which the tile waits on), 512³ and
-    /// 784×128×512 Aᵀ gained under 2 %.
+    /// Aᵀ +1–4 %; 2 threads (column bands, panel tasks) +1–6 %. With A
+    /// taller than a block, many row tiles share the pass, and the copy
+    /// pays only while B's rows come from L2: 512³ +1–2 % (1 and 2
+    /// threads), 512×128×784 Aᵀ +2 %, 784×128×512 Aᵀ +0.5–1 %, 1024×512×512
+    /// +1–2 %; with B beyond L2, 1000³ lost 0.5 % and 2048³ 3 % (B from
+    /// L3, a row apart at each k step, which the tile waits on).
     fn packed_by_first_tile(mut self, kern: &MicroKernel, p: &Product<'_>) -> Block<'a> {
         let one_a_block = blocking::mc(kern, p.a.rows) >= p.a.rows;
-        if self.b_source == BSource::Packed && p.b.col_stride == 1 && one_a_block {
+        // A full B block (KC × NC) takes half of L2.
+        let b_in_l2 = p.a.cols * p.b.cols <= 2 * kern.kc * kern.nc;
+        if self.b_source == BSource::Packed && p.b.col_stride == 1 && (one_a_block || b_in_l2) {
             self.b_source = BSource::PackedByFirstTile;
         }
         self
@@ -864,12 +867,12 @@ mod tests {
     }
 
     /// A row-major B is packed by the first row tile against each panel
-    /// only where every row of A is in one A block (the MLP's batches:
-    /// 1000³ and 2048³ lost 0.5–3 % with it, their B copied from L3 with
-    /// each k step a row apart); short A reads B in place, a B with
-    /// strided rows is packed by a pass of its own.
+    /// only where every row of A is in one A block (the MLP's batches) or
+    /// B fits in L2 (1000³ and 2048³ lost 0.5–3 % with it, their B copied
+    /// from L3 with each k step a row apart); short A reads B in place, a
+    /// B with strided rows is packed by a pass of its own.
     #[test]
-    fn only_one_a_block_has_b_packed_by_its_first_tile() {
+    fn one_a_block_or_b_in_l2_has_b_packed_by_its_first_tile() {
         for kind in Kernel::supported() {
             let kern = MicroKernel::new(kind).expect("a supported kernel");
             let tall = B_IN_PLACE_MAX_PANELS * kern.mr + 1;
@@ -890,8 +893,13 @@ mod tests {
                 BSource::Packed,
                 "{kind:?}"
             );
+            let taller = kern.mc + 1;
+            let first_tile = BSource::PackedByFirstTile;
+            assert_eq!(source(&kern, taller, k, n, true), first_tile, "{kind:?}");
+            // B of more than L2 (a full block, KC × NC, takes half of it).
+            let wide = 2 * kern.nc + kern.nr;
             assert_eq!(
-                source(&kern, kern.mc + 1, k, n, true),
+                source(&kern, taller, k, wide, true),
                 BSource::Packed,
                 "{kind:?}"
             );

@@ -639,13 +639,14 @@ fn row_major_b_read_in_place_gives_the_bits_of_packed_b() {
 }
 
 /// A row-major B whose full panels the first row tile packs as it reads
-/// them (`loops::BSource::PackedByFirstTile`: A of one block, too tall to
-/// read B in place) gives the bits of the same values packed from a B
+/// them (`loops::BSource::PackedByFirstTile`: A of one block or B within
+/// L2, A too tall to read B in place) gives the bits of the same values packed from a B
 /// with neither stride 1, on every kernel: a ragged last panel (packed first),
 /// several K slices, an A tail, A in place and packed, 1 and 2 threads
 /// (one task, column bands, and the panel tasks of `few_rows` and
-/// `panels_through_k`, the latter with its rows cut in two), and a first
-/// row tile shorter than MR (which packs its panel first).
+/// `panels_through_k`, the latter with its rows cut in two), a first
+/// row tile shorter than MR (which packs its panel first), and A taller
+/// than a block against a B that fits L2.
 #[test]
 fn row_major_b_packed_by_its_first_tile_gives_the_bits_of_packed_b() {
     let mut rng = ChaCha8Rng::seed_from_u64(14);
@@ -657,6 +658,9 @@ fn row_major_b_packed_by_its_first_tile_gives_the_bits_of_packed_b() {
             (m, 3 * kern.nr - 5, kern.kc + 9),
             (m, 9 * kern.nr + 3, kern.kc + 45),
             (kern.mr - 1, 2 * kern.nr, kern.kc + 3),
+            // Two A blocks against a B that fits L2: the first block's
+            // first row tile packs, the second block reads packed.
+            (kern.mc + kern.mr + 3, 2 * kern.nr + kern.lanes, kern.kc + 9),
         ];
         for (m, n, k) in shapes {
             let rows = Mat::random(k, n, Layout::RowMajor, &mut rng);
