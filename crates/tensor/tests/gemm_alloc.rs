@@ -37,11 +37,14 @@ fn allocations() -> usize {
 
 #[test]
 fn steady_state_gemm_allocates_nothing() {
-    // Small (in place), packed, transposed B, and skinny products.
+    // Small (in place), packed, transposed B (and a Linear forward, which
+    // runs as Cᵀ through a scratch on kernels that read A in place), and
+    // skinny products.
     let seq = Parallelism::Sequential;
     for (m, k, n, b_t, par) in [
         (64, 64, 64, false, seq),
         (300, 600, 280, true, seq),
+        (128, 784, 512, true, seq),
         (128, 512, 10, false, seq),
         (300, 600, 280, false, Parallelism::Threads(2)),
     ] {
