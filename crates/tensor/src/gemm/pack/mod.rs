@@ -103,33 +103,33 @@ pub(crate) fn with_buf<R>(
     })
 }
 
-/// Copies the `rows × cols` view `src` transposed into `dst`, whose rows
-/// are `ld ≥ rows` floats apart: `dst[j·ld + i] = src(i, j)`. A row-major
-/// source goes through the packs' transposing register blocks; any other
-/// element by element.
+/// Copies the row-major `rows × cols` view `src` transposed into `dst`,
+/// whose rows are `ld ≥ rows` floats apart: `dst[j·ld + i] = src(i, j)`,
+/// through the packs' transposing register blocks.
 ///
 /// # Safety
 /// `dst` has `cols` rows of `rows` writable floats at stride `ld`, and
 /// overlaps no element of `src`.
+///
+/// # Panics
+/// If `src` is not row-major (its columns not contiguous).
 pub(crate) unsafe fn transpose_into(dst: *mut f32, ld: usize, src: MatRef<'_>) {
-    let (rows, cols) = (src.rows, src.cols);
-    if rows == 0 || cols == 0 {
+    assert_eq!(src.col_stride, 1, "transpose_into: a row-major source");
+    if src.rows == 0 || src.cols == 0 {
         return;
     }
-    let from = src.data.as_ptr();
     // SAFETY: `src`'s elements (i < rows, j < cols) lie inside its slice
     // (checked by `MatRef::new`); `dst` has room for the transpose (caller).
     unsafe {
-        if src.col_stride == 1 {
-            transpose_lines(dst, from, rows, cols, src.row_stride, ld);
-        } else {
-            for i in 0..rows {
-                for j in 0..cols {
-                    *dst.add(j * ld + i) = *from.add(i * src.row_stride + j * src.col_stride);
-                }
-            }
-        }
-    }
+        transpose_lines(
+            dst,
+            src.data.as_ptr(),
+            src.rows,
+            src.cols,
+            src.row_stride,
+            ld,
+        )
+    };
 }
 
 /// Packs the `rows × k` view `a` into `⌈rows/mr⌉` A panels at the start of `dst`.
