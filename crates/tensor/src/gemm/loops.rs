@@ -304,28 +304,20 @@ fn panels_through_k(
             pack_a(tail, p.a.block(full, 0, m - full, k), mr);
         }
         let tail = &*tail;
-        // When the full panels do not share out evenly between the threads
-        // (9 panels on 2: one thread would run 5), each panel is two tasks,
-        // its rows cut at a multiple of MR, so every tile keeps its rows
-        // and its bits. 64×288×576 +1–5 %, 288×64×576 Aᵀ +3–10 %,
-        // 288×128×576 Aᵀ +5–6 % (medians of 100 alternated pairs, 2
-        // threads, awake and back to back). Not otherwise: 13 panels of
-        // which one is 16 columns wide (128×512×784) are balanced already,
-        // and halving their rows lost 7 %.
-        let row_parts = if threads > 1 && !(ncb / nr).is_multiple_of(threads) && m >= 2 * mr {
-            2
-        } else {
-            1
-        };
-        let cut = m / mr / 2 * mr;
+        let tasks = PanelTasks::new(panels, ncb / nr, m / mr, threads);
         let task = |t: usize| {
-            let (panel, part) = (t / row_parts, t % row_parts);
+            let (panel, rows) = tasks.task(t);
             let j0 = panel * nr;
             let j1 = (j0 + nr).min(ncb);
-            let (r0, r1) = match (row_parts, part) {
-                (1, _) => (0, m),
-                (_, 0) => (0, cut),
-                _ => (cut, m),
+            let (r0, r1) = match rows {
+                PanelRows::All => (0, m),
+                PanelRows::Part(part) => {
+                    // The last part also takes the rows after the last
+                    // full tile.
+                    let r = blocking::band(m / mr, tasks.parts, part);
+                    let r1 = if r.end == m / mr { m } else { r.end * mr };
+                    (r.start * mr, r1)
+                }
             };
             // Only the part that ends at row m has the block's tail.
             let a_tail = |tail| {
@@ -355,9 +347,87 @@ fn panels_through_k(
                 }
             });
         };
-        run_tasks(0..panels * row_parts, threads, &task);
+        run_tasks(0..tasks.len(), threads, &task);
     });
     tiles.into_inner()
+}
+
+/// How [`panels_through_k`] makes tasks of a block's B panels: one task
+/// per panel, unless the full panels do not share out evenly between the
+/// threads (9 panels on 2: one thread would run 5). Then each thread's band
+/// of tasks holds as many whole panels as every thread gets, plus its part
+/// of each panel left over, whose rows are cut at multiples of MR into one
+/// part per thread (so every tile keeps its rows, and its bits).
+///
+/// Cutting every panel's rows in two instead (9 panels on 2 threads: 18
+/// tasks) packed each B panel twice, once per half, and the copying tile
+/// that packs it is the slow one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct PanelTasks {
+    /// Whole panels in each thread's band of tasks.
+    whole: usize,
+    /// Panels left over, cut into `parts` row parts each (0 when none is).
+    left_over: usize,
+    /// Row parts per left-over panel: the thread count.
+    parts: usize,
+}
+
+/// The rows of a panel that a [`PanelTasks`] task runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum PanelRows {
+    All,
+    /// Part `i` of the row parts, cut at multiples of MR.
+    Part(usize),
+}
+
+impl PanelTasks {
+    /// Tasks for `panels` B panels (`full` of them NR wide) against an A
+    /// of `row_tiles` full MR-row tiles, on `threads` threads.
+    fn new(panels: usize, full: usize, row_tiles: usize, threads: usize) -> Self {
+        let whole_panels = PanelTasks {
+            whole: panels,
+            left_over: 0,
+            parts: 1,
+        };
+        if threads <= 1 || full.is_multiple_of(threads) || row_tiles < threads {
+            return whole_panels;
+        }
+        // With a ragged panel, `panels` may share out evenly while the full
+        // ones do not: then a whole panel per thread is cut as well.
+        let left_over = match panels % threads {
+            0 => threads,
+            r => r,
+        };
+        PanelTasks {
+            whole: (panels - left_over) / threads,
+            left_over,
+            parts: threads,
+        }
+    }
+
+    /// How many tasks there are: one band of equal length per thread.
+    fn len(&self) -> usize {
+        if self.left_over == 0 {
+            self.whole
+        } else {
+            self.parts * (self.whole + self.left_over)
+        }
+    }
+
+    /// Task `t`'s panel and rows.
+    fn task(&self, t: usize) -> (usize, PanelRows) {
+        if self.left_over == 0 {
+            return (t, PanelRows::All);
+        }
+        let band = self.whole + self.left_over;
+        let (thread, i) = (t / band, t % band);
+        if i < self.whole {
+            (thread * self.whole + i, PanelRows::All)
+        } else {
+            let panel = self.parts * self.whole + (i - self.whole);
+            (panel, PanelRows::Part(thread))
+        }
+    }
 }
 
 /// Packs a B block, its panels shared out between `parts` threads by
@@ -864,6 +934,46 @@ mod tests {
         Block::slice(kern, &p, 0, n, 0, k.min(kern.kc))
             .packed_by_first_tile(kern, &p)
             .b_source
+    }
+
+    /// Every panel runs once, whole or as one row part per thread, and
+    /// each thread's band of tasks holds the same share of the panels.
+    #[test]
+    fn panel_tasks_cover_every_panel_once_in_equal_bands() {
+        for threads in 1..=5 {
+            for panels in 1..=20 {
+                for full in [panels, panels - 1] {
+                    for row_tiles in [1, 3, 10] {
+                        let tasks = PanelTasks::new(panels, full, row_tiles, threads);
+                        let case = format!("{panels} panels ({full} full), {row_tiles} row tiles, {threads} threads");
+                        let cut = threads > 1 && full % threads != 0 && row_tiles >= threads;
+                        assert_eq!(tasks.left_over > 0, cut, "{case}");
+                        // Work in row parts: a whole panel is `parts` of them.
+                        let mut runs = vec![0; panels * tasks.parts];
+                        let mut work = vec![0; threads];
+                        let band = tasks.len() / threads.min(tasks.len());
+                        for t in 0..tasks.len() {
+                            let (panel, rows) = tasks.task(t);
+                            let parts = match rows {
+                                PanelRows::All => 0..tasks.parts,
+                                PanelRows::Part(i) => i..i + 1,
+                            };
+                            for i in parts.clone() {
+                                runs[panel * tasks.parts + i] += 1;
+                            }
+                            if cut {
+                                work[t / band] += parts.len();
+                            }
+                        }
+                        assert!(runs.iter().all(|&r| r == 1), "{case}: {runs:?}");
+                        if cut {
+                            assert_eq!(tasks.len() % threads, 0, "{case}");
+                            assert!(work.iter().all(|&w| w == work[0]), "{case}: {work:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// A row-major B is packed by the first row tile against each panel

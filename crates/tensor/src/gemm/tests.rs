@@ -549,9 +549,9 @@ fn packed_bits(kern: &MicroKernel, a: &Mat, b: &Mat, threads: usize) -> (Vec<u32
 /// fewer rows than `A_COLUMNS_IN_PLACE_MAX_STRIDE` on the machines seen so
 /// far, whose MC is under 700): the bits must be those of
 /// the same values packed from a layout with neither stride 1, on every
-/// kernel, with partial panels, several K slices and MC blocks, on 1 and 2
-/// threads (the 4th shape, in two K slices, through the panel tasks of
-/// `panels_through_k` where A is in place and `few_rows` where it is
+/// kernel, with partial panels, several K slices and MC blocks, on 1, 2
+/// and 3 threads (the 4th shape, in two K slices, through the panel tasks
+/// of `panels_through_k` where A is in place and `few_rows` where it is
 /// packed).
 #[test]
 fn a_read_in_place_gives_the_bits_of_packed_a() {
@@ -563,18 +563,21 @@ fn a_read_in_place_gives_the_bits_of_packed_a() {
             (kern.mr * 5 + 1, kern.nr, kern.kc + 9),
             (kern.mc + kern.mr + 3, 3 * kern.nr - 1, 2 * kern.kc + 1),
             // Rows in one A block, 9 B panels: on 2 threads a task per
-            // panel, in place through both K slices or packed per slice.
+            // panel, in place through both K slices or packed per slice;
+            // on 3, the 8 full panels do not share out evenly, and 3
+            // panels' rows are cut in three (`loops::PanelTasks`).
             (kern.mr * 4 + 1, 8 * kern.nr + 3, kern.kc + 45),
             // A batch of 128: on the 6×64 tile (and Zen's 24×16) its last
             // rows run as two equal tiles in place (`tail_split`); its 3
-            // full B panels on 2 threads make two tasks each, the rows cut
-            // in two (`panels_through_k`).
+            // full B panels do not share out evenly on 2 threads, so each
+            // runs one panel whole and half the rows of the other two
+            // (`loops::PanelTasks`).
             (128, 250, 33),
         ];
         for (m, n, k) in shapes {
             let packed = Mat::random(m, k, Layout::Gapped, &mut rng);
             let b = Mat::random(k, n, Layout::RowMajor, &mut rng);
-            for threads in [1, 2] {
+            for threads in [1, 2, 3] {
                 let c_of = |a: &Mat| {
                     let (bits, report) = packed_bits(&kern, a, &b, threads);
                     assert!(!report.transposed, "{kernel:?} {m}×{k}×{n}");
@@ -644,7 +647,7 @@ fn row_major_b_read_in_place_gives_the_bits_of_packed_b() {
 /// with neither stride 1, on every kernel: a ragged last panel (packed first),
 /// several K slices, an A tail, A in place and packed, 1 and 2 threads
 /// (one task, column bands, and the panel tasks of `few_rows` and
-/// `panels_through_k`, the latter with its rows cut in two), a first
+/// `panels_through_k`, the latter with some panels' rows cut), a first
 /// row tile shorter than MR (which packs its panel first), and A taller
 /// than a block against a B that fits L2.
 #[test]
