@@ -86,9 +86,17 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
             // K slice, so the threads split once per B block, not once per
             // K slice (each split waits for the slowest band), and each
             // packs the B panels that it alone reads into its own buffer,
-            // in the L2 of the core that streams them.
+            // in the L2 of the core that streams them. Or row bands, each
+            // packing all of a small B block for itself (see
+            // `row_bands_own_b`).
+            let own_b = row_bands_own_b(kern, m, panels, kc, tn);
             let task = |t: usize| {
-                let cols = blocking::band(panels, tn, t);
+                let (rows, cols) = if own_b {
+                    let r = blocking::band(m.div_ceil(kern.mr), tn, t);
+                    ((r.start * kern.mr)..(r.end * kern.mr).min(m), 0..panels)
+                } else {
+                    (0..m, blocking::band(panels, tn, t))
+                };
                 if cols.is_empty() {
                     return; // more threads than panels
                 }
@@ -99,7 +107,8 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                         let block = block.packed_by_first_tile(kern, p);
                         block.pack_b(band_buf, p.b.block(pc, jc + j0, block.kcb, j1 - j0), kern);
                         let mut b = block.first_pass(band_buf);
-                        let done = ic_loop(kern, p, &mut b, cols.start, &block, 0..m, cols.clone());
+                        let rows = rows.clone();
+                        let done = ic_loop(kern, p, &mut b, cols.start, &block, rows, cols.clone());
                         tiles.fetch_add(done, Ordering::Relaxed);
                     }
                 });
@@ -162,6 +171,31 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
         }
     }
     tiles.into_inner()
+}
+
+/// Whether the `bands` tasks that each pack their own B panels should be
+/// row bands, each packing every panel of the block, rather than column
+/// bands: when each band's rows fit one A block, each band has at least
+/// 8 row tiles, and the whole B block fits in half of L2, as a 1-thread
+/// block does.
+///
+/// Then each core sweeps every B panel from each A micro-panel, as one
+/// thread does, instead of a share of them, and packs its own copy of B
+/// with its first row of tiles (at most an eighth of its tiles copy).
+/// Against column bands, medians of 60–80 alternated pairs, 2 threads
+/// (this Xeon, 7 Dec 2026), awake | after 300 µs of serial work: 256³
+/// +4.5–5.2 % | +7.2 %, 512³ +4.8 % | +4.4 %, 160×256×256 +7 %,
+/// 192×256×256 +6 %, 600³ +6 %, 512³ Aᵀ +4 %, 256³ Aᵀ +3.6 %,
+/// 96×512×256 +3 %, 384³ +1.8 %, 256³ Bᵀ +2 %, 512³ Bᵀ and 320×512×448
+/// ±0.3 %. (The B block shared between row bands, packed once, had
+/// both cores stream it, half from the other core's cache: see
+/// `blocking::grid`.) Not measured on more than two threads, where each
+/// band copies B once more; the row-tile floor bounds what the copies
+/// cost.
+fn row_bands_own_b(kern: &MicroKernel, m: usize, panels: usize, kc: usize, bands: usize) -> bool {
+    m.div_ceil(bands) <= kern.mc
+        && m.div_ceil(kern.mr) >= 8 * bands
+        && panels * kern.nr * kc <= kern.kc * kern.nc
 }
 
 /// Row bands over every K slice of the B block of `ncb` columns at `jc`,
@@ -910,7 +944,7 @@ fn micro_loops(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::gemm::Kernel;
 
@@ -934,6 +968,53 @@ mod tests {
         Block::slice(kern, &p, 0, n, 0, k.min(kern.kc))
             .packed_by_first_tile(kern, &p)
             .b_source
+    }
+
+    /// Rows, depth and columns of a product that row bands packing their
+    /// own B run ([`row_bands_own_b`]) on 3 threads where an A block holds
+    /// 24 row tiles, on 2 where it holds 16: all rows in one A block (so
+    /// the grid splits columns), 6 B panels, 4 K slices.
+    pub(crate) fn own_b_shape(kern: &MicroKernel) -> (usize, usize, usize) {
+        let m = kern.mc.min(24 * kern.mr) - 1;
+        (m, 3 * kern.kc + 9, 5 * kern.nr + 7)
+    }
+
+    /// Row bands pack their own B only where each band's rows fit one A
+    /// block, make 8 row tiles or more, and all of the B block fits half
+    /// of L2; the shape `gemm::tests::threads_are_bit_identical` runs for
+    /// them gets them, and the grid's column bands they replace.
+    #[test]
+    fn row_bands_own_b_only_for_short_bands_against_a_b_block_in_l2() {
+        for kind in Kernel::supported() {
+            let kern = MicroKernel::new(kind).expect("a supported kernel");
+            let (m, k, n) = own_b_shape(&kern);
+            let (kc, panels) = (blocking::kc(&kern, k), n.div_ceil(kern.nr));
+            for bands in [2, 3] {
+                let reachable = m.div_ceil(kern.mr) >= 8 * bands;
+                // (The scalar kernel's one-lane columns split into row
+                // bands that share B.)
+                let grid = blocking::grid(&kern, m, n, kc, bands);
+                assert!(
+                    grid == (1, bands) || kind == Kernel::Scalar,
+                    "{kind:?} {m}×{k}×{n} mc {} kc {kc}: {grid:?}",
+                    kern.mc
+                );
+                let own = row_bands_own_b(&kern, m, panels, kc, bands);
+                assert_eq!(own, reachable, "{kind:?} {m}×{k}×{n}, {bands} bands");
+            }
+            // Too few row tiles per band, rows past one A block per band, a
+            // B block past half of L2.
+            assert!(
+                !row_bands_own_b(&kern, 15 * kern.mr, panels, kc, 2),
+                "{kind:?}"
+            );
+            assert!(
+                !row_bands_own_b(&kern, 2 * kern.mc + 1, panels, kc, 2),
+                "{kind:?}"
+            );
+            let wide = kern.kc * kern.nc / (kern.nr * kc) + 1;
+            assert!(!row_bands_own_b(&kern, m, wide, kc, 2), "{kind:?}");
+        }
     }
 
     /// Every panel runs once, whole or as one row part per thread, and
