@@ -81,21 +81,22 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
         // 220 GFLOP/s on 2 threads) than late workers did.
         let column_bands = tm == 1 && tn > 1;
         let shared_a = column_bands && blocking::mc(kern, m) >= m && panels >= 4 * threads;
-        if column_bands && !shared_a {
-            // Column bands: each task owns its columns of C through every
-            // K slice, so the threads split once per B block, not once per
-            // K slice (each split waits for the slowest band), and each
-            // packs the B panels that it alone reads into its own buffer,
-            // in the L2 of the core that streams them. Or row bands, each
-            // packing all of a small B block for itself (see
-            // `row_bands_own_b`).
-            let own_b = row_bands_own_b(kern, m, panels, kc, tn);
+        let own_b = row_bands_own_b(kern, m, k, panels, kc, tm * tn, shared_a);
+        if own_b || (column_bands && !shared_a) {
+            // One band per thread, each packing the B panels it reads into
+            // its own buffer, in the L2 of the core that streams them, and
+            // owning its part of C through every K slice, so the threads
+            // split once per B block, not once per K slice (each split
+            // waits for the slowest band). Row bands that each pack all of
+            // a small B block where `row_bands_own_b` says; column bands,
+            // each packing the panels it alone reads, otherwise.
+            let bands = tm * tn;
             let task = |t: usize| {
                 let (rows, cols) = if own_b {
-                    let r = blocking::band(m.div_ceil(kern.mr), tn, t);
+                    let r = blocking::band(m.div_ceil(kern.mr), bands, t);
                     ((r.start * kern.mr)..(r.end * kern.mr).min(m), 0..panels)
                 } else {
-                    (0..m, blocking::band(panels, tn, t))
+                    (0..m, blocking::band(panels, bands, t))
                 };
                 if cols.is_empty() {
                     return; // more threads than panels
@@ -113,7 +114,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                     }
                 });
             };
-            run_tasks(0..tn, threads, &task);
+            run_tasks(0..bands, threads, &task);
             continue;
         }
         // Row bands over several K slices of a small B block (all its
@@ -173,29 +174,48 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
     tiles.into_inner()
 }
 
-/// Whether the `bands` tasks that each pack their own B panels should be
-/// row bands, each packing every panel of the block, rather than column
-/// bands: when each band's rows fit one A block, each band has at least
-/// 8 row tiles, and the whole B block fits in half of L2, as a 1-thread
-/// block does.
+/// Whether a split into `bands` tasks should be row bands that each pack
+/// all of the B block for themselves (`panels` panels, `kc` deep, of a
+/// product of `m` rows and depth `k`): when that block fits half of L2,
+/// as a 1-thread block does, and each band has at least 8 row tiles. Not
+/// instead of the panel tasks for rows in one A block (`shared_a`: the
+/// MLP's batches against a layer's weight), unless K is at most half a
+/// slice.
 ///
-/// Then each core sweeps every B panel from each A micro-panel, as one
-/// thread does, instead of a share of them, and packs its own copy of B
-/// with its first row of tiles (at most an eighth of its tiles copy).
-/// Against column bands, medians of 60–80 alternated pairs, 2 threads
-/// (this Xeon, 7 Dec 2026), awake | after 300 µs of serial work: 256³
-/// +4.5–5.2 % | +7.2 %, 512³ +4.8 % | +4.4 %, 160×256×256 +7 %,
-/// 192×256×256 +6 %, 600³ +6 %, 512³ Aᵀ +4 %, 256³ Aᵀ +3.6 %,
-/// 96×512×256 +3 %, 384³ +1.8 %, 256³ Bᵀ +2 %, 512³ Bᵀ and 320×512×448
-/// ±0.3 %. (The B block shared between row bands, packed once, had
-/// both cores stream it, half from the other core's cache: see
-/// `blocking::grid`.) Not measured on more than two threads, where each
-/// band copies B once more; the row-tile floor bounds what the copies
-/// cost.
-fn row_bands_own_b(kern: &MicroKernel, m: usize, panels: usize, kc: usize, bands: usize) -> bool {
-    m.div_ceil(bands) <= kern.mc
+/// Each core then sweeps every B panel from each A micro-panel, as one
+/// thread does, and walks C along its rows; it packs its own copy of B
+/// (with its first row of tiles, where B is row-major: at most an eighth
+/// of its tiles copy). Medians of 60–80 alternated pairs, 2 threads (this
+/// Xeon, 7 Dec 2026), awake | after 300 µs of serial work:
+/// - against column bands: 256³ +4.5–5.2 % | +7.2 %, 512³ +4.8 % |
+///   +4.4 %, 600³ +6 %, 512³ Aᵀ +4 %, 256³ Aᵀ +3.6 %, 1024×256×256
+///   +3 %, 384³ +1.8 %; 512³ Bᵀ and 320×512×448 within ±0.3 %;
+/// - against row bands sharing one B block packed once (tall A, small
+///   B): the weight gradients 784×128×512 Aᵀ +4–5 % | +1 % and
+///   512×128×512 Aᵀ +8 % | +2 %, the convnet's 288×576×64 Bᵀ +23–25 % |
+///   +2 %, 512×1024×64 Bᵀ +7 %;
+/// - against panel tasks, K short: 288×64×576 Aᵀ +4–15 %, 576×64×576 Aᵀ
+///   +14 %, 256×64×576 +13 %, 128×64×784 +7 %, 288×192×576 Aᵀ +4 %
+///   (with so short a k loop C's write-back weighs more, and panel tasks
+///   walk C down its columns); with K of a slice or more they lose:
+///   128×512×784 −9 %, 128×784×512 Bᵀ −7 %, 256×512×784 −3.5 %,
+///   160×288×576 −1 %.
+///
+/// Not measured on more than two threads, where each band copies B once
+/// more; the row-tile floor bounds what the copies cost.
+fn row_bands_own_b(
+    kern: &MicroKernel,
+    m: usize,
+    k: usize,
+    panels: usize,
+    kc: usize,
+    bands: usize,
+    shared_a: bool,
+) -> bool {
+    bands > 1
         && m.div_ceil(kern.mr) >= 8 * bands
         && panels * kern.nr * kc <= kern.kc * kern.nc
+        && (!shared_a || 2 * k <= kern.kc)
 }
 
 /// Row bands over every K slice of the B block of `ncb` columns at `jc`,
@@ -971,49 +991,37 @@ pub(crate) mod tests {
     }
 
     /// Rows, depth and columns of a product that row bands packing their
-    /// own B run ([`row_bands_own_b`]) on 3 threads where an A block holds
-    /// 24 row tiles, on 2 where it holds 16: all rows in one A block (so
-    /// the grid splits columns), 6 B panels, 4 K slices.
+    /// own B run on 2 and 3 threads ([`row_bands_own_b`]): 24 row tiles,
+    /// 6 B panels, 4 K slices.
     pub(crate) fn own_b_shape(kern: &MicroKernel) -> (usize, usize, usize) {
-        let m = kern.mc.min(24 * kern.mr) - 1;
-        (m, 3 * kern.kc + 9, 5 * kern.nr + 7)
+        (24 * kern.mr - 1, 3 * kern.kc + 9, 5 * kern.nr + 7)
     }
 
-    /// Row bands pack their own B only where each band's rows fit one A
-    /// block, make 8 row tiles or more, and all of the B block fits half
-    /// of L2; the shape `gemm::tests::threads_are_bit_identical` runs for
-    /// them gets them, and the grid's column bands they replace.
+    /// Row bands pack their own B only where each band makes 8 row tiles
+    /// or more and all of the B block fits half of L2, and replace the
+    /// panel tasks of rows in one A block only for K of half a slice or
+    /// less.
     #[test]
-    fn row_bands_own_b_only_for_short_bands_against_a_b_block_in_l2() {
+    fn row_bands_own_b_only_for_tall_bands_against_a_b_block_in_l2() {
         for kind in Kernel::supported() {
             let kern = MicroKernel::new(kind).expect("a supported kernel");
             let (m, k, n) = own_b_shape(&kern);
             let (kc, panels) = (blocking::kc(&kern, k), n.div_ceil(kern.nr));
-            for bands in [2, 3] {
-                let reachable = m.div_ceil(kern.mr) >= 8 * bands;
-                // (The scalar kernel's one-lane columns split into row
-                // bands that share B.)
-                let grid = blocking::grid(&kern, m, n, kc, bands);
-                assert!(
-                    grid == (1, bands) || kind == Kernel::Scalar,
-                    "{kind:?} {m}×{k}×{n} mc {} kc {kc}: {grid:?}",
-                    kern.mc
-                );
-                let own = row_bands_own_b(&kern, m, panels, kc, bands);
-                assert_eq!(own, reachable, "{kind:?} {m}×{k}×{n}, {bands} bands");
-            }
-            // Too few row tiles per band, rows past one A block per band, a
-            // B block past half of L2.
-            assert!(
-                !row_bands_own_b(&kern, 15 * kern.mr, panels, kc, 2),
-                "{kind:?}"
-            );
-            assert!(
-                !row_bands_own_b(&kern, 2 * kern.mc + 1, panels, kc, 2),
-                "{kind:?}"
-            );
+            let own = |m, k, panels, bands, shared_a| {
+                row_bands_own_b(&kern, m, k, panels, kc, bands, shared_a)
+            };
+            assert!(own(m, k, panels, 2, false), "{kind:?}");
+            assert!(own(m, k, panels, 3, false), "{kind:?}");
+            assert!(!own(m, k, panels, 1, false), "{kind:?}");
+            // Too few row tiles per band.
+            assert!(!own(m, k, panels, 4, false), "{kind:?}");
+            assert!(!own(15 * kern.mr, k, panels, 2, false), "{kind:?}");
+            // A B block past half of L2.
             let wide = kern.kc * kern.nc / (kern.nr * kc) + 1;
-            assert!(!row_bands_own_b(&kern, m, wide, kc, 2), "{kind:?}");
+            assert!(!own(m, k, wide, 2, false), "{kind:?}");
+            // Instead of panel tasks: K of half a slice, not more.
+            assert!(own(m, kern.kc / 2, panels, 2, true), "{kind:?}");
+            assert!(!own(m, kern.kc / 2 + 1, panels, 2, true), "{kind:?}");
         }
     }
 

@@ -788,14 +788,16 @@ fn big_case(m: usize, k: usize, n: usize, ta: bool, tb: bool, seed: u64) -> (Mat
 #[test]
 fn threads_are_bit_identical() {
     for kernel in kernels() {
-        // Each band's rows in one A block, 4 B panels: row bands that each
-        // pack all of B (`loops::row_bands_own_b`), A and B read in place
-        // or packed.
+        // Row bands that each pack all of a small B block
+        // (`loops::row_bands_own_b`), A and B read in place or packed; and
+        // in place of the panel tasks, with K short and many B panels.
         let kern = MicroKernel::new(kernel).unwrap();
         let (m_own, k_own, n_own) = super::loops::tests::own_b_shape(&kern);
+        let n_many = (40 * kern.nr).max(2048);
         for (m, k, n, ta, tb) in [
             (m_own, k_own, n_own, false, false),
             (m_own, k_own, n_own, true, true),
+            (m_own, 40, n_many, false, false),
             (301, 263, 290, false, false),
             (128, 300, 10, false, true),
             (60, 530, 500, true, false),
