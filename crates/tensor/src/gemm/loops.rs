@@ -81,7 +81,8 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
         // 220 GFLOP/s on 2 threads) than late workers did.
         let column_bands = tm == 1 && tn > 1;
         let shared_a = column_bands && blocking::mc(kern, m) >= m && panels >= 4 * threads;
-        let own_b = row_bands_own_b(kern, m, k, panels, kc, tm * tn, shared_a);
+        let b_by_pass = !(first_tile_may_pack(kern, p) || b_in_place(kern, p));
+        let own_b = row_bands_own_b(kern, m, k, panels, kc, tm * tn, shared_a, b_by_pass);
         if own_b || (column_bands && !shared_a) {
             // One band per thread, each packing the B panels it reads into
             // its own buffer, in the L2 of the core that streams them, and
@@ -177,16 +178,20 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
 /// Whether a split into `bands` tasks should be row bands that each pack
 /// all of the B block for themselves (`panels` panels, `kc` deep, of a
 /// product of `m` rows and depth `k`): when that block fits half of L2,
-/// as a 1-thread block does, and each band has at least 8 row tiles. Not
-/// instead of the panel tasks for rows in one A block (`shared_a`: the
-/// MLP's batches against a layer's weight), unless K is at most half a
-/// slice.
+/// as a 1-thread block does, and each band has at least 8 row tiles, or
+/// 16 where B is packed by a pass of its own (`b_by_pass`: the
+/// transposing pack, which each band then runs in full). Not instead of
+/// the panel tasks for rows in one A block (`shared_a`: the MLP's
+/// batches against a layer's weight), unless K is at most half a slice.
 ///
 /// Each core then sweeps every B panel from each A micro-panel, as one
 /// thread does, and walks C along its rows; it packs its own copy of B
-/// (with its first row of tiles, where B is row-major: at most an eighth
-/// of its tiles copy). Medians of 60–80 alternated pairs, 2 threads (this
-/// Xeon, 7 Dec 2026), awake | after 300 µs of serial work:
+/// (with its first row of tiles where B is row-major: at most an eighth
+/// of its tiles copy). With B packed by a pass, 8-tile bands lost
+/// (96×512×256 Bᵀ −5 %, 96×1024×128 Bᵀ −5 %, 128×512×256 Bᵀ −0.6 %) and
+/// taller ones gained (200×384×320 Bᵀ +12 %). Medians of 60–80
+/// alternated pairs, 2 threads (this Xeon, 7 Dec 2026), awake | after
+/// 300 µs of serial work:
 /// - against column bands: 256³ +4.5–5.2 % | +7.2 %, 512³ +4.8 % |
 ///   +4.4 %, 600³ +6 %, 512³ Aᵀ +4 %, 256³ Aᵀ +3.6 %, 1024×256×256
 ///   +3 %, 384³ +1.8 %; 512³ Bᵀ and 320×512×448 within ±0.3 %;
@@ -203,6 +208,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
 ///
 /// Not measured on more than two threads, where each band copies B once
 /// more; the row-tile floor bounds what the copies cost.
+#[allow(clippy::too_many_arguments)] // the product's shape and the split's
 fn row_bands_own_b(
     kern: &MicroKernel,
     m: usize,
@@ -211,9 +217,11 @@ fn row_bands_own_b(
     kc: usize,
     bands: usize,
     shared_a: bool,
+    b_by_pass: bool,
 ) -> bool {
+    let tiles_per_band = if b_by_pass { 16 } else { 8 };
     bands > 1
-        && m.div_ceil(kern.mr) >= 8 * bands
+        && m.div_ceil(kern.mr) >= tiles_per_band * bands
         && panels * kern.nr * kc <= kern.kc * kern.nc
         && (!shared_a || 2 * k <= kern.kc)
 }
@@ -577,10 +585,7 @@ impl<'a> Block<'a> {
     /// +1–2 %; with B beyond L2, 1000³ lost 0.5 % and 2048³ 3 % (B from
     /// L3, a row apart at each k step, which the tile waits on).
     fn packed_by_first_tile(mut self, kern: &MicroKernel, p: &Product<'_>) -> Block<'a> {
-        let one_a_block = blocking::mc(kern, p.a.rows) >= p.a.rows;
-        // A full B block (KC × NC) takes half of L2.
-        let b_in_l2 = p.a.cols * p.b.cols <= 2 * kern.kc * kern.nc;
-        if self.b_source == BSource::Packed && p.b.col_stride == 1 && (one_a_block || b_in_l2) {
+        if self.b_source == BSource::Packed && first_tile_may_pack(kern, p) {
             self.b_source = BSource::PackedByFirstTile;
         }
         self
@@ -622,6 +627,17 @@ impl<'a> Block<'a> {
 /// `NR` floats (this Xeon, medians of 40 batches, alternated twice: 144 →
 /// 148 GFLOP/s; 64×288×512, power-of-two rows, 137 → 143; but 128 rows
 /// 152 → 148, 512³ 161 → 145, so only short A).
+/// Whether the first row tile may pack a row-major B's panels as it reads
+/// them, for a task that owns its B buffer
+/// ([`BSource::PackedByFirstTile`]): where every row of A is in one A
+/// block or all of B fits in L2.
+fn first_tile_may_pack(kern: &MicroKernel, p: &Product<'_>) -> bool {
+    let one_a_block = blocking::mc(kern, p.a.rows) >= p.a.rows;
+    // A full B block (KC × NC) takes half of L2.
+    let b_in_l2 = p.a.cols * p.b.cols <= 2 * kern.kc * kern.nc;
+    p.b.col_stride == 1 && (one_a_block || b_in_l2)
+}
+
 fn b_in_place(kern: &MicroKernel, p: &Product<'_>) -> bool {
     kern.a_in_place && p.b.col_stride == 1 && p.a.rows <= B_IN_PLACE_MAX_PANELS * kern.mr
 }
@@ -991,14 +1007,15 @@ pub(crate) mod tests {
     }
 
     /// Rows, depth and columns of a product that row bands packing their
-    /// own B run on 2 and 3 threads ([`row_bands_own_b`]): 24 row tiles,
-    /// 6 B panels, 4 K slices.
+    /// own B run on 2 and 3 threads ([`row_bands_own_b`]), on 2 also with
+    /// B packed by a pass: 40 row tiles, 6 B panels, 4 K slices.
     pub(crate) fn own_b_shape(kern: &MicroKernel) -> (usize, usize, usize) {
-        (24 * kern.mr - 1, 3 * kern.kc + 9, 5 * kern.nr + 7)
+        (40 * kern.mr - 1, 3 * kern.kc + 9, 5 * kern.nr + 7)
     }
 
     /// Row bands pack their own B only where each band makes 8 row tiles
-    /// or more and all of the B block fits half of L2, and replace the
+    /// or more (16 with B packed by a pass) and all of the B block fits
+    /// half of L2, and replace the
     /// panel tasks of rows in one A block only for K of half a slice or
     /// less.
     #[test]
@@ -1008,13 +1025,13 @@ pub(crate) mod tests {
             let (m, k, n) = own_b_shape(&kern);
             let (kc, panels) = (blocking::kc(&kern, k), n.div_ceil(kern.nr));
             let own = |m, k, panels, bands, shared_a| {
-                row_bands_own_b(&kern, m, k, panels, kc, bands, shared_a)
+                row_bands_own_b(&kern, m, k, panels, kc, bands, shared_a, false)
             };
             assert!(own(m, k, panels, 2, false), "{kind:?}");
             assert!(own(m, k, panels, 3, false), "{kind:?}");
             assert!(!own(m, k, panels, 1, false), "{kind:?}");
             // Too few row tiles per band.
-            assert!(!own(m, k, panels, 4, false), "{kind:?}");
+            assert!(!own(m, k, panels, 6, false), "{kind:?}");
             assert!(!own(15 * kern.mr, k, panels, 2, false), "{kind:?}");
             // A B block past half of L2.
             let wide = kern.kc * kern.nc / (kern.nr * kc) + 1;
@@ -1022,6 +1039,12 @@ pub(crate) mod tests {
             // Instead of panel tasks: K of half a slice, not more.
             assert!(own(m, kern.kc / 2, panels, 2, true), "{kind:?}");
             assert!(!own(m, kern.kc / 2 + 1, panels, 2, true), "{kind:?}");
+            // B packed by a pass: 16 row tiles per band.
+            let by_pass = |m, bands| row_bands_own_b(&kern, m, k, panels, kc, bands, false, true);
+            assert!(by_pass(m, 2), "{kind:?}");
+            assert!(!by_pass(m, 3), "{kind:?}");
+            assert!(by_pass(32 * kern.mr, 2), "{kind:?}");
+            assert!(!by_pass(31 * kern.mr, 2), "{kind:?}");
         }
     }
 
