@@ -10,11 +10,13 @@
 //!
 //! Threads split the IC and JR loops (rows and columns of C), never K: each
 //! element of C is computed by exactly one thread with the same sequence of
-//! operations, so the result is bit-identical for any thread count. Column
-//! bands split above the PC loop (each band runs its own K slices); when all
-//! rows fit one A block, each B panel is a task: through every K slice
-//! where A is read in place ([`panels_through_k`]), per K slice against an
-//! A packed once by the calling thread otherwise ([`few_rows`]).
+//! operations, so the result is bit-identical for any thread count. Bands
+//! that pack their own B split above the PC loop (each band runs its own K
+//! slices): row bands that each pack all of a small B block
+//! ([`row_bands_own_b`]), or column bands; when all rows fit one A block,
+//! each B panel is a task: through every K slice where A is read in place
+//! ([`panels_through_k`], [`PanelTasks`]), per K slice against an A packed
+//! once by the calling thread otherwise ([`few_rows`]).
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
