@@ -428,7 +428,8 @@ fn panels_through_k(
 /// that packs it is the slow one.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct PanelTasks {
-    /// Whole panels in each thread's band of tasks.
+    /// Whole panels in each thread's band of tasks (when none is cut: all
+    /// the panels, a task each, shared out by [`run_tasks`]).
     whole: usize,
     /// Panels left over, cut into `parts` row parts each (0 when none is).
     left_over: usize,
