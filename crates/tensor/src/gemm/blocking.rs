@@ -182,6 +182,13 @@ pub(crate) fn band(panels: usize, parts: usize, i: usize) -> std::ops::Range<usi
     (panels * i / parts)..(panels * (i + 1) / parts)
 }
 
+/// Row band `i` of `rows` rows split into `parts` bands of whole MR-row
+/// tiles (the last tile may be partial): the rows it covers.
+pub(crate) fn row_band(rows: usize, mr: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
+    let tiles = band(rows.div_ceil(mr), parts, i);
+    (tiles.start * mr)..(tiles.end * mr).min(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

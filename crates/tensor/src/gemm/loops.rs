@@ -96,8 +96,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
             let bands = tm * tn;
             let task = |t: usize| {
                 let (rows, cols) = if own_b {
-                    let r = blocking::band(m.div_ceil(kern.mr), bands, t);
-                    ((r.start * kern.mr)..(r.end * kern.mr).min(m), 0..panels)
+                    (blocking::row_band(m, kern.mr, bands, t), 0..panels)
                 } else {
                     (0..m, blocking::band(panels, bands, t))
                 };
@@ -164,8 +163,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                 let bbuf = &*bbuf;
                 // Task t covers row band t / tn and column band t % tn.
                 let task = |t: usize| {
-                    let r = blocking::band(m.div_ceil(kern.mr), tm, t / tn);
-                    let rows = (r.start * kern.mr)..(r.end * kern.mr).min(m);
+                    let rows = blocking::row_band(m, kern.mr, tm, t / tn);
                     let cols = blocking::band(panels, tn, t % tn);
                     let done = ic_loop(kern, p, &mut BBuf::Ready(bbuf), 0, &block, rows, cols);
                     tiles.fetch_add(done, Ordering::Relaxed);
@@ -272,8 +270,7 @@ fn row_bands_once(kern: &MicroKernel, p: &Product<'_>, jc: usize, ncb: usize, tm
         });
         let bbuf = &*bbuf;
         let task = |t: usize| {
-            let r = blocking::band(m.div_ceil(kern.mr), tm, t);
-            let rows = (r.start * kern.mr)..(r.end * kern.mr).min(m);
+            let rows = blocking::row_band(m, kern.mr, tm, t);
             for block in slices() {
                 let b = &bbuf[panels * nr * block.pc..];
                 let done = ic_loop(
