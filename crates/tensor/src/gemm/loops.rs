@@ -374,16 +374,7 @@ fn panels_through_k(
             let (panel, rows) = tasks.task(t);
             let j0 = panel * nr;
             let j1 = (j0 + nr).min(ncb);
-            let (r0, r1) = match rows {
-                PanelRows::All => (0, m),
-                PanelRows::Part(part) => {
-                    // The last part also takes the rows after the last
-                    // full tile.
-                    let r = blocking::band(m / mr, tasks.parts, part);
-                    let r1 = if r.end == m / mr { m } else { r.end * mr };
-                    (r.start * mr, r1)
-                }
-            };
+            let Range { start: r0, end: r1 } = tasks.row_range(rows, m, mr);
             // Only the part that ends at row m has the block's tail.
             let a_tail = |tail| {
                 if r1 == m {
@@ -477,6 +468,25 @@ impl PanelTasks {
             self.whole
         } else {
             self.parts * (self.whole + self.left_over)
+        }
+    }
+
+    /// The rows of an A of `m` rows (MR = `mr`) that a task's `rows` cover:
+    /// a part is cut at multiples of MR among the full tiles, and the last
+    /// part also takes the rows after the last full tile (so the part that
+    /// ends at row `m` holds the block's tail, as when uncut).
+    fn row_range(&self, rows: PanelRows, m: usize, mr: usize) -> Range<usize> {
+        match rows {
+            PanelRows::All => 0..m,
+            PanelRows::Part(part) => {
+                let tiles = blocking::band(m / mr, self.parts, part);
+                let end = if tiles.end == m / mr {
+                    m
+                } else {
+                    tiles.end * mr
+                };
+                tiles.start * mr..end
+            }
         }
     }
 
@@ -1052,8 +1062,9 @@ pub(crate) mod tests {
         }
     }
 
-    /// Every panel runs once, whole or as one row part per thread, and
-    /// each thread's band of tasks holds the same share of the panels.
+    /// Every panel runs once, whole or as one row part per thread, whose
+    /// rows tile the panel's at multiples of MR, and each thread's band of
+    /// tasks holds the same share of the panels.
     #[test]
     fn panel_tasks_cover_every_panel_once_in_equal_bands() {
         for threads in 1..=5 {
@@ -1067,9 +1078,13 @@ pub(crate) mod tests {
                         // Work in row parts: a whole panel is `parts` of them.
                         let mut runs = vec![0; panels * tasks.parts];
                         let mut work = vec![0; threads];
+                        // Each panel's rows, of an A with a 4-row tail (MR 6).
+                        let (mr, m) = (6, row_tiles * 6 + 4);
+                        let mut ranges = vec![Vec::new(); panels];
                         let band = tasks.len() / threads.min(tasks.len());
                         for t in 0..tasks.len() {
                             let (panel, rows) = tasks.task(t);
+                            ranges[panel].push(tasks.row_range(rows, m, mr));
                             let parts = match rows {
                                 PanelRows::All => 0..tasks.parts,
                                 PanelRows::Part(i) => i..i + 1,
@@ -1082,6 +1097,16 @@ pub(crate) mod tests {
                             }
                         }
                         assert!(runs.iter().all(|&r| r == 1), "{case}: {runs:?}");
+                        // The parts tile 0..m, cut at multiples of MR.
+                        for mut parts in ranges {
+                            parts.sort_by_key(|r| r.start);
+                            let mut at = 0;
+                            for r in parts {
+                                assert!(r.start == at && at % mr == 0 && r.end > at, "{case}");
+                                at = r.end;
+                            }
+                            assert_eq!(at, m, "{case}");
+                        }
                         if cut {
                             assert_eq!(tasks.len() % threads, 0, "{case}");
                             assert!(work.iter().all(|&w| w == work[0]), "{case}: {work:?}");
