@@ -565,16 +565,19 @@ fn run(
 /// Whether to compute `Cᵀ = BᵀAᵀ` into a row-major scratch and copy it
 /// into C transposed ([`via_scratch_ct`]): on one thread, a row-major C,
 /// B column-major (a Linear layer's `X·Wᵀ`) and a kernel that reads A in
-/// place, when the floats that way moves (Aᵀ packed, Cᵀ copied out, and
-/// in too where β reads C) are at most half of B's, which the packed route
-/// would transpose.
+/// place, when that way's tiles plus the floats it moves (Aᵀ packed, Cᵀ
+/// copied out, and in too where β reads C), at LANES multiply-adds a
+/// float, cost at least 5 % less than the packed route's tiles plus B's
+/// transposing pack.
 ///
 /// Packing a transposed B waits on memory (its lines are a row of B apart:
 /// 14–16 % of the Linear forwards' time, `perf`, this Xeon), and as Cᵀ B's
 /// transpose is read in place, as the broadcast operand. Medians of
-/// alternated pairs, one thread: 128×784×512 Bᵀ and 128×512×512 Bᵀ
-/// +3–7 %. Not on more threads: two column bands of Cᵀ (its 128 columns
-/// are two panels) and the copy out lost 2–7 % against the panel tasks.
+/// alternated pairs, one thread: 128×784×512 Bᵀ +5–8 %, 128×512×512 Bᵀ
+/// +4–7 %. Not on more threads: two column bands of Cᵀ (its 128 columns
+/// are two panels) and the copy out lost 2–7 % against the panel tasks,
+/// and own-B row bands with the copy out on the calling thread ±1 % and
+/// −3 to −4 %.
 fn scratch_ct_pays(
     kern: &MicroKernel,
     a: &MatRef<'_>,
