@@ -13,11 +13,14 @@
 //! It first prints the caches found and the blocks chosen, measures this
 //! machine's FMA peak with the selected instruction set, then, for 1 and 2
 //! threads, times Ember, `matrixmultiply`, `gemm` and that same FMA probe
-//! interleaved round by round (the order rotating) and reports medians,
-//! Ember's ratio to each library and its share of the probe's median from
-//! the same rounds (`%peak`; `%start` divides by the peak measured first
-//! instead: on a shared virtual machine a core's speed drifts by tens of
-//! percent for seconds at a time, which only the former sees). Beside the
+//! interleaved round by round (in an order that gives each one every place, and
+//! every other one as its forerunner, equally often) and reports each one's
+//! median rate. Ember's ratio to each library and its share of the probe
+//! (`%peak`) are the medians of the same ratios taken within each round,
+//! where the libraries ran back to back (`%start` divides Ember's median by
+//! the peak measured first instead): on a shared virtual machine a core's
+//! speed drifts by tens of percent for seconds at a time, and a ratio of
+//! two medians may take them from different spells. Beside the
 //! wall-clock rates it prints rates per CPU-second of each thread (from
 //! Linux `schedstat`), which stay meaningful when other processes share the
 //! cores. `matrixmultiply` reads its thread count
@@ -281,15 +284,77 @@ fn medians(samples: &[Sample]) -> Medians {
     }
 }
 
+/// The median over rounds of `ours / theirs` within each round. Each
+/// round times the libraries back to back, a few hundred milliseconds in
+/// all, so a slow spell of the shared host slows both sides of a ratio;
+/// the ratio of two medians could take them from different spells.
+fn paired_ratio(ours: &[Sample], theirs: &[Sample], rate: fn(&Sample) -> f64) -> f64 {
+    median(
+        ours.iter()
+            .zip(theirs)
+            .map(|(o, t)| rate(o) / rate(t))
+            .collect(),
+    )
+}
+
+/// What the report prints for one shape: each library's medians, and
+/// Ember's paired ratios to the others and to the FMA probe.
+struct Summary {
+    ember: Medians,
+    mm: Medians,
+    gemm: Medians,
+    probe: f64,
+    /// Ember ÷ matrixmultiply, by the wall clock and per CPU second.
+    ratio_mm: Medians,
+    /// Ember ÷ gemm, likewise.
+    ratio_gemm: Medians,
+    /// Ember's share of the probe, by the wall clock.
+    share_of_probe: f64,
+}
+
+fn summarise([ember, mm, gemm, probe]: &[Vec<Sample>; TIMED]) -> Summary {
+    let paired = |theirs: &[Sample]| Medians {
+        wall: paired_ratio(ember, theirs, |s| s.wall),
+        cpu: paired_ratio(ember, theirs, |s| s.cpu),
+    };
+    Summary {
+        ember: medians(ember),
+        mm: medians(mm),
+        gemm: medians(gemm),
+        probe: medians(probe).wall,
+        ratio_mm: paired(mm),
+        ratio_gemm: paired(gemm),
+        share_of_probe: paired_ratio(ember, probe, |s| s.wall),
+    }
+}
+
 /// The libraries compared, in the order of `measure`'s result.
 const LIBS: usize = 3;
 
 /// What each round times: the libraries, then the FMA probe (index `LIBS`).
 const TIMED: usize = LIBS + 1;
 
+/// The order in which round `round` times the libraries and the probe: a
+/// Williams square, so that over every `TIMED` rounds each one runs once in
+/// each place and right after each other one once. (Rotating one order kept
+/// the same neighbours: Ember always ran right after the probe, which kept
+/// both cores busy with FMAs for 100 ms, and `gemm` right after
+/// `matrixmultiply`.)
+fn turn_order(round: usize) -> [usize; TIMED] {
+    // The first row is 0, 1, n−1, 2, n−2, …; each round adds 1 to every entry.
+    std::array::from_fn(|turn| {
+        let first = if turn % 2 == 1 {
+            turn.div_ceil(2)
+        } else {
+            (TIMED - turn / 2) % TIMED
+        };
+        (first + round) % TIMED
+    })
+}
+
 /// Times one shape: `rounds` rounds, each timing Ember, matrixmultiply, gemm
-/// and the FMA probe back to back (who goes first rotates); returns the four
-/// medians. The probe runs in the same rounds so that the share of the peak
+/// and the FMA probe back to back, in the order [`turn_order`] gives; returns
+/// every round's samples, by library. The probe runs in the same rounds so that the share of the peak
 /// compares rates measured under the same conditions: this machine's cores
 /// may run tens of percent slower for seconds at a time (another guest on
 /// the host), which a peak taken once, at the start, would not see.
@@ -300,7 +365,7 @@ fn measure(
     rounds: usize,
     awake: bool,
     rng: &mut ChaCha8Rng,
-) -> [Medians; TIMED] {
+) -> [Vec<Sample>; TIMED] {
     let mut ops = Operands::new(s, rng);
     let flops = 2.0 * (s.m * s.k * s.n) as f64;
     // Warm up all three (buffers, thread pools, caches) and size the batches:
@@ -322,8 +387,7 @@ fn measure(
         }
     };
     for round in 0..rounds {
-        for turn in 0..TIMED {
-            let lib = (round + turn) % TIMED;
+        for lib in turn_order(round) {
             let sample = match lib {
                 0 => on_rayon(&mut || rate(flops, calls, threads, || ops.ember(s, threads))),
                 1 => rate(flops, calls, threads, || ops.matrixmultiply(s)),
@@ -336,7 +400,7 @@ fn measure(
             samples[lib].push(sample);
         }
     }
-    samples.map(|lib| medians(&lib))
+    samples
 }
 
 /// Ember's GEMM against matrixmultiply and the gemm crate, interleaved, on
@@ -458,7 +522,7 @@ fn main() -> ExitCode {
             );
         }
         println!(
-            "peak: the FMA probe's median, timed in the same rounds; %peak: Ember's share of it; %start: of the peak measured above"
+            "peak: the FMA probe's median, timed in the same rounds; ÷mm, ÷gemm and %peak (Ember's share of the probe): medians of the ratios within each round; %start: of the peak measured above"
         );
         println!(
             "{:<38} {:>3} {:>7} {:>7} {:>7} {:>6} {:>6} {:>7} {:>6} {:>6} | {:>7} {:>6} {:>6}",
@@ -535,15 +599,23 @@ fn child(threads: usize, peak: f64, rounds: usize, json: bool, awake: bool, only
         } else {
             rounds
         };
-        let [ember, mm, gm, probe] = measure(s, threads, rounds, awake, &mut rng);
-        let pct = 100.0 * ember.wall / probe.wall;
+        let Summary {
+            ember,
+            mm,
+            gemm: gm,
+            probe,
+            ratio_mm,
+            ratio_gemm,
+            share_of_probe,
+        } = summarise(&measure(s, threads, rounds, awake, &mut rng));
+        let pct = 100.0 * share_of_probe;
         let pct_start = 100.0 * ember.wall / peak;
         if json {
             println!(
                 "{{\"shape\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"a_transposed\":{},\"b_transposed\":{},\"threads\":{threads},\"ember_gflops\":{:.1},\"matrixmultiply_gflops\":{:.1},\"gemm_gflops\":{:.1},\"ratio_matrixmultiply\":{:.3},\"ratio_gemm\":{:.3},\"peak_gflops\":{:.1},\"pct_of_peak\":{pct:.1},\"pct_of_start_peak\":{pct_start:.1},\"ember_gflops_per_cpu\":{:.1},\"ratio_matrixmultiply_per_cpu\":{:.3},\"ratio_gemm_per_cpu\":{:.3}}}",
                 s.name, s.m, s.k, s.n, s.a_t, s.b_t, ember.wall, mm.wall, gm.wall,
-                ember.wall / mm.wall, ember.wall / gm.wall, probe.wall,
-                ember.cpu, ember.cpu / mm.cpu, ember.cpu / gm.cpu
+                ratio_mm.wall, ratio_gemm.wall, probe,
+                ember.cpu, ratio_mm.cpu, ratio_gemm.cpu
             );
         } else {
             println!(
@@ -552,13 +624,46 @@ fn child(threads: usize, peak: f64, rounds: usize, json: bool, awake: bool, only
                 ember.wall,
                 mm.wall,
                 gm.wall,
-                ember.wall / mm.wall,
-                ember.wall / gm.wall,
-                probe.wall,
+                ratio_mm.wall,
+                ratio_gemm.wall,
+                probe,
                 ember.cpu,
-                ember.cpu / mm.cpu,
-                ember.cpu / gm.cpu
+                ratio_mm.cpu,
+                ratio_gemm.cpu
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_timed_one_gets_each_place_and_each_forerunner_equally() {
+        let rounds: Vec<[usize; TIMED]> = (0..TIMED).map(turn_order).collect();
+        for (round, order) in rounds.iter().enumerate() {
+            let mut sorted = *order;
+            sorted.sort_unstable();
+            assert_eq!(
+                sorted,
+                std::array::from_fn(|i| i),
+                "round {round}: {order:?}"
+            );
+        }
+        for turn in 0..TIMED {
+            let mut in_place: Vec<usize> = rounds.iter().map(|order| order[turn]).collect();
+            in_place.sort_unstable();
+            assert_eq!(in_place, (0..TIMED).collect::<Vec<_>>(), "place {turn}");
+        }
+        let mut pairs: Vec<(usize, usize)> = rounds
+            .iter()
+            .flat_map(|order| order.windows(2).map(|w| (w[0], w[1])))
+            .collect();
+        pairs.sort_unstable();
+        let every_pair: Vec<(usize, usize)> = (0..TIMED)
+            .flat_map(|a| (0..TIMED).filter(move |&b| b != a).map(move |b| (a, b)))
+            .collect();
+        assert_eq!(pairs, every_pair);
     }
 }
