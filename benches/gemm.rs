@@ -3,7 +3,7 @@
 //! gemm`). Ember and `gemm` are measured at 1 and 2 threads; `matrixmultiply`
 //! uses `MATMUL_NUM_THREADS` (read once per process), so its group says which
 //! it ran with.
-//! For the side-by-side table, `examples/gemm_report.rs` is the tool.
+//! For the side-by-side table, `examples/gemm_report/` is the tool.
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use ember::tensor::gemm::{gemm, MatMut, MatRef, Parallelism};

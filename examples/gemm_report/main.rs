@@ -36,6 +36,8 @@
 //! global pool built with the calling thread; `matrixmultiply`, on threads
 //! of its own, as before, with no spinner running beside it.
 
+mod turn_order;
+
 use std::process::{Command, ExitCode};
 
 use clap::Parser;
@@ -46,6 +48,7 @@ use ember::tensor::gemm::{
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use turn_order::turn_order;
 
 /// A benchmark shape: C (m×n) = A (m×k) · B (k×n), either operand possibly
 /// read transposed (stored the other way round).
@@ -334,26 +337,12 @@ const LIBS: usize = 3;
 /// What each round times: the libraries, then the FMA probe (index `LIBS`).
 const TIMED: usize = LIBS + 1;
 
-/// The order in which round `round` times the libraries and the probe: a
-/// Williams square, so that over every `TIMED` rounds each one runs once in
-/// each place and right after each other one once. (Rotating one order kept
-/// the same neighbours: Ember always ran right after the probe, which kept
-/// both cores busy with FMAs for 100 ms, and `gemm` right after
-/// `matrixmultiply`.)
-fn turn_order(round: usize) -> [usize; TIMED] {
-    // The first row is 0, 1, n−1, 2, n−2, …; each round adds 1 to every entry.
-    std::array::from_fn(|turn| {
-        let first = if turn % 2 == 1 {
-            turn.div_ceil(2)
-        } else {
-            (TIMED - turn / 2) % TIMED
-        };
-        (first + round) % TIMED
-    })
-}
-
 /// Times one shape: `rounds` rounds, each timing Ember, matrixmultiply, gemm
-/// and the FMA probe back to back, in the order [`turn_order`] gives; returns
+/// and the FMA probe back to back, in the order [`turn_order`] gives (a
+/// Williams square: each one runs in each place and right after each other
+/// one equally often; rotating one order had kept Ember right after the
+/// probe's 100 ms of FMAs on every core, and `gemm` after
+/// `matrixmultiply`); returns
 /// every round's samples, by library. The probe runs in the same rounds so that the share of the peak
 /// compares rates measured under the same conditions: this machine's cores
 /// may run tens of percent slower for seconds at a time (another guest on
@@ -387,7 +376,7 @@ fn measure(
         }
     };
     for round in 0..rounds {
-        for lib in turn_order(round) {
+        for lib in turn_order::<TIMED>(round) {
             let sample = match lib {
                 0 => on_rayon(&mut || rate(flops, calls, threads, || ops.ember(s, threads))),
                 1 => rate(flops, calls, threads, || ops.matrixmultiply(s)),
@@ -632,38 +621,5 @@ fn child(threads: usize, peak: f64, rounds: usize, json: bool, awake: bool, only
                 ratio_gemm.cpu
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_timed_one_gets_each_place_and_each_forerunner_equally() {
-        let rounds: Vec<[usize; TIMED]> = (0..TIMED).map(turn_order).collect();
-        for (round, order) in rounds.iter().enumerate() {
-            let mut sorted = *order;
-            sorted.sort_unstable();
-            assert_eq!(
-                sorted,
-                std::array::from_fn(|i| i),
-                "round {round}: {order:?}"
-            );
-        }
-        for turn in 0..TIMED {
-            let mut in_place: Vec<usize> = rounds.iter().map(|order| order[turn]).collect();
-            in_place.sort_unstable();
-            assert_eq!(in_place, (0..TIMED).collect::<Vec<_>>(), "place {turn}");
-        }
-        let mut pairs: Vec<(usize, usize)> = rounds
-            .iter()
-            .flat_map(|order| order.windows(2).map(|w| (w[0], w[1])))
-            .collect();
-        pairs.sort_unstable();
-        let every_pair: Vec<(usize, usize)> = (0..TIMED)
-            .flat_map(|a| (0..TIMED).filter(move |&b| b != a).map(move |b| (a, b)))
-            .collect();
-        assert_eq!(pairs, every_pair);
     }
 }
