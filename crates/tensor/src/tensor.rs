@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::parallel::{worth_splitting, CHUNK};
-use crate::recycle::{self, Storage};
+use crate::recycle::{self, Buffer, Storage};
 use crate::shape::{contiguous_strides, numel};
 
 /// An f32 n-dimensional array.
@@ -37,6 +37,11 @@ pub struct Tensor {
 impl Tensor {
     /// A contiguous tensor owning `data`, laid out in row-major order.
     ///
+    /// The values stay where they are, uncopied. (The tensors Ember makes
+    /// itself, such as [`Tensor::empty`] or a product's output, start on a
+    /// 64-byte cache line, which the GEMM's vector stores prefer; a `Vec`
+    /// from the allocator is only 16-byte aligned.)
+    ///
     /// # Panics
     /// If `data.len()` differs from the number of elements of `shape`.
     #[track_caller]
@@ -49,8 +54,15 @@ impl Tensor {
             shape,
             numel(shape)
         );
+        Tensor::from_buffer(Buffer::given(data), shape)
+    }
+
+    /// A contiguous tensor owning `buffer` (its length already checked
+    /// against `shape`'s elements by the caller).
+    pub(crate) fn from_buffer(buffer: Buffer, shape: &[usize]) -> Tensor {
+        debug_assert_eq!(buffer.len(), numel(shape));
         Tensor {
-            storage: Arc::new(Storage::new(data)),
+            storage: Arc::new(Storage::new(buffer)),
             strides: contiguous_strides(shape),
             shape: shape.to_vec(),
             offset: 0,
@@ -64,7 +76,7 @@ impl Tensor {
 
     /// A tensor of the given shape filled with `value`.
     pub fn full(shape: &[usize], value: f32) -> Tensor {
-        Tensor::from_vec(recycle::filled(numel(shape), value), shape)
+        Tensor::from_buffer(recycle::filled(numel(shape), value), shape)
     }
 
     /// A tensor of zeros.
@@ -85,7 +97,7 @@ impl Tensor {
     /// assert_eq!(t.to_vec(), vec![1.5; 6]);
     /// ```
     pub fn empty(shape: &[usize]) -> Tensor {
-        Tensor::from_vec(recycle::for_overwrite(numel(shape)), shape)
+        Tensor::from_buffer(recycle::for_overwrite(numel(shape)), shape)
     }
 
     /// A tensor of ones.
@@ -177,7 +189,7 @@ impl Tensor {
         let n = self.numel();
         let owns_exactly = self.is_contiguous() && self.offset == 0 && self.storage.len() == n;
         if !owns_exactly || Arc::strong_count(&self.storage) > 1 {
-            *self = Tensor::from_vec(self.to_vec(), &self.shape.clone());
+            *self = Tensor::from_buffer(self.to_buffer(), &self.shape.clone());
         }
         let storage = Arc::get_mut(&mut self.storage).expect("storage is unique after copy");
         &mut storage[..n]
@@ -185,6 +197,17 @@ impl Tensor {
 
     /// The elements in row-major order, as a new vector.
     pub fn to_vec(&self) -> Vec<f32> {
+        if let Some(slice) = self.as_slice() {
+            return slice.to_vec();
+        }
+        let mut out = vec![0.0; self.numel()];
+        self.copy_into(&mut out);
+        out
+    }
+
+    /// The elements in row-major order, in a new line-aligned buffer (see
+    /// [`Buffer`]), for a tensor of their own.
+    pub(crate) fn to_buffer(&self) -> Buffer {
         if let Some(slice) = self.as_slice() {
             return recycle::copied(slice);
         }
@@ -199,7 +222,7 @@ impl Tensor {
         if self.is_contiguous() {
             return self.clone();
         }
-        Tensor::from_vec(self.to_vec(), &self.shape)
+        Tensor::from_buffer(self.to_buffer(), &self.shape)
     }
 
     /// The only element of a one-element tensor.

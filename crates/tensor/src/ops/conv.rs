@@ -298,7 +298,7 @@ pub fn im2col(input: &Tensor, g: &Conv2dGeometry) -> Tensor {
             .zip(x.par_chunks(image))
             .for_each(|(cols, src)| g.im2col_image(src, cols));
     }
-    Tensor::from_vec(out, &[n, rows, positions])
+    Tensor::from_buffer(out, &[n, rows, positions])
 }
 
 /// Folds columns `(N, C·kh·kw, OH·OW)` back into NCHW, summing overlapping
@@ -325,7 +325,7 @@ pub fn col2im(columns: &Tensor, g: &Conv2dGeometry) -> Tensor {
             .zip(cols.par_chunks((rows * positions).max(1)))
             .for_each(|(img, src)| g.col2im_image_add(src, img));
     }
-    Tensor::from_vec(out, &[n, g.channels, g.height, g.width])
+    Tensor::from_buffer(out, &[n, g.channels, g.height, g.width])
 }
 
 #[cfg(test)]

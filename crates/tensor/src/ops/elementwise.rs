@@ -81,9 +81,9 @@ impl Tensor {
     /// ```
     pub fn map(&self, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
         let Some(input) = self.as_slice() else {
-            let mut data = self.to_vec();
+            let mut data = self.to_buffer();
             map_slice(&mut data, &f);
-            return Tensor::from_vec(data, &self.shape);
+            return Tensor::from_buffer(data, &self.shape);
         };
         // One pass from the input into the output: copying first and mapping
         // in place read and wrote every value twice (ReLU's forward, 5 % of a
@@ -101,7 +101,7 @@ impl Tensor {
         } else {
             apply(&mut data, input);
         }
-        Tensor::from_vec(data, &self.shape)
+        Tensor::from_buffer(data, &self.shape)
     }
 
     /// A new tensor `f(self, other)`, elementwise after broadcasting both
@@ -120,7 +120,7 @@ impl Tensor {
         let (a, b) = (self.broadcast_to(&shape), other.broadcast_to(&shape));
         let mut out = crate::recycle::for_overwrite(crate::shape::numel(&shape));
         zip_rows(&a, &b, &mut out, &f);
-        Tensor::from_vec(out, &shape)
+        Tensor::from_buffer(out, &shape)
     }
 
     /// Applies `f` to every element in place (copying first if the storage is shared).

@@ -257,7 +257,7 @@ pub fn max_pool2d(input: &Tensor, kernel: usize, stride: usize) -> MaxPool2d {
         pool.pool_planes(x, &mut out, &mut argmax);
     }
     MaxPool2d {
-        output: Tensor::from_vec(out, &[shape[0], shape[1], pool.out_h(), pool.out_w()]),
+        output: Tensor::from_buffer(out, &[shape[0], shape[1], pool.out_h(), pool.out_w()]),
         argmax,
     }
 }
@@ -303,7 +303,7 @@ pub fn max_pool2d_backward(grad: &Tensor, argmax: &[u32], input_shape: &[usize])
     } else {
         dx.fill(0.0);
     }
-    Tensor::from_vec(dx, input_shape)
+    Tensor::from_buffer(dx, input_shape)
 }
 
 /// Zeroes one input plane's gradient `dst`, then adds each pooled gradient

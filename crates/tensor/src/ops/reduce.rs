@@ -117,7 +117,7 @@ impl Tensor {
                 }
             }
         });
-        Tensor::from_vec(out, &reduced_shape(&self.shape, axis, keepdim))
+        Tensor::from_buffer(out, &reduced_shape(&self.shape, axis, keepdim))
     }
 
     /// Means along `axis`.
@@ -142,7 +142,7 @@ impl Tensor {
             "max_axis: axis {axis} of shape {:?} is empty",
             self.shape
         );
-        let mut out = vec![f32::NEG_INFINITY; b.outer * b.inner];
+        let mut out = crate::recycle::filled(b.outer * b.inner, f32::NEG_INFINITY);
         let (len, inner) = (b.len, b.inner);
         b.for_each(&mut out, inner, |block, acc| {
             for row in block.chunks(inner).take(len) {
@@ -153,7 +153,7 @@ impl Tensor {
                 }
             }
         });
-        Tensor::from_vec(out, &reduced_shape(&self.shape, axis, keepdim))
+        Tensor::from_buffer(out, &reduced_shape(&self.shape, axis, keepdim))
     }
 
     /// Indices of the maxima along `axis` (the first one on ties), in row-major
@@ -242,7 +242,7 @@ impl Tensor {
                 }
             }
         });
-        Tensor::from_vec(out, &self.shape)
+        Tensor::from_buffer(out, &self.shape)
     }
 
     /// Sums over the axes along which `shape` was broadcast to `self.shape()`,
