@@ -10,6 +10,26 @@ fn t(values: &[f32], shape: &[usize]) -> Tensor {
 }
 
 #[test]
+fn a_parameter_starts_on_a_cache_line_whatever_it_was_made_from() {
+    let lined = Tensor::zeros(&[65]);
+    assert!(lined.starts_on_cache_line());
+    // A view one float past a line, and a transposed one.
+    let off = lined.narrow(0, 1, 64).reshape(&[8, 8]);
+    assert!(!off.starts_on_cache_line());
+    for value in [off.clone(), off.t()] {
+        let w = Var::parameter(value.clone());
+        assert!(w.value().starts_on_cache_line());
+        assert!(w.value().is_contiguous());
+        assert_eq!(w.value().to_vec(), value.to_vec());
+    }
+    // One already so is kept, not copied.
+    let kept = Tensor::ones(&[4, 16]);
+    assert!(Var::parameter(kept.clone())
+        .value()
+        .shares_storage_with(&kept));
+}
+
+#[test]
 fn hand_derived_chain_rule() {
     // f(x, y) = (x·y + x)² at x = 2, y = 3: u = 8, f = 64.
     // ∂f/∂x = 2u·(y + 1) = 64, ∂f/∂y = 2u·x = 32.

@@ -116,6 +116,15 @@ fn model_optimizer_and_position_round_trip() {
     let back = back.training;
     assert_eq!(back, position);
     assert_eq!(bits(&loaded), bits(&saved));
+    // Loaded weights of a line or more start on one, as created ones do.
+    for p in loaded.parameters() {
+        let value = p.var.value();
+        assert!(
+            value.numel() < 16 || value.starts_on_cache_line(),
+            "{}",
+            p.name
+        );
+    }
     assert_eq!(optimizer_bits(&opt2), optimizer_bits(&opt));
     assert_eq!(opt2.lr(), 1e-3);
     // The generator continues where the saved one stood.

@@ -225,6 +225,41 @@ impl Tensor {
         Tensor::from_buffer(self.to_buffer(), &self.shape)
     }
 
+    /// A contiguous tensor with the same values whose first element starts
+    /// on a 64-byte cache line: `self` itself (O(1)) when it already is
+    /// one, a copy otherwise. (Tensors of fewer than 16 values are only
+    /// made contiguous: they fill less than a line.)
+    ///
+    /// Ember's own tensors start on a line; a `Vec` given to
+    /// [`Tensor::from_vec`] is used where the allocator put it, 16 bytes
+    /// aligned. The GEMM reads and writes whole 64-byte vectors: a row-major
+    /// B read in place against a short A (a batch of up to 72 rows) ran
+    /// 15–22 % slower 16 bytes off a line (64×512×512, one thread, the
+    /// Xeon of `docs/gemm.md`), which is why `ember_autograd`'s
+    /// `Var::parameter` stores a parameter this way, once, when created.
+    ///
+    /// ```
+    /// use ember_tensor::Tensor;
+    /// let t = Tensor::from_vec((0..100).map(|i| i as f32).collect(), &[10, 10]);
+    /// let a = t.contiguous_aligned();
+    /// assert!(a.starts_on_cache_line());
+    /// assert_eq!(a.to_vec(), t.to_vec());
+    /// // Already so: the same storage, no copy.
+    /// assert!(a.contiguous_aligned().shares_storage_with(&a));
+    /// ```
+    pub fn contiguous_aligned(&self) -> Tensor {
+        if self.is_contiguous() && (self.starts_on_cache_line() || self.numel() < 16) {
+            return self.clone();
+        }
+        Tensor::from_buffer(self.to_buffer(), &self.shape)
+    }
+
+    /// Whether the first element lies on a 64-byte cache line boundary.
+    pub fn starts_on_cache_line(&self) -> bool {
+        let first = self.storage[self.offset..].as_ptr();
+        (first as usize).is_multiple_of(recycle::ALIGN_BYTES)
+    }
+
     /// The only element of a one-element tensor.
     ///
     /// # Panics
@@ -347,6 +382,29 @@ mod tests {
     #[should_panic(expected = "from_vec: 5 values cannot fill shape [2, 3]")]
     fn from_vec_checks_the_length() {
         Tensor::from_vec(vec![0.0; 5], &[2, 3]);
+    }
+
+    #[test]
+    fn contiguous_aligned_copies_only_what_is_off_a_line_or_strided() {
+        let base = Tensor::arange(66).reshape(&[66]);
+        let lined = base.contiguous_aligned();
+        assert!(lined.starts_on_cache_line());
+        // One float past a line: copied, onto one.
+        let off = lined.narrow(0, 1, 64);
+        assert!(!off.starts_on_cache_line());
+        let fixed = off.contiguous_aligned();
+        assert!(fixed.starts_on_cache_line() && !fixed.shares_storage_with(&off));
+        assert_eq!(fixed.to_vec(), off.to_vec());
+        // Strided: made contiguous, on a line.
+        let grid = lined.narrow(0, 0, 64).reshape(&[8, 8]);
+        let transposed = grid.t().contiguous_aligned();
+        assert!(transposed.is_contiguous() && transposed.starts_on_cache_line());
+        assert_eq!(transposed.to_vec(), grid.t().to_vec());
+        // Already contiguous on a line: the same storage.
+        assert!(lined.contiguous_aligned().shares_storage_with(&lined));
+        // Shorter than a line: only made contiguous.
+        let short = lined.narrow(0, 1, 8);
+        assert!(short.contiguous_aligned().shares_storage_with(&short));
     }
 
     #[test]

@@ -362,9 +362,11 @@ pub(super) fn decode(
             ),
         });
     }
-    let values = data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok(Tensor::from_vec(values, &meta.shape))
+    // Into a tensor of Ember's own, which starts on a cache line (as the
+    // parameter it replaces did: see `Var::parameter`).
+    let mut tensor = Tensor::empty(&meta.shape);
+    for (value, bytes) in tensor.data_mut().iter_mut().zip(data.chunks_exact(4)) {
+        *value = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    }
+    Ok(tensor)
 }
