@@ -61,16 +61,16 @@ const FLOATS_PER_LINE: usize = ALIGN_BYTES / size_of::<f32>();
 /// `len` floats in a `Vec`, from `start` on.
 ///
 /// The buffers made here ([`filled`], [`for_overwrite`], [`copied`]) start
-/// on a 64-byte boundary, as PyTorch's CPU allocator does: the allocator
-/// gives 16, so a row of a matrix product's output, and every vector the
-/// GEMM stores into it, would straddle two cache lines. Storing the 6×64
-/// tiles into line-aligned rows instead of rows 16 bytes off made the MLP's
-/// weight gradient 784×128×512 Aᵀ 2.4 % faster on one thread, 288×64×576
-/// Aᵀ 3 %, 256³ 1.3 % (medians of alternated pairs, the Xeon of
-/// `docs/gemm.md`). The `Vec` is over-allocated by up to 15 floats and
-/// `start` skips to the boundary, so no allocation with a custom layout
-/// (and no `unsafe`) is needed. A caller's `Vec` ([`Buffer::given`]) is
-/// used as it is.
+/// on a 64-byte boundary (a cache line), as PyTorch's CPU allocator's do;
+/// the system allocator promises only 16 bytes. The GEMM loads and stores
+/// whole 64-byte vectors, and 16 bytes off a line each one touches two.
+/// A product's output on a line made the MLP's weight gradient 784×128×512
+/// Aᵀ 2.4 % faster on one thread, 288×64×576 Aᵀ 3 %, 256³ 1.3 %; a B read
+/// in place against a short A gains 15–22 % (medians of alternated pairs,
+/// the Xeon of `docs/gemm.md`). The `Vec` is over-allocated by up to 15
+/// floats and `start` skips to the boundary, so no allocation with a
+/// custom layout (and no `unsafe`) is needed. A caller's `Vec`
+/// ([`Buffer::given`]) is used as it is.
 #[derive(Default)]
 pub(crate) struct Buffer {
     values: Vec<f32>,
