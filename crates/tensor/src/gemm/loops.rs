@@ -83,7 +83,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
         // 220 GFLOP/s on 2 threads) than late workers did.
         let column_bands = tm == 1 && tn > 1;
         let shared_a = column_bands && blocking::mc(kern, m) >= m && panels >= 4 * threads;
-        let b_by_pass = !(first_tile_may_pack(kern, p) || b_in_place(kern, p));
+        let b_by_pass = !(first_tile_may_pack(kern, p) || b_in_place(kern, p, threads));
         let own_b = row_bands_own_b(kern, m, k, panels, kc, tm * tn, shared_a, b_by_pass);
         if own_b || (column_bands && !shared_a) {
             // One band per thread, each packing the B panels it reads into
@@ -106,7 +106,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
                 let (j0, j1) = (cols.start * nr, (cols.end * nr).min(ncb));
                 with_buf(&B_BUF, cols.len() * nr * kc, |band_buf| {
                     for pc in (0..k).step_by(kc) {
-                        let block = Block::slice(kern, p, jc, ncb, pc, kc.min(k - pc));
+                        let block = Block::slice(kern, p, threads, jc, ncb, pc, kc.min(k - pc));
                         let block = block.packed_by_first_tile(kern, p);
                         block.pack_b(band_buf, p.b.block(pc, jc + j0, block.kcb, j1 - j0), kern);
                         let mut b = block.first_pass(band_buf);
@@ -136,7 +136,7 @@ pub(crate) fn packed(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usi
         // PC: slices of KC along K; only the first applies the caller's β
         // (and the bias), only the last the ReLU.
         for pc in (0..k).step_by(kc) {
-            let block = Block::slice(kern, p, jc, ncb, pc, kc.min(k - pc));
+            let block = Block::slice(kern, p, threads, jc, ncb, pc, kc.min(k - pc));
             if shared_a {
                 let done = few_rows(kern, p, &block, panels, threads);
                 tiles.fetch_add(done, Ordering::Relaxed);
@@ -252,7 +252,7 @@ fn row_bands_once(kern: &MicroKernel, p: &Product<'_>, jc: usize, ncb: usize, tm
     let slices = || {
         (0..k)
             .step_by(kc)
-            .map(|pc| Block::slice(kern, p, jc, ncb, pc, kc.min(k - pc)))
+            .map(|pc| Block::slice(kern, p, tm, jc, ncb, pc, kc.min(k - pc)))
     };
     let tiles = AtomicUsize::new(0);
     with_buf(&B_BUF, panels * nr * k, |bbuf| {
@@ -260,7 +260,7 @@ fn row_bands_once(kern: &MicroKernel, p: &Product<'_>, jc: usize, ncb: usize, tm
         let parts = DisjointParts(bbuf.as_mut_ptr());
         let parts = &parts;
         run_tasks(0..k.div_ceil(kc), tm, &|s| {
-            let block = Block::slice(kern, p, jc, ncb, s * kc, kc.min(k - s * kc));
+            let block = Block::slice(kern, p, tm, jc, ncb, s * kc, kc.min(k - s * kc));
             let (at, len) = (panels * nr * block.pc, panels * nr * block.kcb);
             // SAFETY: floats at .. at + len lie inside the buffer (panels ·
             // NR · k long) and overlap no other slice's; `run_tasks` runs
@@ -388,7 +388,7 @@ fn panels_through_k(
             };
             with_buf(&B_BUF, nr * kc, |bbuf| {
                 for pc in (0..k).step_by(kc) {
-                    let blk = Block::slice(kern, p, jc, ncb, pc, kc.min(k - pc))
+                    let blk = Block::slice(kern, p, threads, jc, ncb, pc, kc.min(k - pc))
                         .packed_by_first_tile(kern, p);
                     // Packed through all of K, slice pc's part of the tail
                     // panel starts at pc · MR.
@@ -561,6 +561,7 @@ impl<'a> Block<'a> {
     fn slice(
         kern: &MicroKernel,
         p: &Product<'a>,
+        threads: usize,
         jc: usize,
         ncb: usize,
         pc: usize,
@@ -574,7 +575,7 @@ impl<'a> Block<'a> {
             ncb,
             beta: if pc == 0 { p.beta } else { 1.0 },
             epilogue: p.epilogue.for_slice(pc == 0, pc + kcb == k),
-            b_source: if b_in_place(kern, p) {
+            b_source: if b_in_place(kern, p, threads) {
                 BSource::InPlace
             } else {
                 BSource::Packed
@@ -630,17 +631,6 @@ impl<'a> Block<'a> {
     }
 }
 
-/// Whether the micro-kernel reads B's full panels where they lie instead of
-/// packed: a row-major B (a panel's k rows are `NR` contiguous floats
-/// each) against an A of at most [`B_IN_PLACE_MAX_PANELS`] micro-panels,
-/// on a kernel whose strided body is as fast as its packed one. Packing
-/// copies every element of B, and so few A panels read each B panel that
-/// the copy did not pay: 64×288×576, the convnet's forward for
-/// one image, spent 15 % of its time packing B. Read in place, its full
-/// panels stream from L2 as the packed ones do, at a row stride instead of
-/// `NR` floats (this Xeon, medians of 40 batches, alternated twice: 144 →
-/// 148 GFLOP/s; 64×288×512, power-of-two rows, 137 → 143; but 128 rows
-/// 152 → 148, 512³ 161 → 145, so only short A).
 /// Whether the first row tile may pack a row-major B's panels as it reads
 /// them, for a task that owns its B buffer
 /// ([`BSource::PackedByFirstTile`]): where every row of A is in one A
@@ -652,13 +642,59 @@ fn first_tile_may_pack(kern: &MicroKernel, p: &Product<'_>) -> bool {
     p.b.col_stride == 1 && (one_a_block || b_in_l2)
 }
 
-fn b_in_place(kern: &MicroKernel, p: &Product<'_>) -> bool {
-    kern.a_in_place && p.b.col_stride == 1 && p.a.rows <= B_IN_PLACE_MAX_PANELS * kern.mr
+/// Whether the micro-kernel reads B's full panels where they lie instead of
+/// packed: a row-major B (a panel's k rows are `NR` contiguous floats
+/// each) against an A of at most [`B_IN_PLACE_MAX_PANELS`] micro-panels
+/// (or [`B_IN_PLACE_ON_LINES_MAX_ROWS`] rows where every row of B starts
+/// on a cache line), on a kernel whose strided body is as fast as its
+/// packed one. Packing
+/// copies every element of B, and so few A panels read each B panel that
+/// the copy did not pay: 64×288×576, the convnet's forward for
+/// one image, spent 15 % of its time packing B. Read in place, its full
+/// panels stream from L2 as the packed ones do, at a row stride instead of
+/// `NR` floats (this Xeon, medians of 40 batches, alternated twice: 144 →
+/// 148 GFLOP/s; 64×288×512, power-of-two rows, 137 → 143; but 128 rows
+/// 152 → 148, 512³ 161 → 145, so only short A).
+fn b_in_place(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> bool {
+    kern.a_in_place && p.b.col_stride == 1 && p.a.rows <= b_in_place_max_rows(kern, &p.b, threads)
+}
+
+/// The most rows of A against which B is read in place, for a product on
+/// `threads` threads: see [`b_in_place`].
+pub(crate) fn b_in_place_max_rows(kern: &MicroKernel, b: &MatRef<'_>, threads: usize) -> usize {
+    let anywhere = B_IN_PLACE_MAX_PANELS * kern.mr;
+    if threads == 1 && rows_on_lines(b) {
+        anywhere.max(B_IN_PLACE_ON_LINES_MAX_ROWS)
+    } else {
+        anywhere
+    }
 }
 
 /// The most A micro-panels against which B is read in place (64 rows, 11
-/// panels of the 6-row tile, gained; 96 rows, 16 panels, broke even).
+/// panels of the 6-row tile, gained; 96 rows, 16 panels, broke even; B 16
+/// bytes off a line, as a `Vec` from the allocator is).
 pub(crate) const B_IN_PLACE_MAX_PANELS: usize = 12;
+
+/// The same where every row of B starts on a 64-byte line
+/// ([`rows_on_lines`]: a tensor of Ember's own, such as a parameter, whose
+/// rows are a multiple of 16 floats long). Each k step then loads its four
+/// vectors from four lines, not five, and reading B in place keeps paying
+/// with more rows. Medians of 20–30 alternated pairs against packing past
+/// 12 panels, one thread, this Xeon, 6×64 tile: 96 rows +5–7 % (×288×576,
+/// ×512×512, ×512×784, ×784×512), 128 rows +2.6–5 %, 160 rows −0.4 to
+/// +4 %; 1024³ −16 % and 2048³ −29 % (B from L3). One thread only: on 2
+/// the GEMM moved −0.6 to +1.5 %, and the classic MLP's training 0.99×
+/// (median of 8 alternated runs), so there the panel tasks keep B packed.
+/// 132 rows (22 panels of 6) take a batch of 128; a kernel whose 12
+/// panels reach further (the 24-row Zen tile) keeps its own limit.
+pub(crate) const B_IN_PLACE_ON_LINES_MAX_ROWS: usize = 132;
+
+/// Whether every row of `m` starts on a 64-byte cache line.
+fn rows_on_lines(m: &MatRef<'_>) -> bool {
+    const LINE_BYTES: usize = 64;
+    (m.data.as_ptr() as usize).is_multiple_of(LINE_BYTES)
+        && (m.row_stride * size_of::<f32>()).is_multiple_of(LINE_BYTES)
+}
 
 /// Whether the kernel may read A's full micro-panels where they lie, at
 /// A's strides, instead of packed (`ic_loop` adds a condition on the B
@@ -1001,12 +1037,28 @@ pub(crate) mod tests {
     /// Where a block's B panels come from, for an A of `m` rows against a
     /// `k × n` B, row-major or not, as a task that owns its buffer sees it.
     fn source(kern: &MicroKernel, m: usize, k: usize, n: usize, b_row_major: bool) -> BSource {
-        let (a, b, mut c) = (vec![0.0; m * k], vec![0.0; k * n], vec![0.0; m * n]);
+        source_with_b_at(kern, m, k, n, b_row_major, 4)
+    }
+
+    /// As [`source`], with B starting `offset` bytes past a cache line.
+    fn source_with_b_at(
+        kern: &MicroKernel,
+        m: usize,
+        k: usize,
+        n: usize,
+        b_row_major: bool,
+        offset: usize,
+    ) -> BSource {
+        let (a, mut c) = (vec![0.0; m * k], vec![0.0; m * n]);
+        let b_room = vec![0.0f32; k * n + 32];
+        let to_line = (64 - b_room.as_ptr() as usize % 64) % 64;
+        let start = (to_line + offset) / 4;
+        let b = &b_room[start..start + k * n];
         let (rs, cs) = if b_row_major { (n, 1) } else { (1, k) };
         let p = Product {
             alpha: 1.0,
             a: MatRef::new(&a, m, k, k, 1),
-            b: MatRef::new(&b, k, n, rs, cs),
+            b: MatRef::new(b, k, n, rs, cs),
             beta: 0.0,
             epilogue: Epilogue::default(),
             c: COut {
@@ -1015,7 +1067,7 @@ pub(crate) mod tests {
                 cs: 1,
             },
         };
-        Block::slice(kern, &p, 0, n, 0, k.min(kern.kc))
+        Block::slice(kern, &p, 1, 0, n, 0, k.min(kern.kc))
             .packed_by_first_tile(kern, &p)
             .b_source
     }
@@ -1160,6 +1212,19 @@ pub(crate) mod tests {
                 BSource::PackedByFirstTile
             };
             assert_eq!(source(&kern, kern.mr, k, n, true), short, "{kind:?}");
+            // B's rows on cache lines (rows of a multiple of 16 floats): read
+            // in place against more rows, on one thread.
+            let n = 3 * kern.nr.max(16);
+            let on_lines = (B_IN_PLACE_MAX_PANELS * kern.mr).max(B_IN_PLACE_ON_LINES_MAX_ROWS);
+            assert!(on_lines < kern.mc, "{kind:?}: MC {}", kern.mc);
+            let at = |m, offset| source_with_b_at(&kern, m, k, n, true, offset);
+            assert_eq!(at(on_lines, 0), short, "{kind:?}");
+            assert_eq!(at(on_lines + 1, 0), first_tile, "{kind:?}");
+            // Off lines, the shorter limit: B 16 bytes off a line, or rows
+            // of 16·j + 4 floats (the first on a line, the others not).
+            assert_eq!(at(tall, 16), first_tile, "{kind:?}: 16 bytes off");
+            let ragged = source_with_b_at(&kern, tall, k, n + 4, true, 0);
+            assert_eq!(ragged, first_tile, "{kind:?}: rows off lines");
         }
     }
 }

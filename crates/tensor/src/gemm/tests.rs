@@ -524,13 +524,23 @@ fn kernel_choice_from_the_environment_value() {
 /// `A·B` through the packed route on `threads` threads (β = 0 over a
 /// NaN-filled row-major C): the bits of C, and how it ran.
 fn packed_bits(kern: &MicroKernel, a: &Mat, b: &Mat, threads: usize) -> (Vec<u32>, GemmRun) {
+    packed_bits_of_views(kern, a.view(), b.view(), threads)
+}
+
+/// As [`packed_bits`], for views.
+fn packed_bits_of_views(
+    kern: &MicroKernel,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    threads: usize,
+) -> (Vec<u32>, GemmRun) {
     let (m, n) = (a.rows, b.cols);
     let mut c = Mat::new(m, n, Layout::RowMajor, f32::NAN);
     let report = run(
         kern,
         1.0,
-        a.view(),
-        b.view(),
+        a,
+        b,
         0.0,
         c.view_mut(),
         Epilogue::default(),
@@ -591,6 +601,39 @@ fn a_read_in_place_gives_the_bits_of_packed_a() {
                         "{kernel:?} {m}×{k}×{n}, A {layout:?}, {threads} threads"
                     );
                 }
+            }
+        }
+    }
+}
+
+/// A row-major B whose rows start on cache lines is read in place against
+/// more rows of A (`loops::b_in_place_max_rows`), with the same bits as the
+/// same values packed, on 1 and 2 threads, every kernel.
+#[test]
+fn b_on_cache_lines_read_in_place_gives_the_bits_of_packed_b() {
+    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    for kernel in kernels() {
+        let kern = MicroKernel::new(kernel).unwrap();
+        let (k, n) = (kern.kc + 7, 3 * kern.nr.max(16) + 16);
+        let rows = Mat::random(k, n, Layout::RowMajor, &mut rng);
+        // The same values in a buffer where they start on a line.
+        let mut room = vec![0.0f32; k * n + 15];
+        let start = (64 - room.as_ptr() as usize % 64) % 64 / 4;
+        room[start..start + k * n].copy_from_slice(&rows.data);
+        let lined = MatRef::new(&room[start..start + k * n], k, n, n, 1);
+        let longest = crate::gemm::loops::b_in_place_max_rows(&kern, &lined, 1);
+        let anywhere = crate::gemm::loops::B_IN_PLACE_MAX_PANELS * kern.mr;
+        assert!(longest >= anywhere);
+        // More rows on one thread only.
+        let on_two = crate::gemm::loops::b_in_place_max_rows(&kern, &lined, 2);
+        assert_eq!(on_two, anywhere, "{kernel:?}");
+        for m in [longest, longest + 1] {
+            let a = Mat::random(m, k, Layout::RowMajor, &mut rng);
+            let packed = rows.laid_out(Layout::Gapped);
+            for threads in [1, 2] {
+                let (want, _) = packed_bits(&kern, &a, &packed, threads);
+                let (got, _) = packed_bits_of_views(&kern, a.view(), lined, threads);
+                assert_eq!(got, want, "{kernel:?} {m}×{k}×{n}, {threads} threads");
             }
         }
     }
