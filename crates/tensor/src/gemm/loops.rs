@@ -663,8 +663,15 @@ fn b_in_place(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> bool {
 /// `threads` threads: see [`b_in_place`].
 pub(crate) fn b_in_place_max_rows(kern: &MicroKernel, b: &MatRef<'_>, threads: usize) -> usize {
     let anywhere = B_IN_PLACE_MAX_PANELS * kern.mr;
-    if threads == 1 && rows_on_lines(b) {
-        anywhere.max(B_IN_PLACE_ON_LINES_MAX_ROWS)
+    let wide_rows = kern.nr * size_of::<f32>() >= 4 * LINE_BYTES;
+    if rows_on_lines(b) {
+        if threads == 1 {
+            anywhere.max(B_IN_PLACE_ON_LINES_MAX_ROWS)
+        } else {
+            anywhere
+        }
+    } else if wide_rows {
+        B_IN_PLACE_OFF_LINES_MAX_PANELS * kern.mr
     } else {
         anywhere
     }
@@ -672,7 +679,10 @@ pub(crate) fn b_in_place_max_rows(kern: &MicroKernel, b: &MatRef<'_>, threads: u
 
 /// The most A micro-panels against which B is read in place (64 rows, 11
 /// panels of the 6-row tile, gained; 96 rows, 16 panels, broke even; B 16
-/// bytes off a line, as a `Vec` from the allocator is).
+/// bytes off a line, as a `Vec` from the allocator is, and packed by a
+/// pass of its own: against the copying tile that packs it now, such a B
+/// is read in place only by the narrower tiles, see
+/// [`B_IN_PLACE_OFF_LINES_MAX_PANELS`]).
 pub(crate) const B_IN_PLACE_MAX_PANELS: usize = 12;
 
 /// The same where every row of B starts on a 64-byte line
@@ -689,9 +699,24 @@ pub(crate) const B_IN_PLACE_MAX_PANELS: usize = 12;
 /// panels reach further (the 24-row Zen tile) keeps its own limit.
 pub(crate) const B_IN_PLACE_ON_LINES_MAX_ROWS: usize = 132;
 
+/// The most A micro-panels against which a B whose rows do not all start
+/// on cache lines is read in place, by a kernel whose k step reads four
+/// lines or more of a B row (the 6×64 tile; the 24×16 Zen tile and the
+/// AVX2 6×16 read one, and keep [`B_IN_PLACE_MAX_PANELS`]). Off a line
+/// those four vectors touch five lines of a row streamed from L2, and the
+/// copying tile's packing wins from 32 rows on: medians of 15–30
+/// alternated pairs, B 16 bytes off a line, this Xeon, 1 | 2 threads:
+/// 64×288×576 +5 | +8 %, 64×512×512 +3 | +9 %, 32×288×576 +8 | +11 %,
+/// 64×512×784 +5 | +10 %, 64×128×512 +4 | +13 %; but 24 rows −8 to −15 %
+/// | −2 to −7 %, 16 rows −10 % | ±0.5 %. (The Zen tile on this Xeon, 48
+/// and 96 rows: packing −3 to −7 %; AVX2 ±0.2 %.)
+pub(crate) const B_IN_PLACE_OFF_LINES_MAX_PANELS: usize = 4;
+
+/// A cache line, in bytes.
+const LINE_BYTES: usize = 64;
+
 /// Whether every row of `m` starts on a 64-byte cache line.
 fn rows_on_lines(m: &MatRef<'_>) -> bool {
-    const LINE_BYTES: usize = 64;
     (m.data.as_ptr() as usize).is_multiple_of(LINE_BYTES)
         && (m.row_stride * size_of::<f32>()).is_multiple_of(LINE_BYTES)
 }
@@ -1223,6 +1248,16 @@ pub(crate) mod tests {
             // Off lines, the shorter limit: B 16 bytes off a line, or rows
             // of 16·j + 4 floats (the first on a line, the others not).
             assert_eq!(at(tall, 16), first_tile, "{kind:?}: 16 bytes off");
+            // Off lines, a tile that reads four lines of a B row a k step
+            // reads B in place against fewer rows; the narrower ones keep 12
+            // panels.
+            let off_lines = if kern.nr * 4 >= 4 * LINE_BYTES {
+                B_IN_PLACE_OFF_LINES_MAX_PANELS * kern.mr
+            } else {
+                B_IN_PLACE_MAX_PANELS * kern.mr
+            };
+            assert_eq!(at(off_lines, 16), short, "{kind:?}: 16 bytes off");
+            assert_eq!(at(off_lines + 1, 16), first_tile, "{kind:?}: 16 bytes off");
             let ragged = source_with_b_at(&kern, tall, k, n + 4, true, 0);
             assert_eq!(ragged, first_tile, "{kind:?}: rows off lines");
         }

@@ -650,10 +650,12 @@ fn row_major_b_read_in_place_gives_the_bits_of_packed_b() {
     let mut rng = ChaCha8Rng::seed_from_u64(13);
     for kernel in kernels() {
         let kern = MicroKernel::new(kernel).unwrap();
-        let shortest = crate::gemm::loops::B_IN_PLACE_MAX_PANELS * kern.mr;
+        let (k, n) = (40, 9 * kern.nr);
+        let probe = Mat::random(k, n, Layout::RowMajor, &mut rng);
+        let shortest = crate::gemm::loops::b_in_place_max_rows(&kern, &probe.view(), 2);
         let shapes = [
             (2 * kern.mr + 1, 3 * kern.nr - 5, kern.kc + 9),
-            (shortest, 9 * kern.nr, 40),
+            (shortest, n, k),
             (kern.mr - 1, kern.nr, 2 * kern.kc + 3),
         ];
         for (m, n, k) in shapes {
