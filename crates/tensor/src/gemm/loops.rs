@@ -644,13 +644,11 @@ fn first_tile_may_pack(kern: &MicroKernel, p: &Product<'_>) -> bool {
 
 /// Whether the micro-kernel reads B's full panels where they lie instead of
 /// packed: a row-major B (a panel's k rows are `NR` contiguous floats
-/// each) against an A of at most [`B_IN_PLACE_MAX_PANELS`] micro-panels
-/// (or [`B_IN_PLACE_ON_LINES_MAX_ROWS`] rows where every row of B starts
-/// on a cache line), on a kernel whose strided body is as fast as its
-/// packed one. Packing
-/// copies every element of B, and so few A panels read each B panel that
-/// the copy did not pay: 64×288×576, the convnet's forward for
-/// one image, spent 15 % of its time packing B. Read in place, its full
+/// each) against a short A ([`b_in_place_max_rows`]), on a kernel whose
+/// strided body is as fast as its packed one. Packing copies every
+/// element of B, and so few A panels read each B panel that the copy did
+/// not pay: 64×288×576, the convnet's forward for one image, spent 15 %
+/// of its time packing B in a pass of its own. Read in place, its full
 /// panels stream from L2 as the packed ones do, at a row stride instead of
 /// `NR` floats (this Xeon, medians of 40 batches, alternated twice: 144 →
 /// 148 GFLOP/s; 64×288×512, power-of-two rows, 137 → 143; but 128 rows
@@ -659,8 +657,12 @@ fn b_in_place(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> bool {
     kern.a_in_place && p.b.col_stride == 1 && p.a.rows <= b_in_place_max_rows(kern, &p.b, threads)
 }
 
-/// The most rows of A against which B is read in place, for a product on
-/// `threads` threads: see [`b_in_place`].
+/// The most rows of A against which B is read in place ([`b_in_place`]),
+/// for a product on `threads` threads: where every row of B starts on a
+/// cache line, [`B_IN_PLACE_ON_LINES_MAX_ROWS`] on one thread and
+/// [`B_IN_PLACE_MAX_PANELS`] panels on more; where they do not,
+/// [`B_IN_PLACE_OFF_LINES_MAX_PANELS`] panels for a tile that reads four
+/// lines of a B row a k step, [`B_IN_PLACE_MAX_PANELS`] for the others.
 pub(crate) fn b_in_place_max_rows(kern: &MicroKernel, b: &MatRef<'_>, threads: usize) -> usize {
     let anywhere = B_IN_PLACE_MAX_PANELS * kern.mr;
     let wide_rows = kern.nr * size_of::<f32>() >= 4 * LINE_BYTES;
