@@ -56,7 +56,18 @@ pub(crate) const ALIGN_BYTES: usize = 64;
 
 /// Floats per [`ALIGN_BYTES`]: at most `FLOATS_PER_LINE - 1` floats of a new
 /// buffer are skipped to start it on a line.
-const FLOATS_PER_LINE: usize = ALIGN_BYTES / size_of::<f32>();
+pub(crate) const FLOATS_PER_LINE: usize = ALIGN_BYTES / size_of::<f32>();
+
+/// Whether `values` start on a line ([`ALIGN_BYTES`]).
+pub(crate) fn starts_on_line(values: &[f32]) -> bool {
+    (values.as_ptr() as usize).is_multiple_of(ALIGN_BYTES)
+}
+
+/// How many floats from `at` to the next line (0 when `at` is on one):
+/// `f32` is 4-byte aligned, so the gap is a whole number of floats.
+pub(crate) fn floats_to_line(at: *const f32) -> usize {
+    (ALIGN_BYTES - at as usize % ALIGN_BYTES) % ALIGN_BYTES / size_of::<f32>()
+}
 
 /// `len` floats in a `Vec`, from `start` on.
 ///
@@ -96,15 +107,8 @@ impl Buffer {
             return Buffer::given(vec![value; len]);
         }
         let values = vec![value; len + FLOATS_PER_LINE - 1];
-        let misaligned = values.as_ptr() as usize % ALIGN_BYTES;
-        // `Vec<f32>` is 4-byte aligned, so the gap is a whole number of floats.
-        let start = (ALIGN_BYTES - misaligned) % ALIGN_BYTES / size_of::<f32>();
+        let start = floats_to_line(values.as_ptr());
         Buffer { values, start, len }
-    }
-
-    /// Whether the values start on a line.
-    pub(crate) fn is_aligned(&self) -> bool {
-        (self.as_ptr() as usize).is_multiple_of(ALIGN_BYTES)
     }
 
     /// The bytes the buffer holds, padding included.
@@ -200,7 +204,7 @@ fn take(len: usize) -> Option<Buffer> {
 /// ones are kept, so that every buffer [`take`] hands out is; a caller's
 /// `Vec` that is not goes back to the allocator.
 fn give_back(buffer: Buffer) {
-    if buffer.len < MIN_LEN || !buffer.is_aligned() {
+    if buffer.len < MIN_LEN || !starts_on_line(&buffer) {
         return;
     }
     let bytes = buffer.bytes();
@@ -259,27 +263,23 @@ mod tests {
         assert_eq!(held_bytes(), before + held);
     }
 
-    fn on_a_line(t: &Tensor) -> bool {
-        (t.as_slice().unwrap().as_ptr() as usize).is_multiple_of(ALIGN_BYTES)
-    }
-
     #[test]
     fn new_tensors_start_on_a_cache_line() {
         // Small and large, new and recycled, and each way of making one.
         for n in [FLOATS_PER_LINE, 100, 1000, MIN_LEN + 5] {
             for _ in 0..2 {
                 let t = Tensor::full(&[n], 2.0);
-                assert!(on_a_line(&t), "full, {n} values");
+                assert!(t.starts_on_cache_line(), "full, {n} values");
                 assert!(t.to_vec().iter().all(|&v| v == 2.0));
                 let e = Tensor::empty(&[n]);
-                assert!(on_a_line(&e), "empty, {n} values");
+                assert!(e.starts_on_cache_line(), "empty, {n} values");
                 let doubled = t.map(|v| v * 2.0);
-                assert!(on_a_line(&doubled), "map, {n} values");
+                assert!(doubled.starts_on_cache_line(), "map, {n} values");
                 assert!(doubled.to_vec().iter().all(|&v| v == 4.0));
                 let sum = &t + &doubled;
-                assert!(on_a_line(&sum), "add, {n} values");
+                assert!(sum.starts_on_cache_line(), "add, {n} values");
                 let product = t.reshape(&[n, 1]).matmul(&Tensor::ones(&[1, 3]));
-                assert!(on_a_line(&product), "matmul, {n} rows");
+                assert!(product.starts_on_cache_line(), "matmul, {n} rows");
             }
         }
     }
@@ -291,10 +291,10 @@ mod tests {
         // A transposed view copies into a buffer of its own before writing.
         let mut t = base.t();
         t.data_mut()[0] = -1.0;
-        assert!(on_a_line(&t));
+        assert!(t.starts_on_cache_line());
         assert_eq!(t.to_vec()[1..4], [n as f32, 1.0, n as f32 + 1.0]);
         assert_eq!(base.to_vec()[0], 0.0, "the base is untouched");
-        assert!(on_a_line(&base.t().contiguous()));
+        assert!(base.t().contiguous().starts_on_cache_line());
     }
 
     #[test]
@@ -306,7 +306,7 @@ mod tests {
         let vecs: Vec<Vec<f32>> = (0..8).map(|i| vec![i as f32; n]).collect();
         let off = vecs
             .into_iter()
-            .find(|v| !(v.as_ptr() as usize).is_multiple_of(ALIGN_BYTES))
+            .find(|v| !starts_on_line(v))
             .expect("one of eight 16-byte-aligned Vecs is off a line");
         let address = off.as_ptr();
         let t = Tensor::from_vec(off, &[n]);

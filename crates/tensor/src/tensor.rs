@@ -248,7 +248,8 @@ impl Tensor {
     /// assert!(a.contiguous_aligned().shares_storage_with(&a));
     /// ```
     pub fn contiguous_aligned(&self) -> Tensor {
-        if self.is_contiguous() && (self.starts_on_cache_line() || self.numel() < 16) {
+        let short = self.numel() < recycle::FLOATS_PER_LINE;
+        if self.is_contiguous() && (short || self.starts_on_cache_line()) {
             return self.clone();
         }
         Tensor::from_buffer(self.to_buffer(), &self.shape)
@@ -256,8 +257,7 @@ impl Tensor {
 
     /// Whether the first element lies on a 64-byte cache line boundary.
     pub fn starts_on_cache_line(&self) -> bool {
-        let first = self.storage[self.offset..].as_ptr();
-        (first as usize).is_multiple_of(recycle::ALIGN_BYTES)
+        recycle::starts_on_line(&self.storage[self.offset..])
     }
 
     /// The only element of a one-element tensor.

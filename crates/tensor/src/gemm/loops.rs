@@ -26,6 +26,7 @@ use super::kernel::{MicroKernel, Tile};
 use super::pack::{pack_a, pack_b, with_buf, A_BUF, B_BUF};
 use super::tasks::run_tasks;
 use super::{Epilogue, MatRef};
+use crate::recycle::{starts_on_line, FLOATS_PER_LINE};
 
 /// Where C lives: a raw pointer so that threads can write disjoint tiles.
 #[derive(Clone, Copy, Debug)]
@@ -665,14 +666,13 @@ fn b_in_place(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> bool {
 /// lines of a B row a k step, [`B_IN_PLACE_MAX_PANELS`] for the others.
 pub(crate) fn b_in_place_max_rows(kern: &MicroKernel, b: &MatRef<'_>, threads: usize) -> usize {
     let anywhere = B_IN_PLACE_MAX_PANELS * kern.mr;
-    let wide_rows = kern.nr * size_of::<f32>() >= 4 * LINE_BYTES;
     if rows_on_lines(b) {
         if threads == 1 {
             anywhere.max(B_IN_PLACE_ON_LINES_MAX_ROWS)
         } else {
             anywhere
         }
-    } else if wide_rows {
+    } else if reads_four_lines_of_b(kern) {
         B_IN_PLACE_OFF_LINES_MAX_PANELS * kern.mr
     } else {
         anywhere
@@ -714,13 +714,16 @@ pub(crate) const B_IN_PLACE_ON_LINES_MAX_ROWS: usize = 132;
 /// and 96 rows: packing −3 to −7 %; AVX2 ±0.2 %.)
 pub(crate) const B_IN_PLACE_OFF_LINES_MAX_PANELS: usize = 4;
 
-/// A cache line, in bytes.
-const LINE_BYTES: usize = 64;
+/// Whether the kernel's k step reads four cache lines or more of a B row
+/// (NR floats): see [`B_IN_PLACE_OFF_LINES_MAX_PANELS`].
+fn reads_four_lines_of_b(kern: &MicroKernel) -> bool {
+    kern.nr >= 4 * FLOATS_PER_LINE
+}
 
-/// Whether every row of `m` starts on a 64-byte cache line.
+/// Whether every row of `m` starts on a cache line, as the tensors Ember
+/// allocates do ([`crate::recycle`]).
 fn rows_on_lines(m: &MatRef<'_>) -> bool {
-    (m.data.as_ptr() as usize).is_multiple_of(LINE_BYTES)
-        && (m.row_stride * size_of::<f32>()).is_multiple_of(LINE_BYTES)
+    starts_on_line(m.data) && m.row_stride.is_multiple_of(FLOATS_PER_LINE)
 }
 
 /// Whether the kernel may read A's full micro-panels where they lie, at
@@ -1060,6 +1063,7 @@ fn micro_loops(
 pub(crate) mod tests {
     use super::*;
     use crate::gemm::Kernel;
+    use crate::recycle::floats_to_line;
 
     /// Where a block's B panels come from, for an A of `m` rows against a
     /// `k × n` B, row-major or not, as a task that owns its buffer sees it.
@@ -1078,8 +1082,7 @@ pub(crate) mod tests {
     ) -> BSource {
         let (a, mut c) = (vec![0.0; m * k], vec![0.0; m * n]);
         let b_room = vec![0.0f32; k * n + 32];
-        let to_line = (64 - b_room.as_ptr() as usize % 64) % 64;
-        let start = (to_line + offset) / 4;
+        let start = floats_to_line(b_room.as_ptr()) + offset / 4;
         let b = &b_room[start..start + k * n];
         let (rs, cs) = if b_row_major { (n, 1) } else { (1, k) };
         let p = Product {
@@ -1253,7 +1256,7 @@ pub(crate) mod tests {
             // Off lines, a tile that reads four lines of a B row a k step
             // reads B in place against fewer rows; the narrower ones keep 12
             // panels.
-            let off_lines = if kern.nr * 4 >= 4 * LINE_BYTES {
+            let off_lines = if reads_four_lines_of_b(&kern) {
                 B_IN_PLACE_OFF_LINES_MAX_PANELS * kern.mr
             } else {
                 B_IN_PLACE_MAX_PANELS * kern.mr

@@ -618,7 +618,7 @@ fn b_on_cache_lines_read_in_place_gives_the_bits_of_packed_b() {
         let rows = Mat::random(k, n, Layout::RowMajor, &mut rng);
         // The same values in a buffer where they start on a line.
         let mut room = vec![0.0f32; k * n + 15];
-        let start = (64 - room.as_ptr() as usize % 64) % 64 / 4;
+        let start = crate::recycle::floats_to_line(room.as_ptr());
         room[start..start + k * n].copy_from_slice(&rows.data);
         let lined = MatRef::new(&room[start..start + k * n], k, n, n, 1);
         let longest = crate::gemm::loops::b_in_place_max_rows(&kern, &lined, 1);
