@@ -111,6 +111,25 @@ impl Buffer {
         Buffer { values, start, len }
     }
 
+    /// A new buffer holding a copy of `values`, starting on a line: one
+    /// pass over them (only the padding before the line is zeroed).
+    fn copy_aligned(values: &[f32]) -> Buffer {
+        let len = values.len();
+        if len < FLOATS_PER_LINE {
+            return Buffer::given(values.to_vec());
+        }
+        // The allocation is made here and never grows, so `start` holds.
+        let mut padded = Vec::with_capacity(len + FLOATS_PER_LINE - 1);
+        let start = floats_to_line(padded.as_ptr());
+        padded.resize(start, 0.0);
+        padded.extend_from_slice(values);
+        Buffer {
+            values: padded,
+            start,
+            len,
+        }
+    }
+
     /// The bytes the buffer holds, padding included.
     fn bytes(&self) -> usize {
         self.values.capacity() * size_of::<f32>()
@@ -178,11 +197,16 @@ pub(crate) fn for_overwrite(len: usize) -> Buffer {
     take(len).unwrap_or_else(|| Buffer::new_aligned(len, 0.0))
 }
 
-/// `values` copied into a buffer of their length.
+/// `values` copied into a buffer of their length (recycled, or new and
+/// starting on a line).
 pub(crate) fn copied(values: &[f32]) -> Buffer {
-    let mut buffer = for_overwrite(values.len());
-    buffer.copy_from_slice(values);
-    buffer
+    match take(values.len()) {
+        Some(mut buffer) => {
+            buffer.copy_from_slice(values);
+            buffer
+        }
+        None => Buffer::copy_aligned(values),
+    }
 }
 
 fn take(len: usize) -> Option<Buffer> {
@@ -295,6 +319,16 @@ mod tests {
         assert_eq!(t.to_vec()[1..4], [n as f32, 1.0, n as f32 + 1.0]);
         assert_eq!(base.to_vec()[0], 0.0, "the base is untouched");
         assert!(base.t().contiguous().starts_on_cache_line());
+        // A contiguous tensor whose storage is shared: copied as a whole,
+        // into a new buffer (1000 values, never recycled) or a recycled one.
+        for len in [1000, n] {
+            let shared = Tensor::arange(len);
+            let mut own = shared.clone();
+            own.data_mut()[0] = -1.0;
+            assert!(own.starts_on_cache_line(), "{len} values");
+            assert!(!own.shares_storage_with(&shared));
+            assert_eq!(own.to_vec()[1..], shared.to_vec()[1..], "{len} values");
+        }
     }
 
     #[test]
