@@ -338,13 +338,12 @@ const LIBS: usize = 3;
 const TIMED: usize = LIBS + 1;
 
 /// Times one shape: `rounds` rounds, each timing Ember, matrixmultiply, gemm
-/// and the FMA probe back to back, in the order [`turn_order`] gives (a
-/// Williams square: each one runs in each place and right after each other
-/// one equally often; rotating one order had kept Ember right after the
-/// probe's 100 ms of FMAs on every core, and `gemm` after
-/// `matrixmultiply`); returns
-/// every round's samples, by library. The probe runs in the same rounds so that the share of the peak
-/// compares rates measured under the same conditions: this machine's cores
+/// and the FMA probe back to back, in the order [`turn_order`] gives
+/// (rotating one order had kept Ember right after the probe's 100 ms of
+/// FMAs on every core, and `gemm` after `matrixmultiply`); returns every
+/// round's samples, by library. The probe runs in the same rounds so that
+/// the share of the peak compares rates measured under the same
+/// conditions: this machine's cores
 /// may run tens of percent slower for seconds at a time (another guest on
 /// the host), which a peak taken once, at the start, would not see.
 /// With `awake`, Ember's and gemm's batches run inside `with_workers_awake`.
