@@ -28,14 +28,15 @@ use rand_chacha::ChaCha8Rng;
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// Hidden layer widths, each 1 to 65,536.
-    #[arg(long, value_delimiter = ',', default_values_t = [512, 512], value_parser = common::args::width)]
+    /// Hidden layer widths, comma-separated (`--hidden 1024,1024`), each 1
+    /// to 65,536.
+    #[arg(long, value_delimiter = ',', default_value = "512,512", allow_negative_numbers = true, value_parser = common::args::width)]
     hidden: Vec<usize>,
     /// Hidden activation.
     #[arg(long, value_enum, default_value_t = Activation::Relu)]
     activation: Activation,
     /// Dropout probability after each hidden layer, in [0, 1).
-    #[arg(long, default_value_t = 0.2, value_parser = common::args::probability)]
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true, value_parser = common::args::probability)]
     dropout: f32,
     /// Before training, print an initialization report (weight spread,
     /// pre-activations, saturated and dead units, gradient norms per layer) on

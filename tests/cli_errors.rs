@@ -139,6 +139,56 @@ fn the_mnist_examples_refuse_bad_options_before_any_work() {
     assert!(witness.exists(), "the control run wrote no metrics");
 }
 
+/// A negative number given as its own word (`--lr -1`, not `--lr=-1`)
+/// reaches the option's check, which names the rule, instead of clap taking
+/// it for an unknown flag; and a negative bias is a value like any other.
+#[test]
+fn negative_numbers_as_separate_words_are_values() {
+    let tmp = TempDir::new("cli-negative");
+    let data = synthetic_mnist().to_string_lossy().into_owned();
+    let witness = tmp.path().join("metrics.csv");
+    let metrics = witness.to_string_lossy().into_owned();
+    let base = [
+        "--no-download",
+        "--data-dir",
+        &data,
+        "--epochs",
+        "1",
+        "--train-limit",
+        "64",
+        "--test-limit",
+        "64",
+        "--metrics",
+        &metrics,
+    ];
+    for (option, value, rule) in [
+        ("--lr", "-1", ">= 0"),
+        ("--batch-size", "-3", "whole number"),
+        ("--dropout", "-0.5", "[0, 1)"),
+        ("--hidden", "-5", "whole number"),
+        ("--seed", "-1", "invalid digit"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend([option, value]);
+        refused(
+            "mnist_mlp",
+            &args,
+            &[option, value, rule],
+            tmp.path(),
+            &witness,
+        );
+    }
+    let mut args = base.to_vec();
+    args.extend(["--bias-init", "-0.1"]);
+    let out = run_in("mnist_mlp", &args, tmp.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(witness.exists(), "--bias-init -0.1 wrote no metrics");
+}
+
 #[test]
 fn init_study_refuses_bad_options_before_any_work() {
     let tmp = TempDir::new("cli-init");

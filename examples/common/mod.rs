@@ -29,14 +29,14 @@ use ember::mnist::{BatchConfig, Dataset, Layout, Mnist, MnistError, MnistSet};
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
     /// Epochs to train (with --resume: the total, counting the saved ones).
-    #[arg(long, value_parser = args::epochs)]
+    #[arg(long, allow_negative_numbers = true, value_parser = args::epochs)]
     pub epochs: Option<usize>,
     /// Examples per training step (default: the recipe's).
-    #[arg(long, value_parser = args::positive)]
+    #[arg(long, allow_negative_numbers = true, value_parser = args::positive)]
     pub batch_size: Option<usize>,
     /// Learning rate, finite and >= 0 (default: the recipe's, or the
     /// optimizer's usual one).
-    #[arg(long, value_parser = args::learning_rate)]
+    #[arg(long, allow_negative_numbers = true, value_parser = args::learning_rate)]
     pub lr: Option<f32>,
     /// The optimizer.
     #[arg(long, value_enum)]
@@ -47,19 +47,19 @@ pub struct CommonArgs {
     /// Label smoothing ε of the training loss, in [0, 1): the target puts
     /// 1 − ε + ε/10 on the true digit and ε/10 on each other (PyTorch's
     /// `label_smoothing`). Test loss is always plain cross-entropy.
-    #[arg(long, default_value_t = 0.0, value_parser = args::probability)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = args::probability)]
     pub label_smoothing: f32,
     /// Weight initializer of every layer.
     #[arg(long, value_enum, default_value_t = InitKind::TruncatedNormal)]
     pub init: InitKind,
     /// Bias initial value ("default": 0, or 0.1 before a ReLU).
-    #[arg(long, default_value = "default", value_parser = args::bias)]
+    #[arg(long, default_value = "default", allow_negative_numbers = true, value_parser = args::bias)]
     pub bias_init: String,
     /// Seed of everything random: weights, shuffling, dropout.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Worker threads (default: all cores).
-    #[arg(long, value_parser = args::threads)]
+    #[arg(long, allow_negative_numbers = true, value_parser = args::threads)]
     pub threads: Option<usize>,
     /// Folder with the MNIST files; it must exist, and is the only place
     /// looked in (without it: $MNIST_DIR, else data/mnist).
@@ -87,10 +87,10 @@ pub struct CommonArgs {
     #[arg(long)]
     pub json: bool,
     /// Train on the first N training images only (quick checks and tests).
-    #[arg(long, value_parser = args::positive)]
+    #[arg(long, allow_negative_numbers = true, value_parser = args::positive)]
     pub train_limit: Option<usize>,
     /// Evaluate on the first N test images only.
-    #[arg(long, value_parser = args::positive)]
+    #[arg(long, allow_negative_numbers = true, value_parser = args::positive)]
     pub test_limit: Option<usize>,
     /// Train data-parallel, one rank of `mpiexec -n N` (needs a build with
     /// `--features mpi`): each rank takes its share of every --batch-size

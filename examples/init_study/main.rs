@@ -68,21 +68,21 @@ struct Cli {
     out_dir: Option<PathBuf>,
     /// Seeds per experiment, at least 2 (default: 5, or 2 with --quick;
     /// with --full, 8 per cell of the classic MLP and 5 per other cell).
-    #[arg(long, value_parser = seeds)]
+    #[arg(long, allow_negative_numbers = true, value_parser = seeds)]
     seeds: Option<usize>,
     /// Folder with the MNIST files; it must exist, and is the only place
     /// looked in (without it: $MNIST_DIR, else data/mnist).
     #[arg(long, value_parser = common::args::existing_dir)]
     data_dir: Option<PathBuf>,
     /// Training images in experiments 4 and 5 (default 8,000; 1,024 with --quick).
-    #[arg(long, value_parser = common::args::positive, conflicts_with = "full")]
+    #[arg(long, allow_negative_numbers = true, value_parser = common::args::positive, conflicts_with = "full")]
     train_limit: Option<usize>,
     /// Epochs in experiments 4 and 5, at least 1 (default 2; 1 with --quick).
-    #[arg(long, value_parser = common::args::positive, conflicts_with = "full")]
+    #[arg(long, allow_negative_numbers = true, value_parser = common::args::positive, conflicts_with = "full")]
     epochs: Option<usize>,
     /// Worker threads (default: all cores); with --full, the runs trained
     /// side by side, one thread each.
-    #[arg(long, value_parser = common::args::threads)]
+    #[arg(long, allow_negative_numbers = true, value_parser = common::args::threads)]
     threads: Option<usize>,
 }
 
