@@ -38,11 +38,13 @@
 //! - [`keep_mask`] (`keep_mask.rs`): dropout's Bernoulli masks from a
 //!   ChaCha8 keystream (AVX-512 where the CPU has it).
 //! - `parallel.rs`: when work is large enough to be split across threads.
+//! - [`memory`]: the bytes tensors hold now and at their peak.
 //! - `recycle.rs`: tensor storage: new buffers start on a 64-byte line, and
 //!   dropped large ones are reused by new tensors of the same length instead
 //!   of going back to the allocator.
 
 mod keep_mask;
+pub mod memory;
 mod ops;
 mod parallel;
 mod random;

@@ -156,6 +156,7 @@ pub(crate) struct Storage(Buffer);
 
 impl Storage {
     pub(crate) fn new(buffer: Buffer) -> Storage {
+        crate::memory::taken(buffer.bytes());
         Storage(buffer)
     }
 }
@@ -175,6 +176,7 @@ impl DerefMut for Storage {
 
 impl Drop for Storage {
     fn drop(&mut self) {
+        crate::memory::released(self.0.bytes());
         give_back(std::mem::take(&mut self.0));
     }
 }
