@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         extra: &[],
         init_report: false,
         confusion: true,
+        parameters: None,
     };
     common::train::main(&cli.common, &recipe, |init, rng| {
         ember::zoo::mnist_cnn(init, rng)

@@ -79,6 +79,21 @@ fn build_model(cli: &Cli, init: &LayerInit, rng: &mut ChaCha8Rng) -> Sequential 
     model
 }
 
+/// The parameters of 784 → `hidden`… → 10: each layer's weights and biases.
+fn parameters(hidden: &[usize]) -> u64 {
+    let widths: Vec<u64> = std::iter::once(784)
+        .chain(hidden.iter().map(|&h| h as u64))
+        .chain([10])
+        .collect();
+    widths.windows(2).map(|w| (w[0] + 1) * w[1]).sum()
+}
+
+/// `--hidden 512,512`, as the user would type it.
+fn hidden_option(hidden: &[usize]) -> String {
+    let widths: Vec<String> = hidden.iter().map(usize::to_string).collect();
+    format!("--hidden {}", widths.join(","))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let extra = [
@@ -98,6 +113,7 @@ fn main() -> ExitCode {
         extra: &extra,
         init_report: cli.init_report,
         confusion: false,
+        parameters: Some((hidden_option(&cli.hidden), parameters(&cli.hidden))),
     };
     common::train::main(&cli.common, &recipe, |init, rng| {
         build_model(&cli, init, rng)

@@ -146,6 +146,7 @@ fn main() -> ExitCode {
         extra: &[],
         init_report: false,
         confusion: false,
+        parameters: None,
     };
     common::train::main(&cli.common, &recipe, Net::new)
 }

@@ -63,6 +63,16 @@ impl OptimizerKind {
         }
     }
 
+    /// Buffers the optimizer keeps per parameter (momentum, squared
+    /// averages).
+    pub fn state_slots(self) -> u64 {
+        match self {
+            OptimizerKind::Sgd => 0,
+            OptimizerKind::Momentum | OptimizerKind::Rmsprop => 1,
+            OptimizerKind::Adam | OptimizerKind::Adamw => 2,
+        }
+    }
+
     /// Builds the optimizer over `model`'s parameters.
     pub fn build(self, model: &dyn Module, lr: f32) -> Box<dyn Optimizer> {
         let params = model.parameters();

@@ -7,6 +7,7 @@
 
 pub mod args;
 mod choices;
+pub mod memory;
 pub mod parallel;
 mod report;
 pub mod train;
@@ -157,11 +158,14 @@ pub fn load_data(args: &CommonArgs) -> Result<(MnistSet, MnistSet), String> {
     ))
 }
 
+/// Test images per batch of an evaluation ([`evaluate`]).
+pub const EVAL_BATCH: usize = 1000;
+
 /// `model` evaluated on `set` ([`evaluate_batches`]) in batches of 1,000
 /// decoded as they are needed: the 10,000 test images as floats would be
 /// 31 MB held for the whole run.
 pub fn evaluate(model: &dyn Module, set: &MnistSet, layout: Layout) -> Evaluation {
-    let config = BatchConfig::new(1000).layout(layout);
+    let config = BatchConfig::new(EVAL_BATCH).layout(layout);
     let batches = set.epoch(&config, 0).map(|b| DataBatch {
         inputs: b.images,
         labels: b.labels,

@@ -165,6 +165,10 @@ pub fn summary_json(
     );
     fields.insert("seed".into(), seed.into());
     fields.insert("threads".into(), threads.into());
+    fields.insert(
+        "peak_tensor_bytes".into(),
+        ember::tensor::memory::peak_bytes().into(),
+    );
     for (name, value) in extra {
         let value = serde_json::from_str(value).unwrap_or_else(|_| Value::from(value.as_str()));
         fields.insert(name.clone(), value);

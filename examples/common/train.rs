@@ -19,6 +19,7 @@ use ember::mnist::{BatchConfig, Layout, MnistSet};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::memory::{self, Budget};
 use super::parallel::Ranks;
 use super::{CommonArgs, EpochTracker, OptimizerKind, Reporter, ScheduleKind};
 
@@ -47,6 +48,10 @@ pub struct Recipe<'a> {
     pub init_report: bool,
     /// Print the test set's confusion matrix after training.
     pub confusion: bool,
+    /// The model's parameter count where an option sets it, with that
+    /// option as given (`--hidden 1024,1024`): checked against the memory
+    /// budget before the model is built.
+    pub parameters: Option<(String, u64)>,
 }
 
 /// The `main` of an MNIST example: the model that `build` makes from the
@@ -65,6 +70,11 @@ pub fn main<M: Module>(
             Some(lr) if optimizer == recipe.optimizer => lr,
             _ => optimizer.default_lr(),
         });
+        let budget = Budget::from_env()?;
+        if let (Some(budget), Some((option, parameters))) = (&budget, &recipe.parameters) {
+            let slots = optimizer.state_slots();
+            memory::check_parameters(option, *parameters, slots, budget)?;
+        }
         let (train_set, test_set) = super::load_data(args)?;
         let init = args.init.layer_init(&args.bias_init)?;
         let model = build(&init, &mut ChaCha8Rng::seed_from_u64(args.seed));
@@ -76,6 +86,7 @@ pub fn main<M: Module>(
             batch_size: args.batch_size.unwrap_or(recipe.batch_size),
             schedule: args.schedule.unwrap_or(recipe.schedule),
             threads,
+            budget,
         };
         let data = (&train_set, &test_set);
         train(world, args, recipe, &chosen, &model, built.as_mut(), data)
@@ -90,14 +101,16 @@ struct Chosen {
     batch_size: usize,
     schedule: ScheduleKind,
     threads: usize,
+    /// The memory the run may plan for (`None`: unknown, not checked).
+    budget: Option<Budget>,
 }
 
 /// Trains `model` with `optimizer` on the training set, testing on the
 /// test set after every epoch; ends with the summary ([`super::finish`]).
 ///
 /// # Errors
-/// If the ranks disagree, a checkpoint cannot be read or written, or the
-/// loss stops being finite.
+/// If the ranks disagree, a step would not fit in memory, a checkpoint
+/// cannot be read or written, or the loss stops being finite.
 fn train(
     world: Option<&World>,
     args: &CommonArgs,
@@ -113,6 +126,11 @@ fn train(
     let mut ranks = Ranks::new(world, &mut args, model, train_set, batch_size, recipe.extra)?;
     let args = &args;
     let mut run = super::start(args, epochs, model, optimizer)?;
+    if let Some(budget) = &chosen.budget {
+        let data = (train_set, test_set, recipe.layout);
+        memory::check_step(model, optimizer, data, batch_size, budget)?;
+    }
+    ember::tensor::memory::reset_peak(); // for the summary's peak_tensor_bytes
     ranks.broadcast(model);
     let batches = BatchConfig::new(batch_size)
         .shuffled(args.seed)
@@ -215,7 +233,7 @@ fn confusion(model: &dyn Module, set: &MnistSet, layout: Layout) -> ConfusionMat
     model.set_training(false);
     let mut matrix = ConfusionMatrix::new(10);
     no_grad(|| {
-        for batch in set.epoch(&BatchConfig::new(1000).layout(layout), 0) {
+        for batch in set.epoch(&BatchConfig::new(super::EVAL_BATCH).layout(layout), 0) {
             matrix.add(
                 &model.forward(&Var::constant(batch.images)).value(),
                 &batch.labels,

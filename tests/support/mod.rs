@@ -29,11 +29,12 @@ pub fn example(name: &str) -> PathBuf {
 }
 
 /// Runs an example with `args`, without `$MNIST_DIR` (every test says
-/// where its data is), in `cwd`.
+/// where its data is) or a memory budget of the caller's, in `cwd`.
 pub fn run_in(name: &str, args: &[&str], cwd: &Path) -> Output {
     Command::new(example(name))
         .args(args)
         .env_remove("MNIST_DIR")
+        .env_remove("EMBER_MEMORY_BUDGET")
         .current_dir(cwd)
         .output()
         .expect("the example starts")
