@@ -39,6 +39,16 @@ fn refused(example: &str, args: &[&str], names: &[&str], cwd: &Path, witness: &P
     );
 }
 
+/// Runs `example` with `args` and checks that it trained: success, and
+/// `witness` (its metrics file) written.
+#[track_caller]
+fn trains(example: &str, args: &[&str], cwd: &Path, witness: &Path) {
+    let out = run_in(example, args, cwd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{example} {args:?}:\n{stderr}");
+    assert!(witness.exists(), "{example} {args:?} wrote no metrics");
+}
+
 /// The bad values every MNIST example must refuse: (option, value).
 fn common_cases(tmp: &TempDir) -> Vec<(&'static str, String)> {
     let file = tmp.file("a-file");
@@ -130,13 +140,7 @@ fn the_mnist_examples_refuse_bad_options_before_any_work() {
     // And the control: the same base command line trains and writes.
     let args = line("", None);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run_in("mnist_mlp", &args, tmp.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(witness.exists(), "the control run wrote no metrics");
+    trains("mnist_mlp", &args, tmp.path(), &witness);
 }
 
 /// A negative number given as its own word (`--lr -1`, not `--lr=-1`)
@@ -180,13 +184,7 @@ fn negative_numbers_as_separate_words_are_values() {
     }
     let mut args = base.to_vec();
     args.extend(["--bias-init", "-0.1"]);
-    let out = run_in("mnist_mlp", &args, tmp.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(witness.exists(), "--bias-init -0.1 wrote no metrics");
+    trains("mnist_mlp", &args, tmp.path(), &witness);
 }
 
 #[test]
