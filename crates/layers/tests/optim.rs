@@ -470,6 +470,22 @@ fn load_state_rejects_bad_state_and_changes_nothing() {
             .map(|(n, v)| (n.clone(), if n == name { t.clone() } else { v.clone() }))
             .collect::<Vec<_>>()
     };
+    let replaced_name = |name: &str, by: &str| {
+        good.iter()
+            .map(|(n, v)| {
+                (
+                    if n == name { by.to_string() } else { n.clone() },
+                    v.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let without_all = |skip: &[&str]| {
+        good.iter()
+            .filter(|(n, _)| !skip.contains(&n.as_str()))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     let mut extra = good.clone();
     extra.push((
         "v.exp_avg".to_string(),
@@ -485,6 +501,23 @@ fn load_state_rejects_bad_state_and_changes_nothing() {
         ),
         (without("lr"), StateError::Missing("lr".into())),
         (extra, StateError::Unexpected("v.exp_avg".into())),
+        // Another optimizer's state: RMSprop's slot, or plain SGD's none.
+        (
+            replaced_name("w.exp_avg", "w.square_avg"),
+            StateError::OtherOptimizer {
+                parameter: "w".into(),
+                expected: vec!["exp_avg".into(), "exp_avg_sq".into()],
+                found: vec!["exp_avg_sq".into(), "square_avg".into()],
+            },
+        ),
+        (
+            without_all(&["w.exp_avg", "w.exp_avg_sq"]),
+            StateError::OtherOptimizer {
+                parameter: "w".into(),
+                expected: vec!["exp_avg".into(), "exp_avg_sq".into()],
+                found: vec![],
+            },
+        ),
         (twice, StateError::Duplicate("w.exp_avg".into())),
         (
             replaced("w.exp_avg", StateValue::Tensor(Tensor::zeros(&[4]))),

@@ -149,6 +149,23 @@ pub enum StateError {
     /// The same name appears twice.
     #[error("optimizer state `{0}` appears twice")]
     Duplicate(String),
+    /// A parameter's state has slots this optimizer does not keep: state
+    /// saved by another optimizer (RMSprop's `square_avg` where Adam needs
+    /// `exp_avg` and `exp_avg_sq`).
+    #[error(
+        "the optimizer state of `{parameter}` holds {}, but this optimizer keeps {}: \
+         it was saved by another optimizer",
+        listed(found),
+        listed(expected)
+    )]
+    OtherOptimizer {
+        /// The first parameter whose state differs.
+        parameter: String,
+        /// The slots this optimizer keeps per parameter.
+        expected: Vec<String>,
+        /// The slots the file has for it.
+        found: Vec<String>,
+    },
     /// An entry has the wrong shape.
     #[error("optimizer state `{name}` has shape {found:?}, expected {expected:?}")]
     Shape {
@@ -168,6 +185,18 @@ pub enum StateError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// "`exp_avg`, `exp_avg_sq`", or "no slots".
+fn listed(slots: &[String]) -> String {
+    match slots {
+        [] => "no slots".to_string(),
+        _ => slots
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 /// One parameter's optimizer state: its step count and its slot tensors
@@ -411,6 +440,7 @@ pub(crate) fn import_state(
     }
     let mut staged = Vec::with_capacity(params.len());
     for Named { name, var: p } in params {
+        other_optimizer(&by_name, name, slot_names)?;
         let step_name = format!("{name}.step");
         let step = match take_value(&mut by_name, &step_name)? {
             StateValue::Count(n) => n,
@@ -439,6 +469,41 @@ pub(crate) fn import_state(
     *lr = new_lr;
     states.clone_from_slice(&staged);
     Ok(())
+}
+
+/// Fails when the state has a slot for `param` that `slot_names` lacks
+/// (`{param}.{slot}`, the slot a name without dots), or a step count for it
+/// and none of the slots `slot_names` has: state another optimizer saved
+/// (plain SGD keeps none), which would otherwise be reported as one missing
+/// or unexpected entry.
+fn other_optimizer(
+    by_name: &HashMap<String, StateValue>,
+    param: &str,
+    slot_names: &[&str],
+) -> Result<(), StateError> {
+    let prefix = format!("{param}.");
+    let mut found: Vec<String> = by_name
+        .keys()
+        .filter_map(|key| key.strip_prefix(&prefix))
+        .filter(|slot| !slot.contains('.') && *slot != "step")
+        .map(str::to_string)
+        .collect();
+    let foreign = found
+        .iter()
+        .any(|slot| !slot_names.contains(&slot.as_str()));
+    // A step count and no slot at all, where slots belong.
+    let bare = found.is_empty()
+        && !slot_names.is_empty()
+        && by_name.contains_key(&format!("{prefix}step"));
+    if !(foreign || bare) {
+        return Ok(());
+    }
+    found.sort();
+    Err(StateError::OtherOptimizer {
+        parameter: param.to_string(),
+        expected: slot_names.iter().map(|s| s.to_string()).collect(),
+        found,
+    })
 }
 
 /// Checks a config value at construction, PyTorch-style: it must be finite
