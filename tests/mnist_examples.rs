@@ -288,6 +288,42 @@ fn a_damaged_checkpoint_is_refused_on_resume() {
     assert!(!stdout.contains("epoch "), "training started: {stdout}");
 }
 
+/// A checkpoint of another model (other --hidden widths) is refused on
+/// --resume, naming the tensor and both shapes, with what to do about it.
+#[test]
+fn a_checkpoint_of_another_model_is_refused_on_resume() {
+    let tmp = TempDir::new("other-model");
+    let dir = synthetic_mnist().to_string_lossy().into_owned();
+    let path = tmp.file("run.safetensors");
+    let common = ["--data-dir", &dir, "--no-download", "--train-limit", "256"];
+    let saved = [
+        "--hidden", "64", "--epochs", "1", "--quiet", "--save", &path,
+    ];
+    run("mnist_mlp", &[&common[..], &saved].concat());
+    for (hidden, named) in [
+        (
+            "128",
+            "has shape [64, 784] but the model expects [128, 784]",
+        ),
+        ("64,64", "`6.weight` is missing from the file"),
+    ] {
+        let resumed = ["--hidden", hidden, "--epochs", "2", "--resume", &path];
+        let out = run_in("mnist_mlp", &[&common[..], &resumed].concat(), tmp.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(named),
+            "{stderr}"
+        );
+        assert!(stderr.contains("other --hidden widths"), "{stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "training started: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
 /// Also the convnet's end-to-end determinism: its checkpoint after one epoch
 /// is the same file with 1 and 2 threads (per-image convolutions, per-task
 /// weight-gradient sums, dropout on 4-D activations, pooling).

@@ -20,7 +20,9 @@ pub use report::{finish, EpochRecord, EpochTracker, Reporter};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::layers::checkpoint::{load_checkpoint, save_checkpoint, Integrity, TrainingState};
+use ember::layers::checkpoint::{
+    load_checkpoint, save_checkpoint, CheckpointError, Integrity, TrainingState,
+};
 use ember::layers::data::{evaluate_batches, DataBatch, Evaluation};
 use ember::layers::optim::Optimizer;
 use ember::layers::Module;
@@ -203,7 +205,16 @@ pub fn start(
 ) -> Result<TrainingState, String> {
     let mut run = TrainingState::new(args.seed);
     if let Some(path) = &args.resume {
-        let loaded = load_checkpoint(path, model, Some(optimizer)).map_err(|e| e.to_string())?;
+        let loaded = load_checkpoint(path, model, Some(optimizer)).map_err(|e| match e {
+            CheckpointError::Missing { .. }
+            | CheckpointError::Unexpected { .. }
+            | CheckpointError::Shape { .. } => format!(
+                "{e}\nThe checkpoint holds another model (another example's, or \
+                 mnist_mlp's with other --hidden widths): resume it with the example and \
+                 options that trained it."
+            ),
+            e => e.to_string(),
+        })?;
         if loaded.integrity == Integrity::Unverified {
             eprintln!(
                 "note: {} has no checksums (saved before Ember wrote them, or by another tool): \
