@@ -143,6 +143,44 @@ fn the_mnist_examples_refuse_bad_options_before_any_work() {
     trains("mnist_mlp", &args, tmp.path(), &witness);
 }
 
+/// Two output options naming one file are refused before any work, however
+/// the path is spelled: each write would replace the other's.
+#[test]
+fn two_outputs_in_one_file_are_refused() {
+    let tmp = TempDir::new("cli-same-file");
+    let data = synthetic_mnist().to_string_lossy().into_owned();
+    let file = tmp.path().join("run.out");
+    let spelled = tmp.path().join(".").join("run.out");
+    let (file, spelled) = (file.to_string_lossy(), spelled.to_string_lossy());
+    let base = [
+        "--no-download",
+        "--data-dir",
+        &data,
+        "--epochs",
+        "1",
+        "--train-limit",
+        "64",
+    ];
+    for (first, second) in [
+        ("--save", "--metrics"),
+        ("--metrics", "--plot"),
+        ("--save", "--plot"),
+    ] {
+        for example in ["mnist_mlp", "mnist_cnn", "mnist_resnet"] {
+            let mut args = base.to_vec();
+            args.extend([first, &*file, second, &*spelled]);
+            let witness = tmp.path().join("run.out");
+            refused(
+                example,
+                &args,
+                &[first, second, &file],
+                tmp.path(),
+                &witness,
+            );
+        }
+    }
+}
+
 /// A negative number given as its own word (`--lr -1`, not `--lr=-1`)
 /// reaches the option's check, which names the rule, instead of clap taking
 /// it for an unknown flag; and a negative bias is a value like any other.

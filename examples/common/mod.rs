@@ -102,6 +102,50 @@ pub struct CommonArgs {
     pub distributed: bool,
 }
 
+impl CommonArgs {
+    /// Refuses two output options that name one file (`--save run.st
+    /// --metrics run.st`): each write would replace the other's, and the
+    /// checkpoint could be the one lost. `--resume` may name the `--save`
+    /// file: that is how a run continues in place.
+    ///
+    /// # Errors
+    /// Naming both options and the file.
+    pub fn check_outputs(&self) -> Result<(), String> {
+        let outputs = [
+            ("--save", &self.save),
+            ("--metrics", &self.metrics),
+            ("--plot", &self.plot),
+        ];
+        let named: Vec<(&str, &PathBuf, PathBuf)> = outputs
+            .into_iter()
+            .filter_map(|(option, path)| path.as_ref().map(|p| (option, p, where_written(p))))
+            .collect();
+        for (at, (first, path, file)) in named.iter().enumerate() {
+            if let Some((second, ..)) = named[at + 1..].iter().find(|(.., f)| f == file) {
+                return Err(format!(
+                    "{first} and {second} name the same file, {}: each would replace the other",
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The file `path` names, for comparing paths spelled differently
+/// (`run.csv`, `./run.csv`): its folder resolved, its name as given (the
+/// file need not exist yet).
+fn where_written(path: &Path) -> PathBuf {
+    let folder = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let folder = folder
+        .canonicalize()
+        .unwrap_or_else(|_| folder.to_path_buf());
+    folder.join(path.file_name().unwrap_or_default())
+}
+
 /// The size of global batch `b` of an epoch of `len` images in batches of
 /// `batch_size` (the last one may be smaller).
 pub fn global_batch(len: usize, batch_size: usize, b: usize) -> usize {

@@ -63,6 +63,10 @@ pub fn main<M: Module>(
     recipe: &Recipe,
     build: impl Fn(&LayerInit, &mut ChaCha8Rng) -> M,
 ) -> ExitCode {
+    if let Err(message) = args.check_outputs() {
+        eprintln!("error: {message}");
+        return ExitCode::from(2); // a usage error, as clap's
+    }
     super::parallel::main(args, |world| {
         let threads = super::setup_threads(args.threads)?;
         let optimizer = args.optimizer.unwrap_or(recipe.optimizer);
