@@ -11,6 +11,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use support::{run_in, synthetic_mnist, TempDir};
 
@@ -32,7 +33,11 @@ fn real_mnist() -> Option<PathBuf> {
 /// Runs an example (in a scratch folder, without `$MNIST_DIR`) and
 /// requires success.
 fn run(name: &str, args: &[&str]) -> Output {
-    let cwd = TempDir::new(&format!("cwd-{name}"));
+    // A folder of its own per call: tests run side by side, and two with
+    // one name would remove each other's (a spawn then finds no cwd).
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let cwd = TempDir::new(&format!("cwd-{name}-{call}"));
     let out = run_in(name, args, cwd.path());
     assert!(
         out.status.success(),
