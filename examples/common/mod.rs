@@ -34,7 +34,9 @@ pub struct CommonArgs {
     /// Epochs to train (with --resume: the total, counting the saved ones).
     #[arg(long, allow_negative_numbers = true, value_parser = args::epochs)]
     pub epochs: Option<usize>,
-    /// Examples per training step (default: the recipe's).
+    /// Examples per training step (default: the recipe's). One that would
+    /// not fit in memory is refused before training, with the largest that
+    /// would; EMBER_MEMORY_BUDGET (such as 8G) sets the memory to plan for.
     #[arg(long, allow_negative_numbers = true, value_parser = args::positive)]
     pub batch_size: Option<usize>,
     /// Learning rate, finite and >= 0 (default: the recipe's, or the
