@@ -6,16 +6,14 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use support::{example, synthetic_mnist, TempDir};
+use support::{command, json_number, synthetic_mnist, TempDir};
 
 fn run_with_budget(name: &str, budget: &str, args: &[&str], cwd: &Path) -> Output {
-    Command::new(example(name))
+    command(name, cwd)
         .args(args)
-        .env_remove("MNIST_DIR")
         .env("EMBER_MEMORY_BUDGET", budget)
-        .current_dir(cwd)
         .output()
         .expect("the example starts")
 }
@@ -110,20 +108,14 @@ fn a_batch_too_large_for_the_budget_is_refused_and_the_size_it_names_fits() {
         args.push("--json".into());
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run_with_budget(name, budget, &argv, tmp.path());
-        let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
             "{name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(witness.exists(), "{name}: no metrics written");
-        let peak: u64 = stdout
-            .lines()
-            .last()
-            .and_then(|json| json.split("\"peak_tensor_bytes\":").nth(1))
-            .and_then(|rest| rest.split([',', '}']).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{name}: no peak_tensor_bytes in {stdout}"));
+        // A byte count far below 2^53: exact as an f64.
+        let peak = json_number(&out, "peak_tensor_bytes") as u64;
         assert!(
             peak <= bytes,
             "{name}: batch {fits} held {peak} bytes, budget {bytes}"

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use support::{run_in, synthetic_mnist, TempDir};
+use support::{json_number, run_in, synthetic_mnist, TempDir};
 
 /// The data sets to run on: the synthetic one, and the real one if
 /// `MNIST_DIR` names it.
@@ -46,21 +46,6 @@ fn run(name: &str, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// The value of `"key":<number>` in the example's last line of JSON.
-fn json_number(out: &Output, key: &str) -> f64 {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .last()
-        .expect("the example printed something");
-    let start = line
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("no {key} in {line}"));
-    let rest = &line[start + key.len() + 3..];
-    let end = rest.find([',', '}']).expect("a JSON number ends");
-    rest[..end].parse().expect("a number")
 }
 
 fn bytes(path: &Path) -> Vec<u8> {

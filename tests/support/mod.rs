@@ -28,16 +28,39 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
-/// Runs an example with `args`, without `$MNIST_DIR` (every test says
-/// where its data is) or a memory budget of the caller's, in `cwd`.
-pub fn run_in(name: &str, args: &[&str], cwd: &Path) -> Output {
-    Command::new(example(name))
-        .args(args)
+/// The command that runs an example in `cwd`, without `$MNIST_DIR` (every
+/// test says where its data is) or a memory budget of the caller's; a test
+/// adds its own environment to it.
+pub fn command(name: &str, cwd: &Path) -> Command {
+    let mut command = Command::new(example(name));
+    command
         .env_remove("MNIST_DIR")
         .env_remove("EMBER_MEMORY_BUDGET")
-        .current_dir(cwd)
+        .current_dir(cwd);
+    command
+}
+
+/// Runs an example with `args` in `cwd` ([`command`]).
+pub fn run_in(name: &str, args: &[&str], cwd: &Path) -> Output {
+    command(name, cwd)
+        .args(args)
         .output()
         .expect("the example starts")
+}
+
+/// The value of `"key":<number>` in the example's last line of JSON.
+pub fn json_number(out: &Output, key: &str) -> f64 {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .last()
+        .expect("the example printed something");
+    let start = line
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {line}"));
+    let rest = &line[start + key.len() + 3..];
+    let end = rest.find([',', '}']).expect("a JSON number ends");
+    rest[..end].parse().expect("a number")
 }
 
 /// A folder removed when dropped (even when an assertion fails).
