@@ -49,7 +49,7 @@ struct KernelLoop {
 const INTEL_AVX512: &[&str] = &["skylake-avx512", "icelake-server", "sapphirerapids"];
 const ZEN_AVX512: &[&str] = &["znver4", "znver5"];
 
-const KERNELS: [KernelLoop; 5] = [
+const KERNELS: [KernelLoop; 7] = [
     KernelLoop {
         name: "avx512",
         symbol: "ember_tensor::gemm::kernel::avx512::intel::packed",
@@ -96,6 +96,34 @@ const KERNELS: [KernelLoop; 5] = [
         register: "zmm",
         models: ZEN_AVX512,
         shown: INTEL_AVX512,
+    },
+    // The dot kernels (lanes along K, for a B narrower than a vector: the
+    // logits), both AVX-512 flavours' and AVX2's, at the logits' width.
+    KernelLoop {
+        name: "avx512 dot N=10",
+        symbol: "ember_tensor::gemm::kernel::avx512::dot_n10",
+        pick: Pick::Named,
+        register: "zmm",
+        models: &[
+            "skylake-avx512",
+            "icelake-server",
+            "sapphirerapids",
+            "znver4",
+            "znver5",
+        ],
+        shown: &[],
+    },
+    // Zen 2 is shown, not judged: it dispatches 4 operations a cycle and
+    // splits each 128-bit broadcast of A in two, so the loop (1.15× its
+    // FMA bound there) is bound by dispatch; still about twice the rank-1
+    // tiles' rate on N = 10, whose lanes are 10 of 16.
+    KernelLoop {
+        name: "avx2 dot N=10",
+        symbol: "ember_tensor::gemm::kernel::avx2::dot_n10",
+        pick: Pick::Named,
+        register: "ymm",
+        models: &["haswell", "skylake", "znver3"],
+        shown: &["znver2"],
     },
 ];
 
@@ -226,8 +254,10 @@ fn body<'a>(lines: &mut impl Iterator<Item = &'a str>) -> Vec<Insn> {
         .collect()
 }
 
-/// The loop (a backward branch and what it jumps over) with the most FMAs:
-/// the k loop.
+/// The loop (a backward branch and what it jumps over) with the most FMAs,
+/// the shortest of those that tie: the k loop. (A dot kernel's K tail, a
+/// step as many FMAs as the loop's, can sit inside the span of the row
+/// loop's back edge, which is no k loop: the shortest span is.)
 fn k_loop(insns: &[Insn]) -> Option<&[Insn]> {
     insns
         .iter()
@@ -237,7 +267,10 @@ fn k_loop(insns: &[Insn]) -> Option<&[Insn]> {
             let start = insns.iter().position(|i| i.addr == target)?;
             Some(&insns[start..=end])
         })
-        .max_by_key(|body| body.iter().filter(|i| i.is_fma()).count())
+        .max_by_key(|body| {
+            let fmas = body.iter().filter(|i| i.is_fma()).count();
+            (fmas, std::cmp::Reverse(body.len()))
+        })
         .filter(|body| body.iter().any(|i| i.is_fma()))
 }
 
@@ -473,8 +506,8 @@ fn find_loop<'a>(
 
 /// Every instance of a kernel body in the binary: the packed entries, each
 /// instance of the generic `strided` shell (the small path's full tiles and
-/// every edge tile's smaller body) and the `packing_b` full tiles, as
-/// (name, address, instructions).
+/// every edge tile's smaller body), the `packing_b` full tiles and the dot
+/// kernels (lanes along K, for a narrow B), as (name, address, instructions).
 fn kernel_instances(disassembly: &str) -> Vec<(String, u64, Vec<Insn>)> {
     let mut found = Vec::new();
     let mut lines = disassembly.lines();
@@ -485,7 +518,9 @@ fn kernel_instances(disassembly: &str) -> Vec<(String, u64, Vec<Insn>)> {
         let is_kernel = name.starts_with("ember_tensor::gemm::kernel::")
             && (name.ends_with("::strided")
                 || name.ends_with("::packed")
-                || name.ends_with("::packing_b"));
+                || name.ends_with("::packing_b")
+                || name.ends_with("::dot")
+                || name.ends_with("::dot_n10"));
         let Ok(addr) = u64::from_str_radix(addr.trim(), 16) else {
             continue;
         };
@@ -550,7 +585,7 @@ fn every_instance_keeps_its_accumulators(
         }
     }
     println!(
-        "every kernel body in the binary ({}: packed entries, small-path, edge and B-packing tiles): {}",
+        "every kernel body in the binary ({}: packed entries, small-path, edge, B-packing and dot tiles): {}",
         instances.len(),
         if clean {
             "no store in a k loop (but packing_b's copy of B), no call"

@@ -72,7 +72,7 @@ const fn shape(name: &'static str, m: usize, k: usize, n: usize, a_t: bool, b_t:
     }
 }
 
-const SHAPES: [Shape; 12] = [
+const SHAPES: [Shape; 13] = [
     shape("256³", 256, 256, 256, false, false),
     shape("512³", 512, 512, 512, false, false),
     shape("2048³", 2048, 2048, 2048, false, false),
@@ -102,6 +102,14 @@ const SHAPES: [Shape; 12] = [
         false,
     ),
     shape("128×512×10 (logits)", 128, 512, 10, false, false),
+    shape(
+        "128×512×10 Bᵀ (logits, Linear fwd)",
+        128,
+        512,
+        10,
+        false,
+        true,
+    ),
     shape("64³", 64, 64, 64, false, false),
     shape(
         "64×288×576 (conv 32→64 fwd, an image)",

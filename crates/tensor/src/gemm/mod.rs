@@ -26,7 +26,9 @@
 //! - `blocking.rs`: block sizes and the thread split; `pack.rs`: packing into
 //!   aligned, reused panels; `small.rs`: the path for products too small to pack.
 //! - `kernel/`: the micro-kernel contract, its body written once over a vector
-//!   trait, and the scalar, AVX2+FMA and AVX-512 instances.
+//!   trait, and the scalar, AVX2+FMA and AVX-512 instances; `kernel/dot.rs`
+//!   and `dot.rs`: the dot-product kernel and path for a B narrower than a
+//!   vector (a classifier's logits).
 //!
 //! The kernel is picked once per process: the best one the CPU supports, or the
 //! one named by the environment variable `EMBER_GEMM_KERNEL`
@@ -36,6 +38,7 @@
 
 mod blocking;
 mod cache;
+mod dot;
 mod epilogue;
 mod kernel;
 mod loops;
@@ -357,6 +360,9 @@ pub enum Route {
     Small,
     /// The packed, blocked loop nest.
     Packed,
+    /// The dot-product kernel, vector lanes along K: a B with fewer columns
+    /// than a vector has lanes.
+    Dot,
 }
 
 /// What a [`gemm_with_kernel`] call actually did: lets tests prove that the
@@ -525,6 +531,43 @@ fn run(
         plan.threads
             .unwrap_or_else(|| blocking::threads_for(m, n, k, budget))
     };
+    // A B narrower than a vector (or an A with so few rows, as Cᵀ) runs
+    // on the dot kernel, whose lanes run along K instead of C's columns.
+    let dot_as = match plan.route {
+        Some(route) => (route == Route::Dot).then(|| {
+            assert!(
+                dot::can_run(kern, &a, &b),
+                "the dot route cannot run this product"
+            );
+            false
+        }),
+        None if dot::fits(kern, &a, &b) => Some(false),
+        None if dot::fits(kern, &b.t(), &a.t()) => Some(true),
+        None => None,
+    };
+    if let Some(transposed) = dot_as {
+        let (a, b, c, epilogue) = if transposed {
+            (b.t(), a.t(), c.t(), epilogue.t())
+        } else {
+            (a, b, c, epilogue)
+        };
+        let product = Product {
+            alpha,
+            a,
+            b,
+            beta,
+            epilogue,
+            c: COut {
+                ptr: c.data.as_mut_ptr(),
+                rs: c.row_stride,
+                cs: c.col_stride,
+            },
+        };
+        report.route = Route::Dot;
+        report.transposed = transposed;
+        report.tiles = dot::run(kern, &product, report.threads);
+        return report;
+    }
     if scratch_ct_pays(kern, &a, &b, beta, &c, report.threads, plan) {
         report.transposed = true;
         report.route = Route::Packed;

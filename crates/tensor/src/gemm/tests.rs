@@ -210,7 +210,12 @@ fn check(kernel: Kernel, case: Case, rng: &mut ChaCha8Rng) {
 
     assert_eq!(report.kernel, kernel, "{case:?}");
     if m * n * k > 0 && case.alpha != 0.0 {
-        let min_tiles = if report.transposed {
+        let min_tiles = if report.route == Route::Dot {
+            // Full tiles of the dot kernel's rows, then the rest one by one.
+            let (rows, width) = if report.transposed { (n, m) } else { (m, n) };
+            let (r, _) = kern.dot_shape(width).expect("a dot kernel this wide");
+            rows / r + rows % r
+        } else if report.transposed {
             n.div_ceil(kern.mr) * m.div_ceil(kern.nr)
         } else {
             m.div_ceil(kern.mr) * n.div_ceil(kern.nr)
@@ -252,6 +257,19 @@ fn routes() -> [Option<Route>; 2] {
     [Some(Route::Small), Some(Route::Packed)]
 }
 
+/// [`routes`], and the dot route where `kernel` can run it: a dot kernel
+/// `n` wide and A's rows contiguous (`a`'s layout, or a single column).
+fn routes_with_dot(kernel: Kernel, n: usize, k: usize, a: Layout) -> Vec<Option<Route>> {
+    let kern = MicroKernel::new(kernel).expect("a supported kernel");
+    let rows_contiguous = matches!(a, Layout::RowMajor | Layout::Padded) || k <= 1;
+    let dot = kern.dot_shape(n).is_some() && rows_contiguous;
+    let mut routes = routes().to_vec();
+    if dot {
+        routes.push(Some(Route::Dot));
+    }
+    routes
+}
+
 /// All kernels this CPU can run: the forced-kernel tests below cover each.
 fn kernels() -> Vec<Kernel> {
     let ks = Kernel::supported();
@@ -279,7 +297,7 @@ fn small_sizes_every_kernel_every_route() {
                     ];
                     let alpha = [1.0, -0.5, 0.0][count % 3];
                     let beta = [0.0, 1.0, 2.5][(count / 3) % 3];
-                    for route in routes() {
+                    for route in routes_with_dot(kernel, n, k, layouts[0]) {
                         let case = Case {
                             m,
                             n,
@@ -318,13 +336,17 @@ fn block_boundaries_primes_layouts_alpha_beta() {
             (1, 67, 59),
             (61, 1, 53),
             (128, 10, 71),
+            (37, 10, 16 * 8 + 5),
+            (9, 15, 16 * 9 + 1),
         ];
         let mut count = 0;
         for (m, n, k) in shapes {
             for la in LAYOUTS {
                 for lb in LAYOUTS {
                     count += 1;
-                    for route in [None, Some(Route::Small), Some(Route::Packed)] {
+                    let mut routes = routes_with_dot(kernel, n, k, la);
+                    routes.push(None);
+                    for route in routes {
                         let case = Case {
                             m,
                             n,
@@ -401,7 +423,7 @@ fn fused_epilogue_matches_bias_fill_then_relu_bit_for_bit() {
                 for (bias_on, relu_too) in [(BiasOn::Rows, true), (BiasOn::Columns, false)] {
                     let len = if bias_on == BiasOn::Rows { m } else { n };
                     let bias: Vec<f32> = (0..len).map(|_| rng.random_range(-4.0..4.0)).collect();
-                    for route in routes() {
+                    for route in routes_with_dot(kernel, n, k, Layout::RowMajor) {
                         let plan = Plan {
                             route,
                             threads: Some(1 + count % 2),
@@ -830,6 +852,60 @@ fn big_case(m: usize, k: usize, n: usize, ta: bool, tb: bool, seed: u64) -> (Mat
     )
 }
 
+/// The dot route gives each row of C the same bits whatever the rows
+/// around it (in a full tile or alone), B's layout or the thread count;
+/// and the logits' shape takes it by itself wherever a kernel has it.
+#[test]
+fn dot_rows_do_not_depend_on_their_neighbours_b_layout_or_threads() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for kernel in kernels() {
+        let kern = MicroKernel::new(kernel).unwrap();
+        let mut widths = 0;
+        for n in 1..=16 {
+            let Some((rows, _)) = kern.dot_shape(n) else {
+                continue;
+            };
+            widths += 1;
+            let (m, k) = (2 * rows + 1, 8 * kern.lanes + 3);
+            let a = Mat::random(m, k, Layout::RowMajor, &mut rng);
+            let b = Mat::random(k, n, Layout::ColMajor, &mut rng);
+            let bits = |a: MatRef<'_>, b: &Mat, threads: usize| {
+                let mut c = Mat::new(a.rows, n, Layout::RowMajor, f32::NAN);
+                let plan = Plan {
+                    route: Some(Route::Dot),
+                    threads: Some(threads),
+                };
+                let par = Parallelism::Sequential;
+                let none = Epilogue::NONE;
+                let report = run(&kern, 1.0, a, b.view(), 0.0, c.view_mut(), none, par, plan);
+                assert_eq!(report.route, Route::Dot);
+                c.data.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+            };
+            let whole = bits(a.view(), &b, 1);
+            assert_eq!(whole, bits(a.view(), &b.laid_out(Layout::RowMajor), 2));
+            assert_eq!(whole, bits(a.view(), &b.laid_out(Layout::Gapped), 3));
+            for i in 0..m {
+                let alone = bits(a.view().block(i, 0, 1, k), &b, 1);
+                assert_eq!(
+                    alone,
+                    whole[i * n..(i + 1) * n],
+                    "{kernel:?} n {n}, row {i}"
+                );
+            }
+        }
+        let (a, b) = big_case(128, 512, 10, false, true, 4);
+        let mut c = Mat::new(128, 10, Layout::RowMajor, 0.0);
+        let par = Parallelism::Sequential;
+        let report = gemm_with_kernel(kernel, 1.0, a.view(), b.view(), 0.0, c.view_mut(), par);
+        if widths > 0 {
+            assert_eq!(report.route, Route::Dot, "{kernel:?}");
+            assert!(widths >= 12, "{kernel:?}: dot kernels for {widths} widths");
+        } else {
+            assert_ne!(report.route, Route::Dot, "{kernel:?}");
+        }
+    }
+}
+
 #[test]
 fn threads_are_bit_identical() {
     for kernel in kernels() {
@@ -845,6 +921,10 @@ fn threads_are_bit_identical() {
             (m_own, 40, n_many, false, false),
             (301, 263, 290, false, false),
             (128, 300, 10, false, true),
+            // The dot route, row tiles shared out (B as a Linear's Wᵀ, and
+            // row-major with a K tail).
+            (4096, 600, 10, false, true),
+            (3000, 517, 9, false, false),
             (60, 530, 500, true, false),
             // Rows in one A block, many panels: A shared, a task per panel.
             (100, 200, 1000, false, true),

@@ -1,12 +1,14 @@
 //! AVX2 + FMA: 8-lane `__m256` vectors, a 6×16 register tile.
 
 use std::arch::x86_64::{
-    __m256, __m256i, _mm256_add_ps, _mm256_blendv_ps, _mm256_cmp_ps, _mm256_cmpgt_epi32,
-    _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_maskload_ps, _mm256_maskstore_ps,
-    _mm256_mul_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
-    _CMP_GT_OQ,
+    __m256, __m256i, _mm256_add_ps, _mm256_blendv_ps, _mm256_castsi256_si128, _mm256_cmp_ps,
+    _mm256_cmpgt_epi32, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_maskload_ps,
+    _mm256_maskstore_ps, _mm256_mul_ps, _mm256_permute2f128_ps, _mm256_permutevar8x32_ps,
+    _mm256_set1_epi32, _mm256_set1_ps, _mm256_set_m128, _mm256_setzero_ps, _mm256_shuffle_ps,
+    _mm256_storeu_ps, _mm_loadu_ps, _mm_maskload_ps, _CMP_GT_OQ,
 };
 
+use super::dot::{dot_body, entry, Dot, DotTile, FoldLanes};
 use super::{fma_chains, tile_body, tile_body_packing_b, Edge, MicroKernel, Simd, Tile};
 use crate::gemm::Kernel;
 
@@ -72,6 +74,59 @@ unsafe impl Simd for __m256 {
     }
 }
 
+// SAFETY: as for `Simd` above.
+unsafe impl FoldLanes for __m256 {
+    const LEVELS: usize = 3;
+    #[inline(always)]
+    unsafe fn load_twice(p: *const f32) -> Self {
+        // SAFETY: AVX is available and `p` has 4 valid floats (trait contract).
+        unsafe {
+            let half = _mm_loadu_ps(p);
+            _mm256_set_m128(half, half)
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_first_twice(p: *const f32, n: usize) -> Self {
+        // SAFETY: AVX is available; only the first `n < 4` floats are read
+        // (masked), and they are valid (trait contract).
+        unsafe {
+            let half = _mm_maskload_ps(p, _mm256_castsi256_si128(first_lanes(n)));
+            _mm256_set_m128(half, half)
+        }
+    }
+    #[inline(always)]
+    unsafe fn fold(level: usize, a: Self, b: Self) -> Self {
+        // SAFETY: AVX is available (trait contract). Each level pairs lanes
+        // half as far apart: 128-bit halves (across the two inputs), then
+        // pairs and single lanes inside each half.
+        unsafe {
+            let (low, high) = match level {
+                0 => (
+                    _mm256_permute2f128_ps::<0x20>(a, b),
+                    _mm256_permute2f128_ps::<0x31>(a, b),
+                ),
+                1 => (
+                    _mm256_shuffle_ps::<0x44>(a, b),
+                    _mm256_shuffle_ps::<0xEE>(a, b),
+                ),
+                _ => (
+                    _mm256_shuffle_ps::<0x88>(a, b),
+                    _mm256_shuffle_ps::<0xDD>(a, b),
+                ),
+            };
+            _mm256_add_ps(low, high)
+        }
+    }
+    #[inline(always)]
+    unsafe fn in_input_order(self) -> Self {
+        // The last two folds interleave within 128-bit halves: input
+        // `h + 2i` comes out in lane `4h + i`.
+        const FROM: [i32; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
+        // SAFETY: AVX2 is available (trait contract); FROM has 8 ints.
+        unsafe { _mm256_permutevar8x32_ps(self, _mm256_loadu_si256(FROM.as_ptr().cast())) }
+    }
+}
+
 /// The mask of lanes `0..n` (`n < 8`): lane `i` is all ones when `i < n`.
 #[inline(always)]
 unsafe fn first_lanes(n: usize) -> __m256i {
@@ -123,6 +178,52 @@ unsafe fn packing_b(t: &Tile, b_copy: *mut f32) {
     unsafe { tile_body_packing_b::<__m256, MR, NV>(t, t.a_rs, t.a_cs, b_copy) }
 }
 
+/// The dot kernel: `R` rows by `NV` vectors of `G` columns.
+///
+/// # Safety
+/// AVX2 and FMA are available; `t` satisfies [`dot_body`]'s contract.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot<const R: usize, const NV: usize, const G: usize>(t: &DotTile) {
+    // SAFETY: features enabled on this function; contract forwarded.
+    unsafe { dot_body::<__m256, R, NV, G>(t) }
+}
+
+/// The dot kernel for the logits' width (9 or 10 columns: 2 rows by 5
+/// vectors of 2 columns), named so that `kernel_check` finds its loop.
+///
+/// # Safety
+/// AVX2 and FMA are available; `t` satisfies [`dot_body`]'s contract.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_n10(t: &DotTile) {
+    // SAFETY: features enabled on this function; contract forwarded.
+    unsafe { dot_body::<__m256, 2, 5, 2>(t) }
+}
+
+/// The dot kernel for `NV` vectors of `G` columns: `R` rows a tile, as
+/// many as fit the 16 ymm registers with room for each row's A vector and
+/// a B vector (`R·(NV + 1) ≤ 14`, at most 4).
+const fn dot_width<const NV: usize, const G: usize, const R: usize>() -> Dot {
+    entry(R, G, dot::<R, NV, G>, dot::<1, NV, G>)
+}
+
+/// The dot kernels for B 1 to 12 columns wide (entry `n - 1`; two columns
+/// a vector from 2, see `kernel/dot.rs`): up to 12, the 16 lanes of the
+/// 6×16 tile's rows are more than a quarter padding.
+const DOTS: &[Dot] = &[
+    dot_width::<1, 1, 4>(),
+    dot_width::<1, 2, 4>(),
+    dot_width::<2, 2, 4>(),
+    dot_width::<2, 2, 4>(),
+    dot_width::<3, 2, 3>(),
+    dot_width::<3, 2, 3>(),
+    dot_width::<4, 2, 2>(),
+    dot_width::<4, 2, 2>(),
+    entry(2, 2, dot_n10, dot::<1, 5, 2>),
+    entry(2, 2, dot_n10, dot::<1, 5, 2>),
+    dot_width::<6, 2, 2>(),
+    dot_width::<6, 2, 2>(),
+];
+
 /// An edge tile of `R` rows by `V` vectors.
 const fn edge<const R: usize, const V: usize>() -> Edge {
     Edge {
@@ -159,6 +260,7 @@ pub(super) fn kernel() -> Option<MicroKernel> {
         packing_b,
         a_in_place: false,
         edges: EDGES,
+        dots: DOTS,
         fma_loop,
         fma_flops: FMA_CHAINS * 8 * 2, // 8 lanes, 2 flops per FMA
     })

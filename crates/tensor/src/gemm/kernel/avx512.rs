@@ -12,11 +12,14 @@
 //!   `{1to16}` memory operand and the FP pipes only run FMAs.
 
 use std::arch::x86_64::{
-    __m512, _mm512_add_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_loadu_ps,
-    _mm512_mask_blend_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
-    _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps, _CMP_GT_OQ,
+    __m512, _mm256_loadu_pd, _mm512_add_ps, _mm512_broadcast_f64x4, _mm512_castpd_ps,
+    _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_blend_ps,
+    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps, _mm512_permutexvar_ps,
+    _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps, _mm512_storeu_ps,
+    _CMP_GT_OQ,
 };
 
+use super::dot::{dot_body, entry, Dot, DotTile, FoldLanes};
 use super::{fma_chains, tile_body, tile_body_packing_b, Edge, MicroKernel, Simd, Tile};
 use crate::gemm::Kernel;
 
@@ -82,6 +85,62 @@ unsafe impl Simd for __m512 {
     }
 }
 
+// SAFETY: as for `Simd` above.
+unsafe impl FoldLanes for __m512 {
+    const LEVELS: usize = 4;
+    #[inline(always)]
+    unsafe fn load_twice(p: *const f32) -> Self {
+        // SAFETY: AVX-512F is available and `p` has 8 valid floats (trait
+        // contract); read as 4 doubles, repeated bit for bit.
+        unsafe { _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd(p.cast()))) }
+    }
+    #[inline(always)]
+    unsafe fn load_first_twice(p: *const f32, n: usize) -> Self {
+        // SAFETY: AVX-512F is available; only the first `n < 8` floats are
+        // read (masked), and they are valid (trait contract).
+        unsafe {
+            let low = _mm512_maskz_loadu_ps(first_lanes(n), p);
+            _mm512_shuffle_f32x4::<0x44>(low, low)
+        }
+    }
+    #[inline(always)]
+    unsafe fn fold(level: usize, a: Self, b: Self) -> Self {
+        // SAFETY: AVX-512F is available (trait contract). Each level pairs
+        // lanes half as far apart: 256-bit halves, 128-bit quarters (both
+        // across the two inputs), then pairs and single lanes inside each
+        // 128-bit quarter.
+        unsafe {
+            let (low, high) = match level {
+                0 => (
+                    _mm512_shuffle_f32x4::<0x44>(a, b),
+                    _mm512_shuffle_f32x4::<0xEE>(a, b),
+                ),
+                1 => (
+                    _mm512_shuffle_f32x4::<0x88>(a, b),
+                    _mm512_shuffle_f32x4::<0xDD>(a, b),
+                ),
+                2 => (
+                    _mm512_shuffle_ps::<0x44>(a, b),
+                    _mm512_shuffle_ps::<0xEE>(a, b),
+                ),
+                _ => (
+                    _mm512_shuffle_ps::<0x88>(a, b),
+                    _mm512_shuffle_ps::<0xDD>(a, b),
+                ),
+            };
+            _mm512_add_ps(low, high)
+        }
+    }
+    #[inline(always)]
+    unsafe fn in_input_order(self) -> Self {
+        // The last two folds interleave within 128-bit quarters: input
+        // `q + 4i` comes out in lane `4q + i`.
+        const FROM: [i32; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+        // SAFETY: AVX-512F is available (trait contract); FROM has 16 ints.
+        unsafe { _mm512_permutexvar_ps(_mm512_loadu_si512(FROM.as_ptr().cast()), self) }
+    }
+}
+
 /// The mask of lanes `0..n` (`n < 16`).
 #[inline(always)]
 fn first_lanes(n: usize) -> u16 {
@@ -110,6 +169,54 @@ unsafe fn packing_b<const MR: usize, const NV: usize>(t: &Tile, b_copy: *mut f32
     // SAFETY: features enabled on this function; contract forwarded.
     unsafe { tile_body_packing_b::<__m512, MR, NV>(t, t.a_rs, t.a_cs, b_copy) }
 }
+
+/// The dot kernel: `R` rows by `NV` vectors of `G` columns.
+///
+/// # Safety
+/// AVX-512F is available; `t` satisfies [`dot_body`]'s contract.
+#[target_feature(enable = "avx512f")]
+unsafe fn dot<const R: usize, const NV: usize, const G: usize>(t: &DotTile) {
+    // SAFETY: features enabled on this function; contract forwarded.
+    unsafe { dot_body::<__m512, R, NV, G>(t) }
+}
+
+/// The dot kernel for the logits' width (9 or 10 columns: 4 rows by 5
+/// vectors of 2 columns), named so that `kernel_check` finds its loop.
+///
+/// # Safety
+/// AVX-512F is available; `t` satisfies [`dot_body`]'s contract.
+#[target_feature(enable = "avx512f")]
+unsafe fn dot_n10(t: &DotTile) {
+    // SAFETY: features enabled on this function; contract forwarded.
+    unsafe { dot_body::<__m512, 4, 5, 2>(t) }
+}
+
+/// The dot kernel for `NV` vectors of `G` columns: `R` rows a tile, as
+/// many as fit the 32 zmm registers with room for each row's A vector and
+/// a B vector (`R·(NV + 1) ≤ 30`, at most 8).
+const fn dot_width<const NV: usize, const G: usize, const R: usize>() -> Dot {
+    entry(R, G, dot::<R, NV, G>, dot::<1, NV, G>)
+}
+
+/// The dot kernels for B 1 to 15 columns wide (entry `n - 1`): two columns
+/// a vector from 2 (see `kernel/dot.rs`).
+const DOTS: &[Dot] = &[
+    dot_width::<1, 1, 8>(),
+    dot_width::<1, 2, 8>(),
+    dot_width::<2, 2, 8>(),
+    dot_width::<2, 2, 8>(),
+    dot_width::<3, 2, 7>(),
+    dot_width::<3, 2, 7>(),
+    dot_width::<4, 2, 6>(),
+    dot_width::<4, 2, 6>(),
+    entry(4, 2, dot_n10, dot::<1, 5, 2>),
+    entry(4, 2, dot_n10, dot::<1, 5, 2>),
+    dot_width::<6, 2, 4>(),
+    dot_width::<6, 2, 4>(),
+    dot_width::<7, 2, 3>(),
+    dot_width::<7, 2, 3>(),
+    dot_width::<8, 2, 3>(),
+];
 
 /// Independent FMA chains in the peak probe: two ports × 4-cycle latency
 /// needs 8; 24 leaves room to spare.
@@ -185,6 +292,7 @@ pub(super) mod intel {
             a_in_place: true,
             // Smallest first: narrow column panels, then short row panels.
             edges: EDGES,
+            dots: DOTS,
             fma_loop,
             fma_flops: FMA_CHAINS * 16 * 2, // 16 lanes, 2 flops per FMA
         })
@@ -233,6 +341,7 @@ pub(super) mod zen {
             packing_b: packing_b::<MR, NV>,
             a_in_place: true,
             edges: EDGES,
+            dots: DOTS,
             fma_loop,
             fma_flops: FMA_CHAINS * 16 * 2, // 16 lanes, 2 flops per FMA
         })

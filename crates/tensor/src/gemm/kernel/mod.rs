@@ -22,7 +22,10 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub(crate) mod dot;
 mod scalar;
+
+use dot::{Dot, DotTile};
 
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
@@ -173,6 +176,9 @@ pub(crate) struct MicroKernel {
     /// Smaller tiles for the ragged last row or column panel: the smallest
     /// that covers the live corner runs, so few FMAs go to padding.
     edges: &'static [Edge],
+    /// The dot kernels ([`dot`]) for B 1, 2, … columns wide, where they
+    /// beat the rank-1 tiles' padded lanes; empty for the scalar kernel.
+    dots: &'static [Dot],
     /// `iters` rounds of independent FMAs, to measure the machine's peak.
     fma_loop: unsafe fn(usize) -> f32,
     /// Flops per round of `fma_loop`.
@@ -279,6 +285,38 @@ impl MicroKernel {
             .step_by(self.lanes)
             .all(|cols| self.edge_for(h, cols).is_some_and(|e| e.rows == h));
         (h > r && exact).then_some(h)
+    }
+
+    /// The rows of C per tile of the dot kernel for a B `n` columns wide,
+    /// and the columns of B per packed vector ([`dot::pack_b`]'s `g`), if
+    /// this kernel has one ([`dot`]).
+    pub fn dot_shape(&self, n: usize) -> Option<(usize, usize)> {
+        self.dot_for(n).map(|d| (d.rows, d.columns_per_vector))
+    }
+
+    fn dot_for(&self, n: usize) -> Option<&Dot> {
+        n.checked_sub(1).and_then(|i| self.dots.get(i))
+    }
+
+    /// Runs the dot kernel on `t.m` rows of C by all `t.n` columns: the
+    /// full tile when `t.m` is [`MicroKernel::dot_rows`], the one-row tile
+    /// for one row.
+    ///
+    /// # Safety
+    /// `t` satisfies [`DotTile`]'s contract (B packed for
+    /// [`MicroKernel::dot_shape`]), with `1 ≤ t.m ≤` its rows.
+    ///
+    /// # Panics
+    /// If this kernel has no dot kernel `t.n` wide.
+    #[inline]
+    pub unsafe fn dot(&self, t: &DotTile) {
+        let dot = self
+            .dot_for(t.n)
+            .unwrap_or_else(|| panic!("no dot kernel {} columns wide", t.n));
+        debug_assert!(t.m >= 1 && t.m <= dot.rows);
+        let run = if t.m == 1 { dot.run_one } else { dot.run };
+        // SAFETY: `self` exists, so the ISA was detected; contract forwarded.
+        unsafe { run(t) }
     }
 
     /// The fewest rows any of its tiles has: a last row panel is rounded up

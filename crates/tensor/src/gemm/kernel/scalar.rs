@@ -96,6 +96,8 @@ pub(super) fn kernel() -> MicroKernel {
             cols: NV,
             run: short2,
         }],
+        // Lanes along K need more than one lane.
+        dots: &[],
         fma_loop,
         fma_flops: FMA_CHAINS * 2, // one lane, mul + add
     }
