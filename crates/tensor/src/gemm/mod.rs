@@ -545,38 +545,16 @@ fn run(
         None if dot::fits(kern, &b.t(), &a.t()) => Some(true),
         None => None,
     };
-    if let Some(transposed) = dot_as {
-        let (a, b, c, epilogue) = if transposed {
-            (b.t(), a.t(), c.t(), epilogue.t())
-        } else {
-            (a, b, c, epilogue)
-        };
-        let product = Product {
-            alpha,
-            a,
-            b,
-            beta,
-            epilogue,
-            c: COut {
-                ptr: c.data.as_mut_ptr(),
-                rs: c.row_stride,
-                cs: c.col_stride,
-            },
-        };
-        report.route = Route::Dot;
-        report.transposed = transposed;
-        report.tiles = dot::run(kern, &product, report.threads);
-        return report;
-    }
-    if scratch_ct_pays(kern, &a, &b, beta, &c, report.threads, plan) {
+    if dot_as.is_none() && scratch_ct_pays(kern, &a, &b, beta, &c, report.threads, plan) {
         report.transposed = true;
         report.route = Route::Packed;
         report.tiles = via_scratch_ct(kern, alpha, a, b, beta, c, epilogue);
         return report;
     }
-    // Cᵀ = BᵀAᵀ when that suits C's layout or costs less work.
-    let (a, b, c, epilogue) = if transpose_pays(kern, &a, &b, &c, report.threads) {
-        report.transposed = true;
+    // Cᵀ = BᵀAᵀ when the dot kernel runs that way, or when that suits C's
+    // layout or costs less work.
+    report.transposed = dot_as.unwrap_or_else(|| transpose_pays(kern, &a, &b, &c, report.threads));
+    let (a, b, c, epilogue) = if report.transposed {
         (b.t(), a.t(), c.t(), epilogue.t())
     } else {
         (a, b, c, epilogue)
@@ -593,6 +571,11 @@ fn run(
             cs: c.col_stride,
         },
     };
+    if dot_as.is_some() {
+        report.route = Route::Dot;
+        report.tiles = dot::run(kern, &product, report.threads);
+        return report;
+    }
     let small = report.threads == 1 && small::fits(a.rows, b.cols, a.cols);
     if plan.route.map_or(small, |r| r == Route::Small) {
         report.route = Route::Small;
