@@ -7,7 +7,7 @@
 //! computes it, so the bits do not depend on the thread count.
 
 use super::kernel::dot::{pack_b, packed_b_len, DotTile};
-use super::kernel::MicroKernel;
+use super::kernel::{MicroKernel, Output};
 use super::loops::Product;
 use super::pack::{self, with_buf, A_BUF, B_BUF};
 use super::{tasks, MatRef};
@@ -20,9 +20,10 @@ const MIN_K_VECTORS: usize = 8;
 /// must stay in L1.
 const MAX_B_FLOATS: usize = 8192;
 
-/// A B whose columns are not contiguous is copied only for at least this
-/// many rows of A per vector lane: the copy must be small beside the product.
-const MIN_ROWS_PER_LANE_TO_COPY_B: usize = 2;
+/// A B whose columns are not contiguous must be transposed into the
+/// packing, which pays only for at least this many rows of A per vector
+/// lane: the transposition must be small beside the product.
+const MIN_ROWS_PER_LANE_TO_TRANSPOSE_B: usize = 2;
 
 /// Whether the dot kernel can run `A·B` on `kern` at all: it has one as
 /// wide as B, and A's rows are contiguous (read in place).
@@ -37,7 +38,7 @@ pub(crate) fn fits(kern: &MicroKernel, a: &MatRef<'_>, b: &MatRef<'_>) -> bool {
     can_run(kern, a, b)
         && k >= MIN_K_VECTORS * kern.lanes
         && n * k <= MAX_B_FLOATS
-        && (b.row_stride == 1 || m >= MIN_ROWS_PER_LANE_TO_COPY_B * kern.lanes)
+        && (b.row_stride == 1 || m >= MIN_ROWS_PER_LANE_TO_TRANSPOSE_B * kern.lanes)
 }
 
 /// Runs the product (which the dot kernel [`can_run`]) on up to `threads` threads; returns
@@ -74,21 +75,23 @@ pub(crate) fn run(kern: &MicroKernel, p: &Product<'_>, threads: usize) -> usize 
                 n,
                 // SAFETY: row i < m of A's view is inside its slice.
                 a: unsafe { p.a.data.as_ptr().add(i * p.a.row_stride) },
-                // (With k = 1 its one column is contiguous whatever the stride.)
                 a_rs: p.a.row_stride,
                 b: packed.as_ptr(),
-                // SAFETY: row i < m of C's view is inside it.
-                c: unsafe { p.c.ptr.add(i * p.c.rs) },
-                c_rs: p.c.rs,
-                c_cs: p.c.cs,
                 m: live,
-                alpha: p.alpha,
-                beta: p.beta,
-                bias,
-                bias_rows,
-                relu: p.epilogue.relu,
+                out: Output {
+                    // SAFETY: row i < m of C's view is inside it.
+                    c: unsafe { p.c.ptr.add(i * p.c.rs) },
+                    c_rs: p.c.rs,
+                    c_cs: p.c.cs,
+                    alpha: p.alpha,
+                    beta: p.beta,
+                    bias,
+                    bias_rows,
+                    relu: p.epilogue.relu,
+                },
             };
-            // SAFETY: rows i .. i + live of A (contiguous along K, `can_run`) and
+            // SAFETY: rows i .. i + live of A (contiguous along K, `can_run`;
+            // with k = 1 its one column is, whatever the stride) and
             // of C are inside their views, B is packed for this k, n and
             // kernel, and the bias has one value per row or column of C
             // (checked by the caller). Tasks write disjoint rows of C.

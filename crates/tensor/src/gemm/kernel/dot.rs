@@ -26,7 +26,7 @@
 //! whatever the thread count or the rows around it, so results stay
 //! bit-identical.
 
-use super::{relu, Simd};
+use super::{Output, Simd};
 
 /// What the dot kernel needs beyond [`Simd`]: repeating a part of a vector
 /// across it, and folding lanes.
@@ -52,7 +52,8 @@ pub(crate) unsafe trait FoldLanes: Simd {
     unsafe fn in_input_order(self) -> Self;
 }
 
-/// One call of the dot kernel: `m ≤ R` rows of C, all `n` columns.
+/// One call of the dot kernel: `m ≤ R` rows of C, all `n` columns,
+/// written by the rank-1 tiles' [`Output::write_vector`].
 ///
 /// The contract: A's `m` rows each have `k` readable floats, B is packed
 /// ([`pack_b`] for this `k`, `n` and kernel), C's `m × n` corner is valid
@@ -68,19 +69,11 @@ pub(crate) struct DotTile {
     pub a_rs: usize,
     /// B packed by [`pack_b`].
     pub b: *const f32,
-    /// C's element `(i, j)` at `c + i·c_rs + j·c_cs`.
-    pub c: *mut f32,
-    pub c_rs: usize,
-    pub c_cs: usize,
     /// Live rows (≤ R; the kernel reads only these rows of A).
     pub m: usize,
-    pub alpha: f32,
-    pub beta: f32,
-    /// As [`super::Tile::bias`]: null, or offset to the tile's first row
-    /// (`bias_rows`) or to column 0.
-    pub bias: *const f32,
-    pub bias_rows: bool,
-    pub relu: bool,
+    /// C at the tile's row 0, column 0, and the epilogue (a row bias offset
+    /// to the tile's first row).
+    pub out: Output,
 }
 
 /// A dot-kernel entry point.
@@ -153,13 +146,15 @@ pub(crate) unsafe fn dot_body<V: FoldLanes, const R: usize, const NV: usize, con
         // bounds (as a loop over the two, LLVM copied `acc` with `memcpy`).
         let per_sum = V::LANES / G;
         debug_assert!(NV <= 2 * per_sum);
+        let out = t.out;
         for i in 0..t.m.min(R) {
             let row = &*rows_of_sums.add(i);
             let sums = sum_lanes::<V, NV, G>(row, 0);
-            write_sums::<V>(t, i, 0, t.n.min(V::LANES), sums);
+            out.write_vector::<V>(i, 0, t.n.min(V::LANES), sums);
             if NV > per_sum {
+                // NV vectors of G columns hold more than LANES: t.n > LANES.
                 let sums = sum_lanes::<V, NV, G>(row, per_sum);
-                write_sums::<V>(t, i, V::LANES, t.n - V::LANES, sums);
+                out.write_vector::<V>(i, V::LANES, t.n - V::LANES, sums);
             }
         }
     }
@@ -240,70 +235,6 @@ pub(crate) unsafe fn sum_lanes<V: FoldLanes, const NV: usize, const G: usize>(
             count = next;
         }
         x[0].in_input_order()
-    }
-}
-
-/// `C ← α·sums + β·C` on row `i`, the `n ≤ LANES` columns from `first`,
-/// then the epilogue (`+ bias`, ReLU), with the arithmetic of the rank-1
-/// tiles' write-back; β = 0 never reads C.
-///
-/// # Safety
-/// As [`dot_body`]: row `i < t.m` of C (and the bias) is valid, and
-/// columns `first .. first + n` are live.
-#[inline(always)]
-unsafe fn write_sums<V: Simd>(t: &DotTile, i: usize, first: usize, n: usize, sums: V) {
-    debug_assert!(n <= V::LANES);
-    if n == 0 {
-        return;
-    }
-    // SAFETY: the caller's contract; every access is to row i, columns
-    // first + j for j < n, of C or the bias.
-    unsafe {
-        let p = t.c.add(i * t.c_rs + first * t.c_cs);
-        if t.c_cs == 1 {
-            let mut r = sums.mul(V::splat(t.alpha));
-            if t.beta != 0.0 {
-                let c = if n == V::LANES {
-                    V::load(p)
-                } else {
-                    V::load_first(p, n)
-                };
-                r = r.add(c.mul(V::splat(t.beta)));
-            }
-            if !t.bias.is_null() {
-                let bias = if t.bias_rows {
-                    V::splat(*t.bias.add(i))
-                } else if n == V::LANES {
-                    V::load(t.bias.add(first))
-                } else {
-                    V::load_first(t.bias.add(first), n)
-                };
-                r = r.add(bias);
-            }
-            if t.relu {
-                r = r.relu();
-            }
-            if n == V::LANES {
-                r.store(p);
-            } else {
-                r.store_first(p, n);
-            }
-            return;
-        }
-        let mut lanes = [0.0f32; 16];
-        sums.store(lanes.as_mut_ptr());
-        // `take`, not a slice: no bounds check, so no panic path in the kernel.
-        for (j, &x) in lanes.iter().take(n).enumerate() {
-            let q = p.add(j * t.c_cs);
-            let mut e = x * t.alpha;
-            if t.beta != 0.0 {
-                e += *q * t.beta;
-            }
-            if !t.bias.is_null() {
-                e += *t.bias.add(if t.bias_rows { i } else { first + j });
-            }
-            *q = if t.relu { relu(e) } else { e };
-        }
     }
 }
 

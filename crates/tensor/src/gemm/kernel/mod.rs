@@ -104,12 +104,44 @@ pub(crate) struct Tile {
 }
 
 impl Tile {
+    /// Where this tile writes and what it applies on the way.
+    #[inline(always)]
+    fn output(&self) -> Output {
+        Output {
+            c: self.c,
+            c_rs: self.c_rs,
+            c_cs: self.c_cs,
+            alpha: self.alpha,
+            beta: self.beta,
+            bias: self.bias,
+            bias_rows: self.bias_rows,
+            relu: self.relu,
+        }
+    }
+}
+
+/// What a write-back needs of a tile: C's place and strides, and the
+/// epilogue, as [`Tile`]'s fields of the same names say (a [`DotTile`]
+/// holds one).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Output {
+    pub c: *mut f32,
+    pub c_rs: usize,
+    pub c_cs: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub bias: *const f32,
+    pub bias_rows: bool,
+    pub relu: bool,
+}
+
+impl Output {
     /// The bias for row `i`, or the vector of it for columns `j .. j + LANES`
     /// (the first `live` of them; the others zero).
     ///
     /// # Safety
-    /// `t.bias` is not null and row `i` / columns `j .. j + live` are live;
-    /// the ISA of `V` is available.
+    /// `self.bias` is not null and row `i` / columns `j .. j + live` are
+    /// live; the ISA of `V` is available.
     #[inline(always)]
     unsafe fn bias_vector<V: Simd>(&self, i: usize, j: usize, live: usize) -> V {
         // SAFETY: the bias has one value per live row (or column) of the tile.
@@ -120,6 +152,62 @@ impl Tile {
                 V::load(self.bias.add(j))
             } else {
                 V::load_first(self.bias.add(j), live)
+            }
+        }
+    }
+
+    /// `C ← α·x + β·C` on row `i`, the `1 ≤ live ≤ LANES` columns from
+    /// `first`, then the epilogue (`+ bias`, ReLU); β = 0 never reads C.
+    /// Vector loads and stores for a row-major C (masked for a ragged
+    /// vector); element by element, with the same arithmetic, for any
+    /// other C, so the result does not depend on C's layout.
+    ///
+    /// # Safety
+    /// The ISA of `V` is available; row `i`, columns `first .. first +
+    /// live` of C (and the bias for them) are valid.
+    #[inline(always)]
+    unsafe fn write_vector<V: Simd>(&self, i: usize, first: usize, live: usize, x: V) {
+        debug_assert!(live >= 1 && live <= V::LANES);
+        // SAFETY: the caller's contract; every access is to row i, columns
+        // first + j for j < live, of C or the bias.
+        unsafe {
+            let p = self.c.add(i * self.c_rs + first * self.c_cs);
+            if self.c_cs == 1 {
+                let mut r = x.mul(V::splat(self.alpha));
+                if self.beta != 0.0 {
+                    let c = if live == V::LANES {
+                        V::load(p)
+                    } else {
+                        V::load_first(p, live)
+                    };
+                    r = r.add(c.mul(V::splat(self.beta)));
+                }
+                if !self.bias.is_null() {
+                    r = r.add(self.bias_vector::<V>(i, first, live));
+                }
+                if self.relu {
+                    r = r.relu();
+                }
+                if live == V::LANES {
+                    r.store(p);
+                } else {
+                    r.store_first(p, live);
+                }
+                return;
+            }
+            let mut lanes = [0.0f32; 16];
+            x.store(lanes.as_mut_ptr());
+            // `take`, not a slice: no bounds check, so no panic path in a kernel.
+            for (j, &x) in lanes.iter().take(live).enumerate() {
+                let q = p.add(j * self.c_cs);
+                let mut e = x * self.alpha;
+                if self.beta != 0.0 {
+                    e += *q * self.beta;
+                }
+                if !self.bias.is_null() {
+                    e += *self.bias.add(if self.bias_rows { i } else { first + j });
+                }
+                *q = if self.relu { relu(e) } else { e };
             }
         }
     }
@@ -606,55 +694,19 @@ unsafe fn write_back<V: Simd, const MR: usize, const NV: usize>(t: &Tile, acc: &
     }
     // SAFETY: the caller guarantees the ISA and that the live m × n corner of
     // C (strides c_rs, c_cs) is valid for reads and writes, as is the bias
-    // for it; every access below stays inside it (row i < m, columns
-    // first + j < n), and reads only slots written above.
+    // for it; every vector written is inside it (row i < m, columns
+    // first .. first + live ≤ n), and reads only slots written above.
     unsafe {
-        let alpha = V::splat(t.alpha);
-        let beta = V::splat(t.beta);
+        let out = t.output();
         for i in 0..t.m.min(MR) {
             for v in 0..NV {
                 let first = v * V::LANES;
                 if first >= t.n {
                     break;
                 }
-                let lanes =
-                    std::slice::from_raw_parts(cells.add(i * NV + v).cast::<f32>(), V::LANES);
                 let live = (t.n - first).min(V::LANES);
-                let p = t.c.add(i * t.c_rs + first * t.c_cs);
-                if t.c_cs == 1 {
-                    let mut r = V::load(lanes.as_ptr()).mul(alpha);
-                    if t.beta != 0.0 {
-                        let c = if live == V::LANES {
-                            V::load(p)
-                        } else {
-                            V::load_first(p, live)
-                        };
-                        r = r.add(c.mul(beta));
-                    }
-                    if !t.bias.is_null() {
-                        r = r.add(t.bias_vector::<V>(i, first, live));
-                    }
-                    if t.relu {
-                        r = r.relu();
-                    }
-                    if live == V::LANES {
-                        r.store(p);
-                    } else {
-                        r.store_first(p, live);
-                    }
-                } else {
-                    for (j, &x) in lanes[..live].iter().enumerate() {
-                        let q = p.add(j * t.c_cs);
-                        let mut e = x * t.alpha;
-                        if t.beta != 0.0 {
-                            e += *q * t.beta;
-                        }
-                        if !t.bias.is_null() {
-                            e += *t.bias.add(if t.bias_rows { i } else { first + j });
-                        }
-                        *q = if t.relu { relu(e) } else { e };
-                    }
-                }
+                let x = V::load(cells.add(i * NV + v).cast::<f32>());
+                out.write_vector::<V>(i, first, live, x);
             }
         }
     }
@@ -683,6 +735,7 @@ unsafe fn write_full_tile<V: Simd, const MR: usize, const NV: usize>(
     // `t.c` (rows `c_rs` apart, columns contiguous) is valid, as is the
     // bias for it.
     unsafe {
+        let out = t.output();
         let mut r = *acc;
         let at = |i: usize, v: usize| t.c.add(i * t.c_rs + v * V::LANES);
         if t.alpha != 1.0 {
@@ -710,7 +763,7 @@ unsafe fn write_full_tile<V: Simd, const MR: usize, const NV: usize>(
         if !t.bias.is_null() {
             for (i, row) in r.iter_mut().enumerate() {
                 for (v, cell) in row.iter_mut().enumerate() {
-                    *cell = cell.add(t.bias_vector::<V>(i, v * V::LANES, V::LANES));
+                    *cell = cell.add(out.bias_vector::<V>(i, v * V::LANES, V::LANES));
                 }
             }
         }
